@@ -1,0 +1,21 @@
+import oclif from 'eslint-config-oclif'
+import prettier from 'eslint-config-prettier'
+
+export default [
+  {ignores: ['**/dist/**', 'native/build/**', 'test/.state/**', 'coverage/**']},
+  ...oclif,
+  prettier,
+  {
+    rules: {
+      // streams and engine replies are naturally handled with classes and callbacks
+      'n/no-unsupported-features/node-builtins': 'off',
+      'no-await-in-loop': 'off',
+      'unicorn/no-array-reduce': 'off',
+      'unicorn/prefer-event-target': 'off',
+      'perfectionist/sort-classes': 'off',
+      'perfectionist/sort-objects': 'off',
+      'perfectionist/sort-object-types': 'off',
+      'perfectionist/sort-interfaces': 'off',
+    },
+  },
+]

@@ -1,0 +1,54 @@
+import type {IncomingMessage} from 'node:http'
+import type {Readable} from 'node:stream'
+
+/** A request to the Docker Engine API. `path` is unversioned (`/images/json`); the client adds `/vX.Y`. */
+export interface EngineRequest {
+  /** a JSON value (serialised) or a stream (sent as-is, with backpressure) */
+  body?: Readable | unknown
+  headers?: Record<string, string>
+  method?: 'DELETE' | 'GET' | 'HEAD' | 'POST' | 'PUT'
+  path: string
+  query?: Record<string, boolean | number | string | string[] | undefined>
+  signal?: AbortSignal
+}
+
+/** A message of a streamed (newline-delimited JSON) engine reply, e.g. of `POST /images/load`. */
+export interface EngineMessage {
+  [key: string]: unknown
+  error?: string
+  errorDetail?: {code?: number; message?: string}
+  id?: string
+  progress?: string
+  status?: string
+  stream?: string
+}
+
+/** What `/_ping`, `/version` and `/info` told us about an engine. */
+export interface EngineFacts {
+  apiVersion: string
+  /** where images and containers live on the engine's host */
+  dataRoot: string
+  /** 'containerd' when the engine uses the containerd image store (snapshotter), else 'classic' */
+  imageStore: 'classic' | 'containerd'
+  os: string
+  arch: string
+  /** the storage driver or snapshotter name, e.g. overlay2 or overlayfs */
+  storageDriver: string
+  version: string
+}
+
+/** A thin client of one engine. Errors are EngineError (classified by HTTP status) or UnreachableError. */
+export interface EngineClient {
+  /** the API version negotiated with `/_ping` */
+  readonly apiVersion: string
+  /** which host this engine belongs to, for messages */
+  readonly host: string
+
+  facts(signal?: AbortSignal): Promise<EngineFacts>
+  /** a JSON reply; rejects with EngineError on a non-2xx status */
+  json<T>(request: EngineRequest): Promise<T>
+  /** a streamed NDJSON reply; rejects when a message carries an in-band `error` */
+  messages(request: EngineRequest): AsyncIterable<EngineMessage>
+  /** the raw reply body with backpressure, after the status was checked */
+  stream(request: EngineRequest): Promise<IncomingMessage>
+}

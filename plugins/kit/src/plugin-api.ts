@@ -1,0 +1,143 @@
+/**
+ * The contract between transship's core and its plugins. A plugin owns one recipe section: it gives the
+ * core a SectionProvider through the `transship:sections` hook; the core validates the section with the
+ * provider's schema, asks it to plan, and runs its steps. Core services (engines, logging, progress) reach
+ * the plugin through the contexts passed in, or through the `transship:services` hook for commands.
+ */
+import type {Config} from '@oclif/core'
+import type {ZodType} from 'zod'
+
+import type {EngineClient, EngineFacts} from './engine.js'
+
+export interface Logger {
+  debug(message: string): void
+  info(message: string): void
+  warn(message: string): void
+}
+
+export interface ProgressTask {
+  /** the task ended; `error` set when it failed */
+  done(error?: Error): void
+  /** add `n` units (bytes unless said otherwise) */
+  tick(n: number): void
+  /** set the total once it is known */
+  total(total: number): void
+}
+
+export interface Progress {
+  task(id: string, label: string, total?: number): ProgressTask
+}
+
+export interface HostDescription {
+  /** `local`, or `ssh` for an engine reached over SSH */
+  kind: 'local' | 'ssh'
+  name: string
+  /** where it is, e.g. `unix:///var/run/docker.sock` or `ssh://deploy@edge:22` (never secrets) */
+  target: string
+}
+
+/** The hosts of a run. Connections are opened lazily and reused: one SSH connection per host. */
+export interface Hosts {
+  describe(name: string): HostDescription
+  engine(name: string, signal?: AbortSignal): Promise<EngineClient>
+  facts(name: string, signal?: AbortSignal): Promise<EngineFacts>
+  names(): string[]
+}
+
+export interface RecipeContext {
+  /** absolute directory of the recipe file, to resolve relative paths */
+  dir: string
+  file: string
+  hosts: string[]
+  registries: string[]
+}
+
+export interface PlanContext {
+  hosts: Hosts
+  log: Logger
+  recipe: RecipeContext
+  signal: AbortSignal
+}
+
+export interface RunContext {
+  hosts: Hosts
+  log: Logger
+  progress: Progress
+  signal: AbortSignal
+}
+
+export interface StepOutcome {
+  /** what the step did, one line */
+  summary?: string
+  [key: string]: unknown
+}
+
+/** One unit of work of a plan; runs after the steps it depends on. */
+export interface Step {
+  /** bytes expected to move, when known */
+  bytes?: number
+  dependsOn?: string[]
+  /** facts for --json output (no secrets) */
+  detail?: Record<string, unknown>
+  /** the host the step changes */
+  host: string
+  /** unique within a plan, stable between runs */
+  id: string
+  /** the recipe section that owns the step */
+  section: string
+  /** human-readable, e.g. `tag app:1 as app:latest` */
+  title: string
+  run(context: RunContext): Promise<StepOutcome | void>
+}
+
+/** A name a section refers to, checked by the core against the recipe's hosts or registries. */
+export interface Reference {
+  kind: 'host' | 'registry'
+  name: string
+  /** path inside the section value, e.g. `[0, 'copy', 1]` */
+  path: Array<number | string>
+}
+
+export interface SectionProvider<T = unknown> {
+  /** package name of the plugin, for messages */
+  plugin: string
+  /** the names of hosts and registries the value refers to */
+  references?(value: T): Reference[]
+  /** the schema of the section's value; unknown keys must be errors (use z.strictObject) */
+  schema: ZodType<T>
+  /** the recipe key the plugin owns, e.g. `images` */
+  section: string
+  /** a plan is pure: it reads the world and changes nothing */
+  plan(value: T, context: PlanContext): Promise<Step[]>
+}
+
+/** Core services for plugin commands, obtained with the `transship:services` hook. */
+export interface Services {
+  /** hosts from a recipe file, or ad-hoc ones (`local`, `ssh://user@host[:port]`) when no recipe */
+  openHosts(options: {acceptNewHostKeys?: boolean; hosts?: string[]; recipe?: string}): Promise<Hosts & AsyncDisposable>
+}
+
+declare module '@oclif/core' {
+  interface Hooks {
+    'transship:sections': {
+      options: Record<string, never>
+      return: SectionProvider<any>[]
+    }
+    'transship:services': {
+      options: Record<string, never>
+      return: Services
+    }
+  }
+}
+
+/** The core's services, for a plugin command: `const services = await coreServices(this.config)`. */
+export async function coreServices(config: Config): Promise<Services> {
+  const result = await config.runHook('transship:services', {})
+  const first = result.successes[0]
+  if (!first) {
+    const cause = result.failures[0]?.error
+    throw new Error('the transship core did not provide its services (is the plugin loaded by transship?)', {cause})
+  }
+
+  return first.result
+}
