@@ -1,3 +1,6 @@
+export * from './base-command.js'
 export * from './engine.js'
 export * from './errors.js'
 export * from './plugin-api.js'
+export * from './ui/format.js'
+export * from './ui/progress.js'

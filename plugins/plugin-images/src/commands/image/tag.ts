@@ -1,0 +1,52 @@
+import {Args, Flags} from '@oclif/core'
+import {BaseCommand, coreServices} from '@transship/kit'
+
+import {requireImage, tagImage} from '../../image-store.js'
+import {formatReference, parseReference} from '../../reference.js'
+
+export interface TagResult {
+  host: string
+  image: string
+  tags: string[]
+}
+
+export default class ImageTag extends BaseCommand<typeof ImageTag> {
+  static override args = {
+    source: Args.string({description: 'The image to name.', required: true}),
+    target: Args.string({description: 'New names for it.', required: true}),
+  }
+  static override description = `Give an image more names, on any host: the local engine, a host of a recipe, or
+ssh://user@host[:port]. The new names point at exactly the image the source names now (by ID).`
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> app:1 app:latest registry.example.com/team/app:1',
+    '<%= config.bin %> <%= command.id %> app:1 app:stable --host ssh://deploy@edge.example.com',
+    '<%= config.bin %> <%= command.id %> app:1 app:stable --recipe recipes/fleet.yaml --host edge',
+  ]
+  static override flags = {
+    'accept-new-host-key': Flags.boolean({description: 'Accept and record an SSH host key not yet in known_hosts.'}),
+    host: Flags.string({default: 'local', description: 'Host to tag on: a recipe host, local, or ssh://user@host[:port].'}),
+    recipe: Flags.string({description: 'Recipe whose hosts --host may name.'}),
+  }
+  static override strict = false
+  static override summary = 'Tag an image on a host.'
+
+  async run(): Promise<TagResult> {
+    const {argv} = await this.parse(ImageTag)
+    const [source, ...targets] = argv as string[]
+    const names = targets.map((target) => formatReference(parseReference(target)))
+    const services = await coreServices(this.config)
+    await using hosts = await services.openHosts({
+      acceptNewHostKeys: this.flags['accept-new-host-key'],
+      hosts: [this.flags.host],
+      recipe: this.flags.recipe,
+    })
+    const engine = await hosts.engine(this.flags.host, this.signal)
+    const image = await requireImage(engine, source!, this.signal)
+    for (const target of targets) {
+      await tagImage(engine, image.Id, target, this.signal)
+    }
+
+    this.log(`${this.flags.host}: ${names.join(', ')} → ${source} (${image.Id.slice(0, 19)})`)
+    return {host: this.flags.host, image: image.Id, tags: names}
+  }
+}

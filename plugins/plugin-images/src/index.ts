@@ -1,0 +1,3 @@
+export * from './image-store.js'
+export * from './reference.js'
+export {imagesSection} from './section.js'

@@ -1,0 +1,216 @@
+import type {EngineClient, EngineFacts, EngineMessage, EngineRequest} from '@transship/kit'
+
+import {EngineError, UnreachableError} from '@transship/kit'
+import createDebug from 'debug'
+import http, {type IncomingMessage} from 'node:http'
+import {Readable} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
+
+import type {EngineTransport} from './transport.js'
+
+import {readMessages} from './ndjson.js'
+
+const debug = createDebug('transship:engine')
+
+/** The newest Engine API version this client has been checked against; newer engines are spoken to in it. */
+export const MAX_API_VERSION = '1.47'
+/** The oldest Engine API version transship supports (Docker 20.10). */
+export const MIN_API_VERSION = '1.41'
+
+/** Error bodies are small JSON documents; never read more than this of one. */
+const ERROR_BODY_LIMIT = 64 * 1024
+
+export function compareApiVersions(a: string, b: string): number {
+  const [aMajor = 0, aMinor = 0] = a.split('.').map(Number)
+  const [bMajor = 0, bMinor = 0] = b.split('.').map(Number)
+  return aMajor === bMajor ? aMinor - bMinor : aMajor - bMajor
+}
+
+/**
+ * A thin Docker Engine API client over node:http: requests go to a unix socket, TCP, or a socket forwarded
+ * over SSH, depending on the transport. Bodies stream in both directions with backpressure.
+ */
+export class HttpEngineClient implements EngineClient {
+  private cachedFacts: Promise<EngineFacts> | undefined
+
+  private constructor(
+    readonly host: string,
+    private readonly transport: EngineTransport,
+    readonly apiVersion: string,
+  ) {}
+
+  /** Pings the engine and negotiates the API version from the `API-Version` header of `/_ping`. */
+  static async connect(host: string, transport: EngineTransport, signal?: AbortSignal): Promise<HttpEngineClient> {
+    const probe = new HttpEngineClient(host, transport, '')
+    const reply = await probe.send({path: '/_ping', signal}, false)
+    reply.resume()
+    const serverVersion = String(reply.headers['api-version'] ?? MIN_API_VERSION)
+    if (compareApiVersions(serverVersion, MIN_API_VERSION) < 0) {
+      throw new EngineError(
+        `the engine of host "${host}" speaks API ${serverVersion}; transship needs ${MIN_API_VERSION} (Docker 20.10) or newer`,
+        {host, suggestions: ['upgrade Docker on that host']},
+      )
+    }
+
+    const apiVersion = compareApiVersions(serverVersion, MAX_API_VERSION) > 0 ? MAX_API_VERSION : serverVersion
+    debug('%s: %s, server API %s, using %s', host, transport.describe, serverVersion, apiVersion)
+    return new HttpEngineClient(host, transport, apiVersion)
+  }
+
+  async facts(signal?: AbortSignal): Promise<EngineFacts> {
+    this.cachedFacts ??= this.readFacts(signal)
+    return this.cachedFacts
+  }
+
+  async json<T>(request: EngineRequest): Promise<T> {
+    const reply = await this.send(request, true)
+    const text = await readText(reply, Number.POSITIVE_INFINITY)
+    if (text.length === 0) return undefined as T
+    return JSON.parse(text) as T
+  }
+
+  async *messages(request: EngineRequest): AsyncIterable<EngineMessage> {
+    const reply = await this.send(request, true)
+    for await (const message of readMessages(reply, this.host)) {
+      if (message.error !== undefined || message.errorDetail !== undefined) {
+        reply.destroy()
+        throw new EngineError(`${this.host}: ${message.errorDetail?.message ?? message.error}`, {host: this.host})
+      }
+
+      yield message
+    }
+  }
+
+  async stream(request: EngineRequest): Promise<IncomingMessage> {
+    return this.send(request, true)
+  }
+
+  private async readFacts(signal?: AbortSignal): Promise<EngineFacts> {
+    const [version, info] = await Promise.all([
+      this.json<{ApiVersion: string; Arch: string; Os: string; Version: string}>({path: '/version', signal}),
+      this.json<{Architecture?: string; DockerRootDir: string; Driver: string; DriverStatus?: [string, string][]}>({
+        path: '/info',
+        signal,
+      }),
+    ])
+    const snapshotter = (info.DriverStatus ?? []).some(
+      ([key, value]) => key === 'driver-type' && value === 'io.containerd.snapshotter.v1',
+    )
+    return {
+      apiVersion: this.apiVersion,
+      arch: version.Arch,
+      dataRoot: info.DockerRootDir,
+      imageStore: snapshotter ? 'containerd' : 'classic',
+      os: version.Os,
+      storageDriver: info.Driver,
+      version: version.Version,
+    }
+  }
+
+  private async send(request: EngineRequest, versioned: boolean): Promise<IncomingMessage> {
+    const method = request.method ?? 'GET'
+    const path = (versioned ? `/v${this.apiVersion}` : '') + request.path + queryString(request.query)
+    const headers: Record<string, string> = {...request.headers}
+    let body: Readable | undefined
+    if (request.body instanceof Readable) {
+      body = request.body
+      headers['content-type'] ??= 'application/x-tar'
+    } else if (request.body !== undefined) {
+      const json = JSON.stringify(request.body)
+      body = Readable.from([json])
+      headers['content-type'] = 'application/json'
+      headers['content-length'] = String(Buffer.byteLength(json))
+    }
+
+    request.signal?.throwIfAborted()
+    const connection = await this.transport.connect(request.signal)
+    debug('%s %s %s', this.host, method, path)
+    const reply = await new Promise<IncomingMessage>((resolve, reject) => {
+      const outgoing = http.request({...connection, headers, method, path, signal: request.signal})
+      outgoing.once('response', resolve)
+      outgoing.once('error', (error) => reject(this.transportError(error, request.signal)))
+      if (body) {
+        // The upload fails as a whole when the body stream fails; the reply (if any) then carries the reason.
+        pipeline(body, outgoing).catch((error: unknown) => {
+          outgoing.destroy(error as Error)
+        })
+      } else {
+        outgoing.end()
+      }
+    })
+    if (reply.statusCode !== undefined && reply.statusCode >= 200 && reply.statusCode < 300) return reply
+    const text = await readText(reply, ERROR_BODY_LIMIT).catch(() => '')
+    throw new EngineError(`${this.host}: ${errorMessage(text) || `HTTP ${reply.statusCode} on ${method} ${request.path}`}`, {
+      host: this.host,
+      status: reply.statusCode,
+    })
+  }
+
+  private transportError(error: Error & {code?: string}, signal?: AbortSignal): Error {
+    if (signal?.aborted) return signal.reason instanceof Error ? signal.reason : error
+    if (error instanceof UnreachableError) return error
+    const where = `${this.transport.describe} (host "${this.host}")`
+    switch (error.code) {
+      case 'EACCES': {
+        return new UnreachableError('ENGINE_PERMISSION_DENIED', `permission denied on the Docker socket ${where}`, {
+          cause: error,
+          suggestions: ['run as a user in the docker group, or as root'],
+        })
+      }
+
+      case 'ECONNREFUSED':
+      case 'ENOENT': {
+        return new UnreachableError('ENGINE_UNREACHABLE', `no Docker engine answers at ${where}`, {
+          cause: error,
+          suggestions: ['is dockerd running there? check DOCKER_HOST, the docker context, or the host\'s engine: key'],
+        })
+      }
+
+      default: {
+        return new UnreachableError('ENGINE_UNREACHABLE', `lost the connection to the Docker engine at ${where}: ${error.message}`, {
+          cause: error,
+        })
+      }
+    }
+  }
+}
+
+function queryString(query: EngineRequest['query']): string {
+  if (!query) return ''
+  const parameters = new URLSearchParams()
+  for (const [key, value] of Object.entries(query)) {
+    if (value === undefined) continue
+    if (Array.isArray(value)) for (const item of value) parameters.append(key, item)
+    else parameters.set(key, String(value))
+  }
+
+  const text = parameters.toString()
+  return text ? `?${text}` : ''
+}
+
+async function readText(stream: Readable, limit: number): Promise<string> {
+  const chunks: Buffer[] = []
+  let length = 0
+  for await (const chunk of stream) {
+    const buffer = chunk as Buffer
+    if (length + buffer.length > limit) {
+      chunks.push(buffer.subarray(0, limit - length))
+      stream.destroy()
+      break
+    }
+
+    chunks.push(buffer)
+    length += buffer.length
+  }
+
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+function errorMessage(text: string): string {
+  try {
+    const parsed = JSON.parse(text) as {message?: string}
+    return parsed.message ?? text.trim()
+  } catch {
+    return text.trim()
+  }
+}

@@ -1,0 +1,218 @@
+import type {EngineClient, EngineFacts, HostDescription, Hosts, Logger} from '@transship/kit'
+
+import {UsageError} from '@transship/kit'
+import {statfs} from 'node:fs/promises'
+import path from 'node:path'
+
+import type {EngineEndpoint} from '../engine/endpoint.js'
+import type {SshConnection} from '../ssh/connection.js'
+
+import {HttpEngineClient} from '../engine/client.js'
+import {DEFAULT_SOCKET, localEndpoint, parseEndpoint} from '../engine/endpoint.js'
+import {type EngineTransport, forwardedSocketTransport, tcpTransport, unixSocketTransport} from '../engine/transport.js'
+import {resolveSshTarget} from '../ssh/config.js'
+import {SshPool} from '../ssh/pool.js'
+
+/** A host as a recipe (or a flag) declares it. */
+export interface HostSpec {
+  acceptNewHostKey?: boolean
+  engine?: string
+  identityFile?: string
+  knownHosts?: string
+  ssh?: string
+}
+
+export interface RunHostsOptions {
+  /** accept (and record) unknown SSH host keys, as `StrictHostKeyChecking=accept-new` does */
+  acceptNewHostKeys?: boolean
+  /** relative paths in host specs (identityFile, knownHosts) are resolved from here */
+  baseDir?: string
+  log: Logger
+}
+
+interface Resolved {
+  endpoint: EngineEndpoint
+  ssh?: string
+  target: string
+}
+
+/**
+ * The hosts of one run. Engines are connected lazily, once; every engine on the same SSH host shares one
+ * SSH connection, and each engine request is its own channel on it.
+ */
+export class RunHosts implements AsyncDisposable, Hosts {
+  private readonly engines = new Map<string, Promise<HttpEngineClient>>()
+  private readonly pool = new SshPool()
+  private readonly resolved = new Map<string, Promise<Resolved>>()
+
+  constructor(
+    private readonly specs: Record<string, HostSpec>,
+    private readonly options: RunHostsOptions,
+  ) {}
+
+  /** An ad-hoc host from a flag: a recipe host name is not available, so `local` or `ssh://user@host[:port]`. */
+  static specFromFlag(value: string): HostSpec {
+    if (value === 'local') return {engine: 'local'}
+    if (value.startsWith('ssh://')) {
+      const endpoint = parseEndpoint(value, '--host')
+      if (endpoint.kind !== 'ssh') throw new UsageError(`--host ${value}: not an ssh:// address`)
+      return {engine: endpoint.socketPath, ssh: endpoint.ssh}
+    }
+
+    if (value.startsWith('unix://') || value.startsWith('tcp://') || value.startsWith('/')) return {engine: value}
+    throw new UsageError(`--host "${value}": not a host of the recipe, nor local, ssh://user@host[:port] or unix:///path`, {
+      suggestions: ['pass --recipe FILE to use the hosts it names'],
+    })
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+
+  async close(): Promise<void> {
+    await this.pool.closeAll()
+  }
+
+  describe(name: string): HostDescription {
+    const spec = this.spec(name)
+    if (spec.ssh) return {kind: 'ssh', name, target: `ssh://${spec.ssh} → ${spec.engine ?? DEFAULT_SOCKET}`}
+    return {kind: 'local', name, target: spec.engine && spec.engine !== 'local' ? spec.engine : 'the local engine'}
+  }
+
+  async engine(name: string, signal?: AbortSignal): Promise<EngineClient> {
+    return this.connect(name, signal)
+  }
+
+  async facts(name: string, signal?: AbortSignal): Promise<EngineFacts> {
+    return (await this.connect(name, signal)).facts(signal)
+  }
+
+  /**
+   * Free bytes on the filesystem of the engine's data root: statfs for an engine on this machine, `df` over
+   * SSH for a remote one (df is on every host; nothing is installed). Undefined when it cannot be known.
+   */
+  async freeBytes(name: string, signal?: AbortSignal): Promise<number | undefined> {
+    const {dataRoot} = await this.facts(name, signal)
+    const resolved = await this.resolve(name)
+    if (resolved.ssh) {
+      const connection = await this.sshConnection(name, signal)
+      const result = await connection.run(`df -P -k -- ${shellQuote(dataRoot)}`, {signal})
+      const fields = result.stdout.trim().split('\n').at(-1)?.split(/\s+/)
+      const available = Number(fields?.[3])
+      return result.code === 0 && Number.isFinite(available) ? available * 1024 : undefined
+    }
+
+    if (resolved.endpoint.kind !== 'unix') return undefined
+    try {
+      const stats = await statfs(dataRoot)
+      return stats.bavail * stats.bsize
+    } catch {
+      return undefined
+    }
+  }
+
+  names(): string[] {
+    return Object.keys(this.specs)
+  }
+
+  /** The SSH connection of a host reached over SSH (one per host, shared). */
+  async sshConnection(name: string, signal?: AbortSignal): Promise<SshConnection> {
+    const spec = this.spec(name)
+    const {ssh} = await this.resolve(name)
+    if (!ssh) throw new UsageError(`host "${name}" is not reached over SSH`)
+    const target = await resolveSshTarget(ssh, {
+      acceptNewHostKey: spec.acceptNewHostKey ?? this.options.acceptNewHostKeys,
+      identityFile: this.path(spec.identityFile),
+      knownHostsFile: this.path(spec.knownHosts),
+    })
+    return this.pool.get(target, {log: (message) => this.options.log.warn(message), signal})
+  }
+
+  private async connect(name: string, signal?: AbortSignal): Promise<HttpEngineClient> {
+    let engine = this.engines.get(name)
+    if (!engine) {
+      engine = this.resolve(name).then(async (resolved) => {
+        const transport = await this.transport(name, resolved)
+        return HttpEngineClient.connect(name, transport, signal)
+      })
+      this.engines.set(name, engine)
+    }
+
+    return engine
+  }
+
+  private path(value: string | undefined): string | undefined {
+    return value && this.options.baseDir ? path.resolve(this.options.baseDir, value) : value
+  }
+
+  private async resolve(name: string): Promise<Resolved> {
+    let resolved = this.resolved.get(name)
+    if (!resolved) {
+      resolved = this.resolveSpec(this.spec(name))
+      this.resolved.set(name, resolved)
+    }
+
+    return resolved
+  }
+
+  private async resolveSpec(spec: HostSpec): Promise<Resolved> {
+    if (spec.ssh) {
+      const socketPath = spec.engine?.replace(/^unix:\/\//, '') ?? DEFAULT_SOCKET
+      return {endpoint: {kind: 'unix', socketPath}, ssh: spec.ssh, target: `ssh://${spec.ssh}`}
+    }
+
+    if (!spec.engine || spec.engine === 'local') {
+      const endpoint = await localEndpoint()
+      if (endpoint.kind === 'ssh') {
+        return {endpoint: {kind: 'unix', socketPath: endpoint.socketPath ?? DEFAULT_SOCKET}, ssh: endpoint.ssh, target: `ssh://${endpoint.ssh}`}
+      }
+
+      return {endpoint, target: endpoint.origin}
+    }
+
+    const endpoint = parseEndpoint(spec.engine, 'engine')
+    if (endpoint.kind === 'ssh') {
+      return {endpoint: {kind: 'unix', socketPath: endpoint.socketPath ?? DEFAULT_SOCKET}, ssh: endpoint.ssh, target: spec.engine}
+    }
+
+    return {endpoint, target: spec.engine}
+  }
+
+  private spec(name: string): HostSpec {
+    const spec = this.specs[name]
+    if (!spec) {
+      throw new UsageError(`unknown host "${name}" (known: ${this.names().join(', ') || 'none'})`)
+    }
+
+    return spec
+  }
+
+  private async transport(name: string, resolved: Resolved): Promise<EngineTransport> {
+    const {endpoint} = resolved
+    if (resolved.ssh) {
+      const socketPath = endpoint.kind === 'unix' ? endpoint.socketPath : DEFAULT_SOCKET
+      return forwardedSocketTransport(`ssh://${resolved.ssh} → ${socketPath}`, async (signal) => {
+        const connection = await this.sshConnection(name, signal)
+        return connection.openUnixSocket(socketPath)
+      })
+    }
+
+    switch (endpoint.kind) {
+      case 'tcp': {
+        return tcpTransport(endpoint.host, endpoint.port)
+      }
+
+      case 'unix': {
+        return unixSocketTransport(endpoint.socketPath)
+      }
+
+      default: {
+        throw new UsageError(`host "${name}": unsupported engine address`)
+      }
+    }
+  }
+}
+
+function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", String.raw`'\''`)}'`
+}

@@ -1,0 +1,20 @@
+import type {Config} from '@oclif/core'
+import type {Logger, SectionProvider} from '@transship/kit'
+
+/** The recipe sections the installed plugins own, collected through the `transship:sections` hook. */
+export async function sectionProviders(config: Config, log: Logger): Promise<SectionProvider[]> {
+  const result = await config.runHook('transship:sections', {})
+  for (const failure of result.failures) {
+    log.warn(`plugin ${failure.plugin.name} failed to describe its recipe section: ${failure.error.message}`)
+  }
+
+  const providers = result.successes.flatMap((success) => success.result)
+  const seen = new Map<string, string>()
+  for (const provider of providers) {
+    const owner = seen.get(provider.section)
+    if (owner) log.warn(`section "${provider.section}" is claimed by both ${owner} and ${provider.plugin}; using ${owner}`)
+    else seen.set(provider.section, provider.plugin)
+  }
+
+  return providers.filter((provider) => seen.get(provider.section) === provider.plugin)
+}

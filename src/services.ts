@@ -1,0 +1,40 @@
+import type {Config} from '@oclif/core'
+import type {Logger, Services} from '@transship/kit'
+
+import type {Recipe} from './recipe/load.js'
+
+import {type HostSpec, RunHosts} from './hosts/run-hosts.js'
+import {loadRecipe} from './recipe/load.js'
+import {sectionProviders} from './sections.js'
+
+export interface OpenHostsOptions {
+  acceptNewHostKeys?: boolean
+  /** names of recipe hosts, or ad-hoc ones: `local`, `ssh://user@host[:port]`, `unix:///path` */
+  hosts?: string[]
+  log: Logger
+  recipe?: Recipe
+}
+
+/**
+ * The hosts of a run: those of the recipe (with the implicit `local`), plus ad-hoc ones named on the
+ * command line, each under the name it was given.
+ */
+export function openHosts(options: OpenHostsOptions): RunHosts {
+  const specs: Record<string, HostSpec> = {...(options.recipe?.hosts ?? {local: {engine: 'local'}})}
+  for (const name of options.hosts ?? []) specs[name] ??= RunHosts.specFromFlag(name)
+  return new RunHosts(specs, {acceptNewHostKeys: options.acceptNewHostKeys, baseDir: options.recipe?.dir, log: options.log})
+}
+
+export async function readRecipe(config: Config, file: string, log: Logger): Promise<Recipe> {
+  return loadRecipe(file, await sectionProviders(config, log))
+}
+
+/** The services the core hands to plugin commands (`transship:services` hook). */
+export function coreServices(config: Config, log: Logger): Services {
+  return {
+    async openHosts(options) {
+      const recipe = options.recipe ? await readRecipe(config, options.recipe, log) : undefined
+      return openHosts({acceptNewHostKeys: options.acceptNewHostKeys, hosts: options.hosts, log, recipe})
+    },
+  }
+}

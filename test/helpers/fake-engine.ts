@@ -1,0 +1,46 @@
+import http from 'node:http'
+import {mkdtemp, rm} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+
+export type Route = (request: http.IncomingMessage, response: http.ServerResponse) => void
+
+/** A fake Docker Engine on a unix socket: `/_ping` answers with `apiVersion`; other paths go to `routes`. */
+export async function startFakeEngine(options: {apiVersion?: string; routes?: Record<string, Route>}) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'transship-fake-engine-'))
+  const socketPath = path.join(dir, 'docker.sock')
+  const requests: string[] = []
+  const server = http.createServer((request, response) => {
+    const url = new URL(request.url ?? '/', 'http://engine')
+    requests.push(`${request.method} ${url.pathname}${url.search}`)
+    if (url.pathname === '/_ping') {
+      response.setHeader('API-Version', options.apiVersion ?? '1.41')
+      response.end('OK')
+      return
+    }
+
+    const route = options.routes?.[`${request.method} ${url.pathname.replace(/^\/v[\d.]+/, '')}`]
+    if (route) {
+      route(request, response)
+      return
+    }
+
+    response.statusCode = 404
+    response.setHeader('content-type', 'application/json')
+    response.end(JSON.stringify({message: `page not found: ${url.pathname}`}))
+  })
+  await new Promise<void>((resolve) => {
+    server.listen(socketPath, resolve)
+  })
+  return {
+    async close() {
+      server.closeAllConnections()
+      await new Promise((resolve) => {
+        server.close(resolve)
+      })
+      await rm(dir, {force: true, recursive: true})
+    },
+    requests,
+    socketPath,
+  }
+}
