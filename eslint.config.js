@@ -16,6 +16,18 @@ export default [
       'perfectionist/sort-objects': 'off',
       'perfectionist/sort-object-types': 'off',
       'perfectionist/sort-interfaces': 'off',
+      'perfectionist/sort-switch-case': 'off',
+      'max-params': ['warn', 6],
     },
+  },
+  {
+    // the tests use vitest, not mocha
+    files: ['test/**/*.ts', 'plugins/*/test/**/*.ts'],
+    rules: Object.fromEntries(
+      Object.keys(oclif.find((config) => config.plugins?.mocha)?.plugins.mocha.rules ?? {}).map((rule) => [
+        `mocha/${rule}`,
+        'off',
+      ]),
+    ),
   },
 ]

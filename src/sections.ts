@@ -1,8 +1,8 @@
-import type {Config} from '@oclif/core'
+import type {Interfaces} from '@oclif/core'
 import type {Logger, SectionProvider} from '@transship/kit'
 
 /** The recipe sections the installed plugins own, collected through the `transship:sections` hook. */
-export async function sectionProviders(config: Config, log: Logger): Promise<SectionProvider[]> {
+export async function sectionProviders(config: Interfaces.Config, log: Logger): Promise<SectionProvider[]> {
   const result = await config.runHook('transship:sections', {})
   for (const failure of result.failures) {
     log.warn(`plugin ${failure.plugin.name} failed to describe its recipe section: ${failure.error.message}`)
@@ -12,7 +12,8 @@ export async function sectionProviders(config: Config, log: Logger): Promise<Sec
   const seen = new Map<string, string>()
   for (const provider of providers) {
     const owner = seen.get(provider.section)
-    if (owner) log.warn(`section "${provider.section}" is claimed by both ${owner} and ${provider.plugin}; using ${owner}`)
+    if (owner)
+      log.warn(`section "${provider.section}" is claimed by both ${owner} and ${provider.plugin}; using ${owner}`)
     else seen.set(provider.section, provider.plugin)
   }
 

@@ -1,4 +1,4 @@
-import type {Config} from '@oclif/core'
+import type {Interfaces} from '@oclif/core'
 import type {Logger, Services} from '@transship/kit'
 
 import type {Recipe} from './recipe/load.js'
@@ -22,15 +22,19 @@ export interface OpenHostsOptions {
 export function openHosts(options: OpenHostsOptions): RunHosts {
   const specs: Record<string, HostSpec> = {...(options.recipe?.hosts ?? {local: {engine: 'local'}})}
   for (const name of options.hosts ?? []) specs[name] ??= RunHosts.specFromFlag(name)
-  return new RunHosts(specs, {acceptNewHostKeys: options.acceptNewHostKeys, baseDir: options.recipe?.dir, log: options.log})
+  return new RunHosts(specs, {
+    acceptNewHostKeys: options.acceptNewHostKeys,
+    baseDir: options.recipe?.dir,
+    log: options.log,
+  })
 }
 
-export async function readRecipe(config: Config, file: string, log: Logger): Promise<Recipe> {
+export async function readRecipe(config: Interfaces.Config, file: string, log: Logger): Promise<Recipe> {
   return loadRecipe(file, await sectionProviders(config, log))
 }
 
 /** The services the core hands to plugin commands (`transship:services` hook). */
-export function coreServices(config: Config, log: Logger): Services {
+export function coreServices(config: Interfaces.Config, log: Logger): Services {
   return {
     async openHosts(options) {
       const recipe = options.recipe ? await readRecipe(config, options.recipe, log) : undefined

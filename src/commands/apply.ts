@@ -1,12 +1,10 @@
 import {Flags} from '@oclif/core'
-import {InterruptedError, StepFailedError} from '@transship/kit'
+import {BaseCommand, InterruptedError, ProgressReporter, StepFailedError} from '@transship/kit'
 
-import {BaseCommand} from '@transship/kit'
 import {hostFlags, recipeArg} from '../flags.js'
 import {applyPlan, type StepReport} from '../plan/apply.js'
 import {planRecipe} from '../plan/plan-recipe.js'
 import {plannedSteps, renderPlan, renderReports} from '../ui/plan-view.js'
-import {ProgressReporter} from '@transship/kit'
 
 export interface ApplyResult {
   recipe: string
@@ -61,7 +59,11 @@ world does nothing.`
                 `${report.status === 'done' ? '✓' : '✗'} ${report.host}: ${report.title}${report.error ? `: ${report.error.message}` : ''}`,
               ),
             onStepStart: (step) =>
-              progress.event('step-start', {host: step.host, id: step.id, title: step.title}, `→ ${step.host}: ${step.title}`),
+              progress.event(
+                'step-start',
+                {host: step.host, id: step.id, title: step.title},
+                `→ ${step.host}: ${step.title}`,
+              ),
           },
         )
       } finally {
@@ -70,7 +72,8 @@ world does nothing.`
 
       this.log(renderReports(reports))
       const result = {recipe: recipe.file, steps: reports, upToDate: false}
-      if (this.signal.aborted) throw new InterruptedError('interrupted: the steps that had not finished were cancelled', {details: result})
+      if (this.signal.aborted)
+        throw new InterruptedError('interrupted: the steps that had not finished were cancelled', {details: result})
       const failed = reports.filter((report) => report.status !== 'done')
       if (failed.length > 0) {
         throw new StepFailedError(`${failed.length} of ${reports.length} steps did not complete`, {

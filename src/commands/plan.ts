@@ -1,4 +1,5 @@
 import {BaseCommand} from '@transship/kit'
+
 import {hostFlags, recipeArg} from '../flags.js'
 import {planRecipe} from '../plan/plan-recipe.js'
 import {type PlannedStep, plannedSteps, renderPlan} from '../ui/plan-view.js'

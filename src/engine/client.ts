@@ -140,10 +140,13 @@ export class HttpEngineClient implements EngineClient {
     })
     if (reply.statusCode !== undefined && reply.statusCode >= 200 && reply.statusCode < 300) return reply
     const text = await readText(reply, ERROR_BODY_LIMIT).catch(() => '')
-    throw new EngineError(`${this.host}: ${errorMessage(text) || `HTTP ${reply.statusCode} on ${method} ${request.path}`}`, {
-      host: this.host,
-      status: reply.statusCode,
-    })
+    throw new EngineError(
+      `${this.host}: ${errorMessage(text) || `HTTP ${reply.statusCode} on ${method} ${request.path}`}`,
+      {
+        host: this.host,
+        status: reply.statusCode,
+      },
+    )
   }
 
   private transportError(error: Error & {code?: string}, signal?: AbortSignal): Error {
@@ -162,14 +165,18 @@ export class HttpEngineClient implements EngineClient {
       case 'ENOENT': {
         return new UnreachableError('ENGINE_UNREACHABLE', `no Docker engine answers at ${where}`, {
           cause: error,
-          suggestions: ['is dockerd running there? check DOCKER_HOST, the docker context, or the host\'s engine: key'],
+          suggestions: ["is dockerd running there? check DOCKER_HOST, the docker context, or the host's engine: key"],
         })
       }
 
       default: {
-        return new UnreachableError('ENGINE_UNREACHABLE', `lost the connection to the Docker engine at ${where}: ${error.message}`, {
-          cause: error,
-        })
+        return new UnreachableError(
+          'ENGINE_UNREACHABLE',
+          `lost the connection to the Docker engine at ${where}: ${error.message}`,
+          {
+            cause: error,
+          },
+        )
       }
     }
   }

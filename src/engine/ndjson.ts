@@ -30,6 +30,9 @@ function parse(line: string, host: string): EngineMessage {
   try {
     return JSON.parse(line) as EngineMessage
   } catch (error) {
-    throw new EngineError(`${host}: the engine sent a reply that is not JSON: ${line.slice(0, 200)}`, {cause: error, host})
+    throw new EngineError(`${host}: the engine sent a reply that is not JSON: ${line.slice(0, 200)}`, {
+      cause: error,
+      host,
+    })
   }
 }

@@ -3,7 +3,9 @@ import type {Duplex} from 'node:stream'
 
 /** How requests reach an engine: the connection part of node:http's request options. */
 export interface EngineTransport {
-  connect(signal?: AbortSignal): Promise<Pick<RequestOptions, 'agent' | 'createConnection' | 'host' | 'port' | 'socketPath'>>
+  connect(
+    signal?: AbortSignal,
+  ): Promise<Pick<RequestOptions, 'agent' | 'createConnection' | 'host' | 'port' | 'socketPath'>>
   /** where, for messages: `unix:///var/run/docker.sock`, `ssh://root@edge:22 → /var/run/docker.sock` */
   readonly describe: string
 }
@@ -39,7 +41,8 @@ export function forwardedSocketTransport(
   return {
     async connect(signal) {
       const channel = await open(signal)
-      return {agent: false, createConnection: () => channel as never}
+      // no `agent` key: with `agent: false` node:http would build its own agent and ignore createConnection
+      return {createConnection: () => channel as never}
     },
     describe,
   }

@@ -60,9 +60,12 @@ export class RunHosts implements AsyncDisposable, Hosts {
     }
 
     if (value.startsWith('unix://') || value.startsWith('tcp://') || value.startsWith('/')) return {engine: value}
-    throw new UsageError(`--host "${value}": not a host of the recipe, nor local, ssh://user@host[:port] or unix:///path`, {
-      suggestions: ['pass --recipe FILE to use the hosts it names'],
-    })
+    throw new UsageError(
+      `--host "${value}": not a host of the recipe, nor local, ssh://user@host[:port] or unix:///path`,
+      {
+        suggestions: ['pass --recipe FILE to use the hosts it names'],
+      },
+    )
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -92,6 +95,15 @@ export class RunHosts implements AsyncDisposable, Hosts {
    * SSH for a remote one (df is on every host; nothing is installed). Undefined when it cannot be known.
    */
   async freeBytes(name: string, signal?: AbortSignal): Promise<number | undefined> {
+    try {
+      return await this.readFreeBytes(name, signal)
+    } catch (error) {
+      this.options.log.debug(`${name}: free space unknown: ${(error as Error).message}`)
+      return undefined
+    }
+  }
+
+  private async readFreeBytes(name: string, signal?: AbortSignal): Promise<number | undefined> {
     const {dataRoot} = await this.facts(name, signal)
     const resolved = await this.resolve(name)
     if (resolved.ssh) {
@@ -164,7 +176,11 @@ export class RunHosts implements AsyncDisposable, Hosts {
     if (!spec.engine || spec.engine === 'local') {
       const endpoint = await localEndpoint()
       if (endpoint.kind === 'ssh') {
-        return {endpoint: {kind: 'unix', socketPath: endpoint.socketPath ?? DEFAULT_SOCKET}, ssh: endpoint.ssh, target: `ssh://${endpoint.ssh}`}
+        return {
+          endpoint: {kind: 'unix', socketPath: endpoint.socketPath ?? DEFAULT_SOCKET},
+          ssh: endpoint.ssh,
+          target: `ssh://${endpoint.ssh}`,
+        }
       }
 
       return {endpoint, target: endpoint.origin}
@@ -172,7 +188,11 @@ export class RunHosts implements AsyncDisposable, Hosts {
 
     const endpoint = parseEndpoint(spec.engine, 'engine')
     if (endpoint.kind === 'ssh') {
-      return {endpoint: {kind: 'unix', socketPath: endpoint.socketPath ?? DEFAULT_SOCKET}, ssh: endpoint.ssh, target: spec.engine}
+      return {
+        endpoint: {kind: 'unix', socketPath: endpoint.socketPath ?? DEFAULT_SOCKET},
+        ssh: endpoint.ssh,
+        target: spec.engine,
+      }
     }
 
     return {endpoint, target: spec.engine}

@@ -66,7 +66,7 @@ export async function applyPlan(plan: Plan, context: RunContext, options: ApplyO
   }
 
   while (pending.length > 0 || running.size > 0) {
-    for (let index = 0; index < pending.length; ) {
+    for (let index = 0; index < pending.length;) {
       const step = pending[index]!
       const blocker = blockedBy(step)
       if (blocker || context.signal.aborted) {

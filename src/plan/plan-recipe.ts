@@ -1,4 +1,4 @@
-import type {Config} from '@oclif/core'
+import type {Interfaces} from '@oclif/core'
 import type {Logger} from '@transship/kit'
 
 import type {RunHosts} from '../hosts/run-hosts.js'
@@ -15,7 +15,7 @@ export interface RecipePlan {
 
 /** Loads a recipe, opens its hosts and plans it. The caller closes `hosts`. */
 export async function planRecipe(
-  config: Config,
+  config: Interfaces.Config,
   file: string,
   options: {acceptNewHostKeys?: boolean; log: Logger; signal: AbortSignal},
 ): Promise<RecipePlan> {

@@ -1,8 +1,8 @@
 import type {Hosts, Step} from '@transship/kit'
 
-import type {StepReport} from '../plan/apply.js'
-
 import {formatBytes, formatDuration, formatTable} from '@transship/kit'
+
+import type {StepReport} from '../plan/apply.js'
 
 export interface PlannedStep {
   bytes?: number

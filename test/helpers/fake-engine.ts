@@ -1,5 +1,5 @@
-import http from 'node:http'
 import {mkdtemp, rm} from 'node:fs/promises'
+import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 

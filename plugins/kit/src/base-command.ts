@@ -1,10 +1,13 @@
-import type {Logger} from './plugin-api.js'
-
-import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
-import {InterruptedError, isTransshipError} from './errors.js'
+import {Command, Flags, type Interfaces} from '@oclif/core'
 import createDebug from 'debug'
 
-export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
+import type {Logger} from './plugin-api.js'
+
+import {InterruptedError, isTransshipError, RecipeError, type TransshipError} from './errors.js'
+
+export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<
+  (typeof BaseCommand)['baseFlags'] & T['flags']
+>
 export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
 
 /**
@@ -20,7 +23,6 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     }),
   }
   static override enableJsonFlag = true
-
   protected args!: CommandArgs<T>
   protected flags!: CommandFlags<T>
   private readonly abortController = new AbortController()
@@ -28,6 +30,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   private readonly onSignal = (): void => {
     this.interrupts++
     if (this.interrupts > 1) {
+      // a second Ctrl-C means "now": the user has seen the first one being handled
+      // eslint-disable-next-line n/no-process-exit, unicorn/no-process-exit
       process.exit(130)
     }
 
@@ -41,18 +45,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   protected override async catch(error: Error & {exitCode?: number}): Promise<unknown> {
-    if (isTransshipError(error)) {
-      const rendered = new Errors.CLIError(error.message, {
-        code: error.code,
-        exit: error.exit,
-        suggestions: error.suggestions.length > 0 ? error.suggestions : undefined,
-      })
-      if (this.flags?.debug && error.stack) Object.defineProperty(rendered, 'stack', {value: error.stack})
-      Object.assign(rendered, {details: error.details})
-      return super.catch(rendered)
-    }
-
-    return super.catch(error)
+    if (!isTransshipError(error)) return super.catch(error)
+    if (this.jsonEnabled()) this.logJson(this.toErrorJson(error))
+    else this.logToStderr(renderError(error, Boolean(this.flags?.debug)))
+    // ExitError: oclif exits with this code and prints nothing more
+    return this.exit(error.exit)
   }
 
   protected override async finally(error: Error | undefined): Promise<unknown> {
@@ -90,9 +87,18 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   protected override toErrorJson(error: unknown): unknown {
-    const json = super.toErrorJson(error) as {error: Record<string, unknown>}
-    const details = (error as {details?: unknown}).details
-    if (details !== undefined) json.error.details = details
-    return json
+    if (isTransshipError(error)) return {error: error.toJSON()}
+    return super.toErrorJson(error)
   }
+}
+
+/**
+ * An expected failure, for people: recipe issues one per line (`file:line:col path: message`, as compilers
+ * print them), anything else as `Error: …` followed by what to try. The stack only with --debug.
+ */
+export function renderError(error: TransshipError, debug: boolean): string {
+  const lines = error instanceof RecipeError ? [error.message] : [`Error: ${error.message}`]
+  for (const suggestion of error.suggestions) lines.push(`  Try: ${suggestion}`)
+  if (debug && error.stack) lines.push(error.stack)
+  return lines.join('\n')
 }

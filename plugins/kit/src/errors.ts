@@ -45,7 +45,13 @@ export class TransshipError extends Error {
   }
 
   toJSON(): Record<string, unknown> {
-    return {code: this.code, details: this.details, exit: this.exit, message: this.message, suggestions: this.suggestions}
+    return {
+      code: this.code,
+      details: this.details,
+      exit: this.exit,
+      message: this.message,
+      suggestions: this.suggestions,
+    }
   }
 }
 

@@ -4,7 +4,7 @@
  * provider's schema, asks it to plan, and runs its steps. Core services (engines, logging, progress) reach
  * the plugin through the contexts passed in, or through the `transship:services` hook for commands.
  */
-import type {Config} from '@oclif/core'
+import type {Interfaces} from '@oclif/core'
 import type {ZodType} from 'zod'
 
 import type {EngineClient, EngineFacts} from './engine.js'
@@ -114,14 +114,14 @@ export interface SectionProvider<T = unknown> {
 /** Core services for plugin commands, obtained with the `transship:services` hook. */
 export interface Services {
   /** hosts from a recipe file, or ad-hoc ones (`local`, `ssh://user@host[:port]`) when no recipe */
-  openHosts(options: {acceptNewHostKeys?: boolean; hosts?: string[]; recipe?: string}): Promise<Hosts & AsyncDisposable>
+  openHosts(options: {acceptNewHostKeys?: boolean; hosts?: string[]; recipe?: string}): Promise<AsyncDisposable & Hosts>
 }
 
 declare module '@oclif/core' {
   interface Hooks {
     'transship:sections': {
       options: Record<string, never>
-      return: SectionProvider<any>[]
+      return: SectionProvider<unknown>[]
     }
     'transship:services': {
       options: Record<string, never>
@@ -131,7 +131,7 @@ declare module '@oclif/core' {
 }
 
 /** The core's services, for a plugin command: `const services = await coreServices(this.config)`. */
-export async function coreServices(config: Config): Promise<Services> {
+export async function coreServices(config: Interfaces.Config): Promise<Services> {
   const result = await config.runHook('transship:services', {})
   const first = result.successes[0]
   if (!first) {

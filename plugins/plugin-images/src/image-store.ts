@@ -21,7 +21,11 @@ export interface ImageInspect {
 }
 
 /** The engine's view of one image, or undefined when the engine does not have it. */
-export async function inspectImage(engine: EngineClient, ref: string, signal?: AbortSignal): Promise<ImageInspect | undefined> {
+export async function inspectImage(
+  engine: EngineClient,
+  ref: string,
+  signal?: AbortSignal,
+): Promise<ImageInspect | undefined> {
   try {
     return await engine.json<ImageInspect>({path: `/images/${encodeURIComponent(ref)}/json`, signal})
   } catch (error) {
@@ -44,7 +48,12 @@ export async function requireImage(engine: EngineClient, ref: string, signal?: A
 }
 
 /** Points `target` at the image `imageId` (an ID, so exactly that image is tagged), then checks it. */
-export async function tagImage(engine: EngineClient, imageId: string, target: string, signal?: AbortSignal): Promise<void> {
+export async function tagImage(
+  engine: EngineClient,
+  imageId: string,
+  target: string,
+  signal?: AbortSignal,
+): Promise<void> {
   const reference: ImageReference = parseReference(target)
   await engine.json({
     method: 'POST',
@@ -54,7 +63,11 @@ export async function tagImage(engine: EngineClient, imageId: string, target: st
   })
   const tagged = await requireImage(engine, target, signal)
   if (tagged.Id !== imageId) {
-    throw new TransshipError('TAG_MISMATCH', 1, `${target} on host "${engine.host}" points at ${tagged.Id}, not ${imageId}`)
+    throw new TransshipError(
+      'TAG_MISMATCH',
+      1,
+      `${target} on host "${engine.host}" points at ${tagged.Id}, not ${imageId}`,
+    )
   }
 }
 

@@ -1,10 +1,8 @@
 import {Flags} from '@oclif/core'
-import {ExitCode, isTransshipError, TransshipError} from '@transship/kit'
+import {BaseCommand, ExitCode, formatBytes, formatTable, isTransshipError, TransshipError} from '@transship/kit'
 
-import {BaseCommand} from '@transship/kit'
 import {hostFlags, recipeArg} from '../../flags.js'
 import {openHosts, readRecipe} from '../../services.js'
-import {formatBytes, formatTable} from '@transship/kit'
 
 export interface HostCheck {
   apiVersion?: string
@@ -47,7 +45,7 @@ data. Nothing is changed. Exits 3 when a host cannot be reached, 4 when its SSH 
           const {target} = hosts.describe(name)
           try {
             const facts = await hosts.facts(name, this.signal)
-            const freeBytes = await hosts.freeBytes(name, this.signal).catch(() => undefined)
+            const freeBytes = await hosts.freeBytes(name, this.signal)
             return {
               apiVersion: facts.apiVersion,
               freeBytes,
@@ -74,10 +72,16 @@ data. Nothing is changed. Exits 3 when a host cannot be reached, 4 when its SSH 
       if (failed.length > 0) {
         // the most serious reason decides the exit code: a refused key (4) over an unreachable host (3)
         const exit = Math.max(...failed.map((check) => check.error?.exit ?? ExitCode.Unreachable)) as ExitCode
-        throw new TransshipError('HOSTS_UNREACHABLE', exit, `${failed.length} of ${checks.length} hosts cannot be used: ${failed.map((check) => check.host).join(', ')}`, {
-          details: {hosts: checks},
-          suggestions: [...new Set(failed.flatMap((check) => check.error?.suggestions ?? []))],
-        })
+        const reasons = failed.map((check) => `  ${check.host}: ${check.error?.message}`).join('\n')
+        throw new TransshipError(
+          'HOSTS_UNREACHABLE',
+          exit,
+          `${failed.length} of ${checks.length} hosts cannot be used:\n${reasons}`,
+          {
+            details: {hosts: checks},
+            suggestions: [...new Set(failed.flatMap((check) => check.error?.suggestions ?? []))],
+          },
+        )
       }
 
       return checks

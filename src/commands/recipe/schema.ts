@@ -1,4 +1,5 @@
 import {BaseCommand} from '@transship/kit'
+
 import {recipeJsonSchema} from '../../recipe/schema.js'
 import {sectionProviders} from '../../sections.js'
 

@@ -1,7 +1,7 @@
 import {Args} from '@oclif/core'
 import {isTransshipError, RecipeError, type RecipeIssue} from '@transship/kit'
-
 import {BaseCommand} from '@transship/kit'
+
 import {readRecipe} from '../../services.js'
 
 export interface ValidateResult {

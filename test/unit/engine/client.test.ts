@@ -60,7 +60,11 @@ describe('HttpEngineClient', () => {
     const client = await HttpEngineClient.connect('edge', unixSocketTransport(engine.socketPath))
     const seen: string[] = []
     const consume = async () => {
-      for await (const message of client.messages({body: Readable.from([Buffer.alloc(1000)]), method: 'POST', path: '/images/load'})) {
+      for await (const message of client.messages({
+        body: Readable.from([Buffer.alloc(1000)]),
+        method: 'POST',
+        path: '/images/load',
+      })) {
         seen.push(String(message.stream))
       }
     }
@@ -103,7 +107,7 @@ describe('HttpEngineClient', () => {
   })
 
   it('stops a request when its signal aborts', async () => {
-    engine = await startFakeEngine({routes: {'GET /events': () => {}}})
+    engine = await startFakeEngine({routes: {'GET /events'() {}}})
     const client = await HttpEngineClient.connect('local', unixSocketTransport(engine.socketPath))
     const controller = new AbortController()
     const pending = client.stream({path: '/events', signal: controller.signal})

@@ -11,7 +11,11 @@ describe('engine endpoints', () => {
     expect(parseEndpoint('unix:///run/docker.sock', 'x')).toEqual({kind: 'unix', socketPath: '/run/docker.sock'})
     expect(parseEndpoint('/run/docker.sock', 'x')).toEqual({kind: 'unix', socketPath: '/run/docker.sock'})
     expect(parseEndpoint('tcp://10.0.0.1:2376', 'x')).toEqual({host: '10.0.0.1', kind: 'tcp', port: 2376})
-    expect(parseEndpoint('ssh://deploy@edge:2222', 'x')).toEqual({kind: 'ssh', socketPath: undefined, ssh: 'deploy@edge:2222'})
+    expect(parseEndpoint('ssh://deploy@edge:2222', 'x')).toEqual({
+      kind: 'ssh',
+      socketPath: undefined,
+      ssh: 'deploy@edge:2222',
+    })
     expect(parseEndpoint('ssh://edge/run/user/1000/docker.sock', 'x')).toEqual({
       kind: 'ssh',
       socketPath: '/run/user/1000/docker.sock',
@@ -23,13 +27,23 @@ describe('engine endpoints', () => {
   it('honours DOCKER_HOST, then the current docker context, then the default socket', async () => {
     const home = await mkdtemp(path.join(os.tmpdir(), 'transship-home-'))
     expect(await localEndpoint({DOCKER_HOST: 'unix:///a.sock', HOME: home})).toMatchObject({socketPath: '/a.sock'})
-    expect(await localEndpoint({HOME: home})).toEqual({kind: 'unix', origin: 'default', socketPath: '/var/run/docker.sock'})
+    expect(await localEndpoint({HOME: home})).toEqual({
+      kind: 'unix',
+      origin: 'default',
+      socketPath: '/var/run/docker.sock',
+    })
 
     const meta = path.join(home, '.docker', 'contexts', 'meta', createHash('sha256').update('edge').digest('hex'))
     await mkdir(meta, {recursive: true})
     await writeFile(path.join(meta, 'meta.json'), JSON.stringify({Endpoints: {docker: {Host: 'ssh://root@edge'}}}))
     await writeFile(path.join(home, '.docker', 'config.json'), JSON.stringify({currentContext: 'edge'}))
-    expect(await localEndpoint({HOME: home})).toMatchObject({kind: 'ssh', origin: 'docker context "edge"', ssh: 'root@edge'})
-    await expect(localEndpoint({DOCKER_CONTEXT: 'gone', HOME: home})).rejects.toThrow(/docker context "gone" is not defined/)
+    expect(await localEndpoint({HOME: home})).toMatchObject({
+      kind: 'ssh',
+      origin: 'docker context "edge"',
+      ssh: 'root@edge',
+    })
+    await expect(localEndpoint({DOCKER_CONTEXT: 'gone', HOME: home})).rejects.toThrow(
+      /docker context "gone" is not defined/,
+    )
   })
 })

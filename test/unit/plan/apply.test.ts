@@ -52,9 +52,13 @@ describe('plan order and apply', () => {
       step('fail', async () => {
         throw new Error('boom')
       }),
-      step('after-fail', async () => {
-        ran.push('after-fail')
-      }, ['fail']),
+      step(
+        'after-fail',
+        async () => {
+          ran.push('after-fail')
+        },
+        ['fail'],
+      ),
       step('independent', async () => {
         ran.push('independent')
       }),

@@ -1,6 +1,6 @@
-import type {Progress, ProgressTask} from '../plugin-api.js'
-
 import {MultiBar, Presets} from 'cli-progress'
+
+import type {Progress, ProgressTask} from '../plugin-api.js'
 
 import {formatBytes} from './format.js'
 
@@ -31,7 +31,6 @@ export class ProgressReporter implements Progress {
               autopadding: true,
               clearOnComplete: false,
               format: ' {bar} {percentage}% | {label} | {doneText}/{totalText}',
-              formatValue: (value, _options, type) => String(value),
               hideCursor: true,
               stream: this.stream,
             },
@@ -52,19 +51,23 @@ export class ProgressReporter implements Progress {
 
   task(id: string, label: string, total?: number): ProgressTask {
     if (this.bars) {
-      const bar = this.bars.create(total ?? 0, 0, {doneText: formatBytes(0), label, totalText: total ? formatBytes(total) : '?'})
+      const bar = this.bars.create(total ?? 0, 0, {
+        doneText: formatBytes(0),
+        label,
+        totalText: total ? formatBytes(total) : '?',
+      })
       let done = 0
       let known = total
       return {
-        done: (error) => {
+        done(error) {
           bar.update(known ?? done, {label: error ? `${label} (failed)` : label})
           bar.stop()
         },
-        tick: (n) => {
+        tick(n) {
           done += n
           bar.update(done, {doneText: formatBytes(done)})
         },
-        total: (value) => {
+        total(value) {
           known = value
           bar.setTotal(value)
           bar.update(done, {totalText: formatBytes(value)})
@@ -86,7 +89,7 @@ export class ProgressReporter implements Progress {
           this.event('task-progress', {done, id, total: known}, label)
         }
       },
-      total: (value) => {
+      total(value) {
         known = value
       },
     }

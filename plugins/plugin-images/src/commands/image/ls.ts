@@ -11,14 +11,18 @@ export interface ListedImage {
 }
 
 export default class ImageLs extends BaseCommand<typeof ImageLs> {
-  static override description = 'List the images a host holds: the local engine, a recipe host, or ssh://user@host[:port].'
+  static override description =
+    'List the images a host holds: the local engine, a recipe host, or ssh://user@host[:port].'
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --host ssh://deploy@edge.example.com --json',
   ]
   static override flags = {
     'accept-new-host-key': Flags.boolean({description: 'Accept and record an SSH host key not yet in known_hosts.'}),
-    host: Flags.string({default: 'local', description: 'Host to list: a recipe host, local, or ssh://user@host[:port].'}),
+    host: Flags.string({
+      default: 'local',
+      description: 'Host to list: a recipe host, local, or ssh://user@host[:port].',
+    }),
     recipe: Flags.string({description: 'Recipe whose hosts --host may name.'}),
   }
   static override summary = 'List the images of a host.'

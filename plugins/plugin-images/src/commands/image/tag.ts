@@ -24,7 +24,10 @@ ssh://user@host[:port]. The new names point at exactly the image the source name
   ]
   static override flags = {
     'accept-new-host-key': Flags.boolean({description: 'Accept and record an SSH host key not yet in known_hosts.'}),
-    host: Flags.string({default: 'local', description: 'Host to tag on: a recipe host, local, or ssh://user@host[:port].'}),
+    host: Flags.string({
+      default: 'local',
+      description: 'Host to tag on: a recipe host, local, or ssh://user@host[:port].',
+    }),
     recipe: Flags.string({description: 'Recipe whose hosts --host may name.'}),
   }
   static override strict = false

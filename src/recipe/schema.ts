@@ -1,0 +1,481 @@
+/**
+ * The core's part of the recipe schema (`version`, `hosts`, `registries`), merged with the sections that
+ * installed plugins provide. Every object is strict: an unknown key is an error, with a did-you-mean.
+ * `recipeErrorMap` turns zod's issues into short messages written for people editing YAML.
+ */
+import {ExitCode, type SectionProvider, TransshipError} from '@transship/kit'
+import {z} from 'zod'
+
+/** Recipe versions this core reads. */
+export const SUPPORTED_VERSIONS = [1] as const
+
+/** Sections transship knows of; each is handled by a plugin, and is an error when no plugin is installed. */
+export const KNOWN_SECTIONS = ['images', 'rootfs', 'volumes', 'verify'] as const
+
+/** Keys owned by the core; no plugin may claim them. */
+export const CORE_KEYS = ['version', 'hosts', 'registries'] as const
+
+/** The name of the host that is always defined: the local engine. */
+export const LOCAL_HOST = 'local'
+
+/** The remote engine socket used when a host with `ssh` names none. */
+export const DEFAULT_REMOTE_SOCKET = '/var/run/docker.sock'
+
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9_.-]*$/
+export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/
+/** `user@host[:port]`, `host`, an ~/.ssh/config alias, `[v6addr]:port`; `ssh://` may prefix it */
+const SSH_TARGET_PATTERN = /^(?:ssh:\/\/)?(?:[^\s/:@]+@)?(?:\[[\dA-Fa-f:.]+\]|[^\s/:@[\]]+)(?::\d{1,5})?$/
+/** `local`, `unix:///path` or an absolute socket path */
+const ENGINE_PATTERN = /^(?:local|unix:\/\/\/.+|\/.+)$/
+/** `host[:port][/path]`, optionally prefixed with https:// or http:// */
+const REGISTRY_URL_PATTERN =
+  /^(?:https?:\/\/)?(?:\[[\dA-Fa-f:.]+\]|[\dA-Za-z](?:[\dA-Za-z.-]*[\dA-Za-z])?)(?::\d{1,5})?(?:\/[\w./-]*)?$/
+
+// ---------------------------------------------------------------------------------------------------------
+// unknown keys: per-object hints (a specific message for a key, extra names to suggest)
+
+interface UnknownKeyHints {
+  /** a specific message for a key that is not allowed */
+  messages?: Record<string, string>
+  /** names to suggest besides the object's own keys */
+  suggest?: readonly string[]
+}
+
+const unknownKeyHints = new WeakMap<object, UnknownKeyHints>()
+
+function withUnknownKeyHints<T extends z.ZodType>(schema: T, hints: UnknownKeyHints): T {
+  unknownKeyHints.set(schema, hints)
+  return schema
+}
+
+/** The closest candidate to `input` (optimal string alignment distance, case-insensitive), if close enough: at most 40% of the longer name differs. */
+export function closest(input: string, candidates: Iterable<string>): string | undefined {
+  const wanted = input.toLowerCase()
+  let best: string | undefined
+  let bestDistance = Number.POSITIVE_INFINITY
+  for (const candidate of candidates) {
+    const distance = editDistance(wanted, candidate.toLowerCase())
+    const limit = Math.max(1, Math.floor(Math.max(wanted.length, candidate.length) * 0.4))
+    if (distance <= limit && distance < bestDistance) {
+      best = candidate
+      bestDistance = distance
+    }
+  }
+
+  return best
+}
+
+function editDistance(a: string, b: string): number {
+  const rows = a.length + 1
+  const cols = b.length + 1
+  const d: number[] = Array.from({length: rows * cols}, () => 0)
+  const at = (i: number, j: number): number => d[i * cols + j] ?? 0
+  for (let i = 0; i < rows; i++) d[i * cols] = i
+  for (let j = 0; j < cols; j++) d[j] = j
+  for (let i = 1; i < rows; i++) {
+    for (let j = 1; j < cols; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1
+      let value = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost)
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        value = Math.min(value, at(i - 2, j - 2) + 1)
+      d[i * cols + j] = value
+    }
+  }
+
+  return at(a.length, b.length)
+}
+
+/** `unknown key "imgaes" (did you mean "images"?)` */
+export function unknownKeyMessage(key: string, allowed: Iterable<string>): string {
+  const suggestion = closest(key, allowed)
+  return suggestion === undefined ? `unknown key "${key}"` : `unknown key "${key}" (did you mean "${suggestion}"?)`
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// messages
+
+/** The message given to a value that is missing; the loader turns it into `missing required key "x"`. */
+export const REQUIRED_MESSAGE = 'required'
+
+/** How a value found in a recipe is named in messages: `the string "yes"`, `a list`, `an empty value`. */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'an empty value'
+  if (value === undefined) return 'nothing'
+  if (Array.isArray(value)) return 'a list'
+  switch (typeof value) {
+    case 'string': {
+      const shown = value.length > 40 ? `${value.slice(0, 37)}...` : value
+      return `the string ${JSON.stringify(shown)}`
+    }
+
+    case 'number':
+    case 'bigint': {
+      return `the number ${String(value)}`
+    }
+
+    case 'boolean': {
+      return String(value)
+    }
+
+    case 'object': {
+      return value instanceof Date ? 'a date' : 'a map'
+    }
+
+    default: {
+      return `a ${typeof value}`
+    }
+  }
+}
+
+function expectedNoun(expected: string): string {
+  switch (expected) {
+    case 'array':
+    case 'tuple': {
+      return 'a list'
+    }
+
+    case 'boolean': {
+      return 'true or false'
+    }
+
+    case 'int': {
+      return 'an integer'
+    }
+
+    case 'map':
+    case 'object':
+    case 'record': {
+      return 'a map'
+    }
+
+    case 'never': {
+      return 'no value here'
+    }
+
+    case 'null': {
+      return 'an empty value'
+    }
+
+    default: {
+      return /^[aeiou]/.test(expected) ? `an ${expected}` : `a ${expected}`
+    }
+  }
+}
+
+function literal(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : String(value)
+}
+
+function plural(n: bigint | number, word: string): string {
+  return `${n} ${word}${Number(n) === 1 ? '' : 's'}`
+}
+
+function shapeKeys(inst: unknown): string[] {
+  const def = (inst as undefined | {_zod?: {def?: {shape?: Record<string, unknown>}}})?._zod?.def
+  return def?.shape ? Object.keys(def.shape) : []
+}
+
+function unknownKeysMessage(iss: z.core.$ZodRawIssue<z.core.$ZodIssueUnrecognizedKeys>): string {
+  const hints = iss.inst ? unknownKeyHints.get(iss.inst) : undefined
+  const allowed = [...shapeKeys(iss.inst), ...(hints?.suggest ?? [])]
+  const messages = hints?.messages ?? {}
+  return iss.keys
+    .map((key) => (Object.hasOwn(messages, key) ? messages[key] : undefined) ?? unknownKeyMessage(key, allowed))
+    .join('\n')
+}
+
+function unionMessage(iss: z.core.$ZodRawIssue<z.core.$ZodIssueInvalidUnion>): string {
+  const {discriminator, options} = iss as {discriminator?: string; options?: unknown[]}
+  if (discriminator === undefined || !Array.isArray(options)) return 'does not match any of the allowed forms'
+  const input =
+    iss.input !== null && typeof iss.input === 'object'
+      ? (iss.input as Record<string, unknown>)[discriminator]
+      : undefined
+  return `expected one of ${options.map((v) => literal(v)).join(', ')}, got ${describeValue(input)}`
+}
+
+function sizeMessage(iss: z.core.$ZodRawIssue<z.core.$ZodIssueTooBig | z.core.$ZodIssueTooSmall>): string {
+  const small = iss.code === 'too_small'
+  const limit = small ? iss.minimum : iss.maximum
+  switch (iss.origin) {
+    case 'array':
+    case 'set': {
+      return small ? `needs at least ${plural(limit, 'item')}` : `takes at most ${plural(limit, 'item')}`
+    }
+
+    case 'string': {
+      if (small && Number(limit) <= 1) return 'must not be empty'
+      return `must be at ${small ? 'least' : 'most'} ${plural(limit, 'character')} long`
+    }
+
+    default: {
+      if (iss.inclusive) return `must be at ${small ? 'least' : 'most'} ${String(limit)}`
+      return `must be ${small ? 'more' : 'less'} than ${String(limit)}`
+    }
+  }
+}
+
+/**
+ * The error map the loader parses recipes with. For unknown keys it gives one line per key, in the order
+ * of the issue's `keys`, each `unknown key "x" (did you mean "y"?)` or the object's specific hint. A missing
+ * value gets REQUIRED_MESSAGE, which the loader turns into `missing required key "x"`.
+ */
+export const recipeErrorMap: z.core.$ZodErrorMap = (iss) => {
+  if (iss.code === 'unrecognized_keys') return unknownKeysMessage(iss)
+  if (iss.input === undefined && iss.code !== 'custom') return REQUIRED_MESSAGE
+  switch (iss.code) {
+    case 'invalid_format': {
+      if (iss.format === 'regex')
+        return `${describeValue(iss.input)} does not match ${iss.pattern ?? 'the expected pattern'}`
+      return `expected a valid ${iss.format}, got ${describeValue(iss.input)}`
+    }
+
+    case 'invalid_key': {
+      return iss.issues[0]?.message ?? 'invalid key'
+    }
+
+    case 'invalid_type': {
+      return `expected ${expectedNoun(iss.expected)}, got ${describeValue(iss.input)}`
+    }
+
+    case 'invalid_union': {
+      return unionMessage(iss)
+    }
+
+    case 'invalid_value': {
+      const values = iss.values.map((v) => literal(v))
+      const expected = values.length === 1 ? values[0] : `one of ${values.join(', ')}`
+      return `expected ${expected}, got ${describeValue(iss.input)}`
+    }
+
+    case 'not_multiple_of': {
+      return `must be a multiple of ${String(iss.divisor)}`
+    }
+
+    case 'too_big':
+    case 'too_small': {
+      return sizeMessage(iss)
+    }
+  }
+
+  // anything else: zod's own message
+  return null
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// core schema
+
+const hostName = z.string().regex(NAME_PATTERN, {
+  error: 'host names use lowercase letters, digits, ".", "_" and "-", and start with a letter or digit',
+})
+
+const registryName = z.string().regex(NAME_PATTERN, {
+  error: 'registry names use lowercase letters, digits, ".", "_" and "-", and start with a letter or digit',
+})
+
+const envName = (what: string) =>
+  z
+    .string()
+    .regex(ENV_NAME_PATTERN, {
+      error: (iss) =>
+        `${describeValue(iss.input)} is not an environment variable name (letters, digits and "_", not starting with a digit)`,
+    })
+    .describe(what)
+
+const path = (what: string) => z.string().min(1).describe(what)
+
+const SSH_ONLY_KEYS = ['identityFile', 'knownHosts', 'acceptNewHostKey'] as const
+
+export const hostSpecSchema = z
+  .strictObject({
+    acceptNewHostKey: z
+      .boolean()
+      .optional()
+      .describe('trust and record the SSH host key on first connection when known_hosts has none (default false)'),
+    description: z.string().optional().describe('free text, for people'),
+    engine: z
+      .string()
+      .regex(ENGINE_PATTERN, {
+        error: (iss) =>
+          `expected "local", an absolute socket path such as /var/run/docker.sock, or unix:///path, got ${describeValue(iss.input)}`,
+      })
+      .optional()
+      .describe(
+        'the Docker engine: without ssh, "local" (default: DOCKER_HOST or the current docker context), unix:///path or a socket path; with ssh, the remote socket path (default /var/run/docker.sock)',
+      ),
+    identityFile: path('private key file for SSH (default: ssh-agent and ~/.ssh/config)').optional(),
+    knownHosts: path('known_hosts file that SSH host keys are checked against (default ~/.ssh/known_hosts)').optional(),
+    ssh: z
+      .string()
+      .regex(SSH_TARGET_PATTERN, {
+        error: (iss) => `expected user@host[:port] or an ~/.ssh/config host alias, got ${describeValue(iss.input)}`,
+      })
+      .optional()
+      .describe('reach the engine over SSH: user@host[:port] or an ~/.ssh/config host alias'),
+  })
+  .superRefine((host, ctx) => {
+    if (host.ssh === undefined) {
+      for (const key of SSH_ONLY_KEYS) {
+        if (host[key] !== undefined)
+          ctx.addIssue({code: 'custom', message: `"${key}" is only used with "ssh"`, path: [key]})
+      }
+    } else if (host.engine === 'local') {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"local" is this machine's engine and cannot be reached over ssh: give the remote socket path (default ${DEFAULT_REMOTE_SOCKET})`,
+        path: ['engine'],
+      })
+    }
+  })
+  .describe('a Docker engine: the local one, or one reached over SSH')
+
+const SECRET_HINTS = {
+  password: 'secrets are not written in recipes: name an environment variable with passwordEnv',
+  token: 'secrets are not written in recipes: name an environment variable with tokenEnv',
+}
+
+const registryAuthSchema = withUnknownKeyHints(
+  z
+    .strictObject({
+      passwordEnv: envName('environment variable holding the password').optional(),
+      tokenEnv: envName('environment variable holding an identity token').optional(),
+      username: z.string().min(1).optional().describe('user name'),
+      usernameEnv: envName('environment variable holding the user name').optional(),
+    })
+    .superRefine((auth, ctx) => {
+      if (auth.username !== undefined && auth.usernameEnv !== undefined) {
+        ctx.addIssue({code: 'custom', message: 'give "username" or "usernameEnv", not both', path: ['usernameEnv']})
+      }
+
+      if (auth.passwordEnv !== undefined && auth.tokenEnv !== undefined) {
+        ctx.addIssue({code: 'custom', message: 'give "passwordEnv" or "tokenEnv", not both', path: ['tokenEnv']})
+      }
+    })
+    .describe('credentials, by environment variable name only (default: the Docker credential store and helpers)'),
+  {messages: SECRET_HINTS},
+)
+
+export const registrySpecSchema = z
+  .strictObject({
+    auth: registryAuthSchema.optional(),
+    ca: path('CA certificate file (PEM) the registry certificate is checked against').optional(),
+    insecure: z.boolean().optional().describe('allow plain HTTP or an unverified certificate (default false)'),
+    url: z
+      .string()
+      .regex(REGISTRY_URL_PATTERN, {
+        error: (iss) =>
+          typeof iss.input === 'string' && /^[a-z][\d+.a-z-]*:\/\//i.test(iss.input) && !/^https?:\/\//i.test(iss.input)
+            ? `only https:// or http:// may prefix a registry address, got ${describeValue(iss.input)}`
+            : `expected a registry address such as registry.example.com[:port][/path], got ${describeValue(iss.input)}`,
+      })
+      .describe('host[:port][/path]; https:// or http:// may prefix it'),
+  })
+  .describe('a container registry')
+
+export type HostSpec = z.output<typeof hostSpecSchema>
+export type RegistrySpec = z.output<typeof registrySpecSchema>
+export type RegistryAuth = NonNullable<RegistrySpec['auth']>
+
+/** The engine of a host: `local`, or for a host reached over SSH the remote socket path. */
+export function hostEngine(host: HostSpec): string {
+  if (host.engine !== undefined) return host.engine
+  return host.ssh === undefined ? 'local' : DEFAULT_REMOTE_SOCKET
+}
+
+const versionSchema = z
+  .literal(SUPPORTED_VERSIONS[0], {
+    error(iss) {
+      if (iss.input === undefined) return 'recipes start with `version: 1`'
+      const supported = `supported versions: ${SUPPORTED_VERSIONS.join(', ')}`
+      return typeof iss.input === 'number' || typeof iss.input === 'string'
+        ? `${literal(iss.input)} is not supported (${supported})`
+        : `expected a version number, got ${describeValue(iss.input)} (${supported})`
+    },
+  })
+  .describe('the recipe format version')
+
+/** What a valid recipe parses to: the core keys typed, plugin sections as their providers' output. */
+export interface RecipeData {
+  [section: string]: unknown
+  hosts?: Record<string, HostSpec>
+  registries?: Record<string, RegistrySpec>
+  version: 1
+}
+
+function checkProviders(providers: readonly SectionProvider<unknown>[]): void {
+  const owners = new Map<string, string>()
+  for (const provider of providers) {
+    if ((CORE_KEYS as readonly string[]).includes(provider.section)) {
+      throw new TransshipError(
+        'PLUGIN_CONFLICT',
+        ExitCode.Failed,
+        `plugin ${provider.plugin} claims "${provider.section}", a key of the transship core`,
+      )
+    }
+
+    const owner = owners.get(provider.section)
+    if (owner !== undefined) {
+      throw new TransshipError(
+        'PLUGIN_CONFLICT',
+        ExitCode.Failed,
+        `plugins ${owner} and ${provider.plugin} both handle section "${provider.section}"`,
+        {suggestions: ['uninstall one of them (transship plugins uninstall <name>)']},
+      )
+    }
+
+    owners.set(provider.section, provider.plugin)
+  }
+}
+
+function buildSchema(providers: readonly SectionProvider<unknown>[]) {
+  checkProviders(providers)
+  const shape: Record<string, z.ZodType> = {
+    version: versionSchema,
+    hosts: z
+      .record(hostName, hostSpecSchema)
+      .optional()
+      .describe(`the Docker engines the recipe works on, by name; "${LOCAL_HOST}" is always defined`),
+    registries: z.record(registryName, registrySpecSchema).optional().describe('container registries, by name'),
+  }
+  for (const provider of providers) {
+    shape[provider.section] = (provider.schema as z.ZodType).optional()
+  }
+
+  const installed = new Set(providers.map((p) => p.section))
+  const missing = KNOWN_SECTIONS.filter((section) => !installed.has(section))
+  return withUnknownKeyHints(z.strictObject(shape), {
+    messages: Object.fromEntries(
+      missing.map((section) => [section, `no installed plugin handles section "${section}"`]),
+    ),
+    suggest: missing,
+  })
+}
+
+/** The whole recipe schema: the core keys and one optional key per installed plugin section. */
+export function recipeSchema(providers: readonly SectionProvider<unknown>[]): z.ZodType<RecipeData> {
+  return buildSchema(providers) as unknown as z.ZodType<RecipeData>
+}
+
+export interface RecipeJsonSchemaOptions {
+  /** the `$id` of the schema, e.g. the URL it is published at */
+  id?: string
+}
+
+/** The recipe schema as JSON Schema (draft-07, which YAML editors understand), for `# yaml-language-server: $schema=`. */
+export function recipeJsonSchema(
+  providers: readonly SectionProvider<unknown>[],
+  options: RecipeJsonSchemaOptions = {},
+): Record<string, unknown> {
+  const generated = z.toJSONSchema(buildSchema(providers), {
+    io: 'input',
+    target: 'draft-07',
+    unrepresentable: 'any',
+  }) as Record<string, unknown>
+  const {$schema, ...rest} = generated
+  return {
+    $schema,
+    ...(options.id === undefined ? {} : {$id: options.id}),
+    title: 'transship recipe',
+    ...rest,
+  }
+}

@@ -1,0 +1,64 @@
+// The shape of test/.state/testbed.json, written by test/bed/up.sh and handed to the end-to-end
+// tests by test/bed/global-setup.ts (read it with testbed() from test/helpers/testbed.ts).
+
+export type EngineName = 'classic' | 'containerd' | 'remote'
+
+export interface TestbedEngine {
+  /** unix socket of the engine's API */
+  socket: string
+  /** the same as a DOCKER_HOST value: unix:///run/transship-testbed/NAME.sock */
+  host: string
+  /** engine version as the engine reports it, e.g. 20.10.24+dfsg1 or 26.1.5+dfsg1 */
+  version: string
+  /** highest API version the engine speaks, e.g. 1.41 or 1.45 */
+  apiVersion: string
+  /** classic (graph driver, overlay2) or containerd (the containerd image store) */
+  imageStore: 'classic' | 'containerd'
+  storageDriver: string
+  /** local: reach it through its socket; ssh: it plays a remote host, reach it through the bed's sshd */
+  via: 'local' | 'ssh'
+  dataRoot: string
+  containerdSocket: string
+  /** the engine's log file */
+  log: string
+}
+
+export interface TestbedSsh {
+  host: string
+  port: number
+  user: string
+  /** private key that the sshd accepts */
+  identityFile: string
+  /** known_hosts with the sshd's real host key for [host]:port */
+  knownHosts: string
+  /** known_hosts with a different key for [host]:port: the host-key check must refuse it */
+  wrongKnownHosts: string
+  /** SHA256:... fingerprint of the sshd's host key */
+  hostKeyFingerprint: string
+  /** the engine an SSH session on this host sees as its default (DOCKER_HOST) */
+  engine: EngineName
+}
+
+export interface Testbed {
+  stateDir: string
+  runDir: string
+  /** the docker CLI (Debian's, 20.10) used to prepare the bed and for test assertions */
+  docker: string
+  engines: Record<EngineName, TestbedEngine>
+  ssh: TestbedSsh
+  /** references of the test images, present in every engine */
+  images: {
+    app: string
+    busybox: string
+  }
+  /** docker-archive (docker save) of all test images, as loaded into every engine */
+  imagesArchive: string
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** the test bed, or null when it is not available (see testbedSkipReason) */
+    testbed: null | Testbed
+    testbedSkipReason: null | string
+  }
+}

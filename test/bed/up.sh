@@ -1,0 +1,452 @@
+#!/usr/bin/env bash
+# Brings up the real test bed for the end-to-end tests, idempotently:
+#   - three Docker engines, each with its own containerd:
+#       classic     Debian bookworm's docker.io 20.10, classic overlay2 image store
+#       remote      a second 20.10 instance that the tests reach over SSH (it plays a remote host)
+#       containerd  Debian trixie's docker.io 26.1 with the containerd image store
+#                   (unpacked into the state directory, not installed system-wide)
+#   - an sshd on 127.0.0.1:2222 with generated host and client keys,
+#   - the test images, loaded into every engine,
+# and writes test/.state/testbed.json describing all of it.
+#
+# Needs root. State: /var/lib/transship-testbed (data roots, keys, logs, debs, image archives)
+# and /run/transship-testbed (sockets, pids). The system's docker service and /var/run/docker.sock
+# are neither used nor touched. Stop everything with test/bed/down.sh.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+# shellcheck source=test/bed/lib.sh
+source "$HERE/lib.sh"
+
+OUT_DIR=$REPO/test/.state
+OUT=$OUT_DIR/testbed.json
+
+if [[ $(id -u) -ne 0 ]]; then
+  die "the test bed needs root to install packages and start Docker engines and sshd"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Debian packages (bookworm). Add what later tests need here (e.g. docker-registry, skopeo,
+# apache2-utils, debootstrap, pigz, ...): they are installed on the first run, checked after.
+# ---------------------------------------------------------------------------------------------
+PACKAGES=(
+  docker.io # dockerd 20.10, the docker CLI, tini (docker-init)
+  containerd # containerd 1.6 for the 20.10 engines
+  runc # bookworm's runc is used by every engine (trixie's needs a newer glibc)
+  openssh-server
+  openssh-client
+  busybox-static # the root file system of the test images
+  zstd
+  iproute2 # ss, ip, tc
+  curl # talks to the engines' sockets
+)
+
+ensure_packages() {
+  local missing=() p status
+  for p in "${PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+    [[ $status == ii* ]] || missing+=("$p")
+  done
+  if ((${#missing[@]} == 0)); then
+    say "packages" "already installed (${#PACKAGES[@]})"
+    return
+  fi
+  say "packages" "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # keep maintainer scripts from starting the system's services (dockerd, sshd on port 22):
+  # the bed runs its own instances. policy-rc.d is Debian's mechanism for exactly that.
+  local policy=/usr/sbin/policy-rc.d own_policy=
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+  fi
+  local rc=0
+  {
+    apt-get update -q &&
+      apt-get install -y -q --no-install-recommends "${missing[@]}"
+  } >>"$LOG_DIR/apt.log" 2>&1 || rc=$?
+  [[ -z $own_policy ]] || rm -f "$policy"
+  if ((rc != 0)); then
+    tail -n 30 "$LOG_DIR/apt.log" >&2
+    die "apt-get install failed (exit $rc), see $LOG_DIR/apt.log"
+  fi
+  say "packages" "installed: ${missing[*]}"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Debian trixie's docker.io 26.1 + containerd 1.7, downloaded and unpacked into the state dir
+# ---------------------------------------------------------------------------------------------
+ensure_trixie() {
+  local dir=$TRIXIE_DIR
+  if [[ -f $dir/.complete && -x $TRIXIE_ROOT/usr/sbin/dockerd && -x $TRIXIE_ROOT/usr/bin/containerd ]]; then
+    say "trixie docker.io" "already unpacked ($(<"$dir/.complete"))"
+    return
+  fi
+  say "trixie docker.io" "downloading docker.io and containerd from Debian trixie"
+  rm -rf "$dir/x" "$dir/.complete"
+  mkdir -p "$dir/lists/partial" "$dir/archives/partial" "$dir/debs"
+  echo 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main' \
+    >"$dir/sources.list"
+  local a=(
+    -o "Dir::Etc::sourcelist=$dir/sources.list" -o Dir::Etc::sourceparts=-
+    -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache::archives=$dir/archives"
+    -o APT::Sandbox::User=root -q
+  )
+  {
+    apt-get "${a[@]}" update && (cd "$dir/debs" && rm -f ./*.deb && apt-get "${a[@]}" download docker.io containerd)
+  } >>"$LOG_DIR/trixie-download.log" 2>&1 || {
+    tail -n 30 "$LOG_DIR/trixie-download.log" >&2
+    die "downloading trixie's docker.io failed, see $LOG_DIR/trixie-download.log"
+  }
+  local tmp=$dir/x.tmp deb
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  for deb in "$dir"/debs/*.deb; do
+    dpkg-deb -x "$deb" "$tmp"
+  done
+  mv "$tmp" "$TRIXIE_ROOT"
+  local v
+  v=$("$TRIXIE_ROOT/usr/sbin/dockerd" --version) || die "trixie's dockerd does not run on this machine"
+  echo "$v" >"$dir/.complete"
+  say "trixie docker.io" "unpacked ($v)"
+}
+
+# ---------------------------------------------------------------------------------------------
+# engines
+# ---------------------------------------------------------------------------------------------
+BOOKWORM_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# trixie's dockerd, docker-proxy, containerd and shims first; runc and docker-init from bookworm
+TRIXIE_PATH=$TRIXIE_ROOT/usr/sbin:$TRIXIE_ROOT/usr/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+write_containerd_config() { # NAME
+  local name=$1
+  mkdir -p "$STATE/conf" "$STATE/containerd-roots/$name" "$STATE/containerd-roots/$name-opt"
+  write_if_changed "$STATE/conf/$name-containerd.toml" <<EOF
+# generated by test/bed/up.sh
+version = 2
+root = "$STATE/containerd-roots/$name"
+state = "$RUN/$name-containerd-state"
+oom_score = 0
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+[grpc]
+  address = "$RUN/$name.containerd.sock"
+
+[ttrpc]
+  address = "$RUN/$name.containerd.sock.ttrpc"
+
+[debug]
+  address = ""
+  level = "info"
+
+[metrics]
+  address = ""
+
+[plugins]
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "$STATE/containerd-roots/$name-opt"
+EOF
+}
+
+ensure_containerd() { # NAME BINARY PATH
+  local name=$1 bin=$2 path=$3
+  write_containerd_config "$name"
+  local spec=("$bin" --config "$STATE/conf/$name-containerd.toml")
+  ensure_daemon "$name containerd" "$RUN/$name.containerd.pid" "$LOG_DIR/$name-containerd.log" \
+    "$path" containerd_ready "$RUN/$name.containerd.sock" "$STATE/conf/$name-containerd.toml" -- "${spec[@]}"
+}
+
+ensure_engine() { # NAME BINARY PATH DAEMON_JSON
+  local name=$1 bin=$2 path=$3 daemon_json=$4
+  mkdir -p "$STATE/conf" "$STATE/$name" "$RUN/$name-exec"
+  printf '%s\n' "$daemon_json" | write_if_changed "$STATE/conf/$name-daemon.json"
+  local spec=(
+    "$bin"
+    --config-file "$STATE/conf/$name-daemon.json"
+    --iptables=false --ip-forward=false --ip-masq=false --bridge=none
+    -H "unix://$RUN/$name.sock"
+    --containerd "$RUN/$name.containerd.sock"
+    --data-root "$STATE/$name"
+    --exec-root "$RUN/$name-exec"
+    --pidfile "$RUN/$name.pid"
+  )
+  ensure_daemon "$name engine" "$RUN/$name.pid" "$LOG_DIR/$name-dockerd.log" \
+    "$path" engine_ready "$RUN/$name.sock" "unix://$RUN/$name.sock" -- "${spec[@]}"
+}
+
+# ---------------------------------------------------------------------------------------------
+# sshd
+# ---------------------------------------------------------------------------------------------
+ensure_ssh_keys() {
+  mkdir -p "$SSH_DIR"
+  chmod 755 "$SSH_DIR"
+  local made=()
+  if [[ ! -s $SSH_DIR/ssh_host_ed25519_key ]]; then
+    ssh-keygen -q -t ed25519 -N '' -C transship-testbed-host -f "$SSH_DIR/ssh_host_ed25519_key"
+    made+=(host)
+  fi
+  if [[ ! -s $SSH_DIR/wrong_host_ed25519_key ]]; then
+    ssh-keygen -q -t ed25519 -N '' -C transship-testbed-wrong-host -f "$SSH_DIR/wrong_host_ed25519_key"
+    made+=(wrong-host)
+  fi
+  if [[ ! -s $SSH_DIR/id_ed25519 ]]; then
+    ssh-keygen -q -t ed25519 -N '' -C transship-testbed-client -f "$SSH_DIR/id_ed25519"
+    made+=(client)
+  fi
+  chmod 600 "$SSH_DIR/ssh_host_ed25519_key" "$SSH_DIR/wrong_host_ed25519_key" "$SSH_DIR/id_ed25519"
+  write_if_changed "$SSH_DIR/authorized_keys" <"$SSH_DIR/id_ed25519.pub"
+  chmod 644 "$SSH_DIR/authorized_keys"
+  local host_key wrong_key
+  read -r host_key < <(cut -d' ' -f1,2 "$SSH_DIR/ssh_host_ed25519_key.pub")
+  read -r wrong_key < <(cut -d' ' -f1,2 "$SSH_DIR/wrong_host_ed25519_key.pub")
+  printf '[%s]:%s %s\n' "$SSH_HOST" "$SSH_PORT" "$host_key" | write_if_changed "$SSH_DIR/known_hosts"
+  printf '[%s]:%s %s\n' "$SSH_HOST" "$SSH_PORT" "$wrong_key" | write_if_changed "$SSH_DIR/wrong_known_hosts"
+  if ((${#made[@]})); then
+    say "ssh keys" "generated: ${made[*]}"
+  else
+    say "ssh keys" "already generated"
+  fi
+}
+
+ensure_sshd() {
+  mkdir -p /run/sshd
+  chmod 755 /run/sshd
+  write_if_changed "$SSH_DIR/sshd_config" <<EOF
+# generated by test/bed/up.sh
+Port $SSH_PORT
+ListenAddress $SSH_HOST
+HostKey $SSH_DIR/ssh_host_ed25519_key
+PidFile $RUN/sshd.pid
+AuthorizedKeysFile $SSH_DIR/authorized_keys
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+AllowStreamLocalForwarding yes
+AllowTcpForwarding yes
+StreamLocalBindUnlink yes
+PrintMotd no
+PrintLastLog no
+UseDNS no
+LogLevel VERBOSE
+# the tests open many connections at once
+MaxStartups 200
+MaxSessions 100
+# a session on this "remote host" sees the remote engine as its default docker engine
+SetEnv DOCKER_HOST=unix://$RUN/remote.sock
+Subsystem sftp /usr/lib/openssh/sftp-server
+EOF
+  /usr/sbin/sshd -t -f "$SSH_DIR/sshd_config" || die "sshd rejects $SSH_DIR/sshd_config"
+  local pid
+  pid=$(read_pid "$RUN/sshd.pid")
+  local spec=(/usr/sbin/sshd -f "$SSH_DIR/sshd_config" -E "$LOG_DIR/sshd.log")
+  local want
+  want=$(spec_of "${spec[@]}")
+  if [[ -n $pid ]] && pid_matches "$pid" "$SSH_DIR/sshd_config"; then
+    if [[ $(cat "$RUN/sshd.spec" 2>/dev/null) == "$want" ]]; then
+      ssh_check || die "sshd (pid $pid) runs but logging in with the test key fails, see $LOG_DIR/sshd.log"
+      say "sshd" "already running on $SSH_HOST:$SSH_PORT (pid $pid)"
+      return
+    fi
+    say "sshd" "configuration changed, restarting"
+    stop_pid "$pid" sshd
+  fi
+  if port_in_use "$SSH_PORT"; then
+    die "port $SSH_HOST:$SSH_PORT is already in use by something that is not the test bed's sshd: $(ss -Hltnp "sport = :$SSH_PORT" | head -n 3)"
+  fi
+  rm -f "$RUN/sshd.pid"
+  "${spec[@]}" </dev/null >>"$LOG_DIR/sshd.log" 2>&1 || {
+    tail -n 20 "$LOG_DIR/sshd.log" >&2
+    die "sshd failed to start, see $LOG_DIR/sshd.log"
+  }
+  echo "$want" >"$RUN/sshd.spec"
+  local i
+  for ((i = 0; i < 50; i++)); do
+    ssh_check && break
+    sleep 0.1
+  done
+  ssh_check || {
+    tail -n 20 "$LOG_DIR/sshd.log" >&2
+    die "sshd started but logging in with the test key fails, see $LOG_DIR/sshd.log"
+  }
+  say "sshd" "started on $SSH_HOST:$SSH_PORT (pid $(read_pid "$RUN/sshd.pid"))"
+}
+
+ssh_check() {
+  ssh -q -n -F none -i "$SSH_DIR/id_ed25519" -o IdentitiesOnly=yes -o BatchMode=yes \
+    -o UserKnownHostsFile="$SSH_DIR/known_hosts" -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes \
+    -o ConnectTimeout=5 -p "$SSH_PORT" "root@$SSH_HOST" true 2>/dev/null
+}
+
+# ---------------------------------------------------------------------------------------------
+# test images
+# ---------------------------------------------------------------------------------------------
+BUSYBOX_IMAGE=transship-test/busybox:1
+APP_IMAGE=transship-test/app:1
+IMAGES_DIR=$STATE/images
+ROOTFS_TAR=$IMAGES_DIR/busybox-rootfs.tar
+IMAGES_ARCHIVE=$IMAGES_DIR/test-images.tar
+
+# a busybox-static root file system, built once; same bytes every time (sorted, fixed mtime and owner)
+ensure_rootfs_tar() {
+  [[ -s $ROOTFS_TAR ]] && return
+  mkdir -p "$IMAGES_DIR"
+  local tmp busybox applet
+  tmp=$(mktemp -d)
+  busybox=$(command -v busybox || echo /bin/busybox)
+  mkdir -p "$tmp"/{bin,etc,root,tmp,var/tmp,proc,sys,dev}
+  chmod 1777 "$tmp/tmp" "$tmp/var/tmp"
+  chmod 700 "$tmp/root"
+  cp "$busybox" "$tmp/bin/busybox"
+  for applet in $("$busybox" --list); do
+    [[ $applet == busybox ]] || ln -s busybox "$tmp/bin/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$tmp/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$tmp/etc/group"
+  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$tmp" -cf "$ROOTFS_TAR.tmp" .
+  mv "$ROOTFS_TAR.tmp" "$ROOTFS_TAR"
+  rm -rf "$tmp"
+}
+
+# builds the images on the classic engine once and saves them; the same archive is then loaded
+# everywhere, so all engines hold identical images (same ids, same layers)
+ensure_images_archive() {
+  [[ -s $IMAGES_ARCHIVE ]] && return
+  ensure_rootfs_tar
+  local sock=$RUN/classic.sock
+  if ! image_present "$sock" "$BUSYBOX_IMAGE"; then
+    dk classic import --change 'CMD ["/bin/sh"]' --message 'transship test image' "$ROOTFS_TAR" "$BUSYBOX_IMAGE" >/dev/null
+  fi
+  if ! image_present "$sock" "$APP_IMAGE"; then
+    local ctx
+    ctx=$(mktemp -d)
+    echo 'hello from app 1' >"$ctx/hello.txt"
+    cat >"$ctx/Dockerfile" <<EOF
+FROM $BUSYBOX_IMAGE
+COPY hello.txt /app/hello.txt
+CMD ["cat", "/app/hello.txt"]
+EOF
+    DOCKER_BUILDKIT=0 dk classic build -q --network none -t "$APP_IMAGE" "$ctx" >/dev/null
+    rm -rf "$ctx"
+  fi
+  dk classic save -o "$IMAGES_ARCHIVE.tmp" "$BUSYBOX_IMAGE" "$APP_IMAGE"
+  mv "$IMAGES_ARCHIVE.tmp" "$IMAGES_ARCHIVE"
+}
+
+ensure_images() { # NAME
+  local name=$1 sock=$RUN/$1.sock
+  if image_present "$sock" "$BUSYBOX_IMAGE" && image_present "$sock" "$APP_IMAGE"; then
+    say "$name images" "already loaded"
+    return
+  fi
+  ensure_images_archive
+  if ! { image_present "$sock" "$BUSYBOX_IMAGE" && image_present "$sock" "$APP_IMAGE"; }; then
+    dk "$name" load -q -i "$IMAGES_ARCHIVE" >/dev/null
+  fi
+  if ! { image_present "$sock" "$BUSYBOX_IMAGE" && image_present "$sock" "$APP_IMAGE"; }; then
+    die "the test images did not show up in the $name engine"
+  fi
+  say "$name images" "loaded ($BUSYBOX_IMAGE, $APP_IMAGE)"
+}
+
+# ---------------------------------------------------------------------------------------------
+# testbed.json
+# ---------------------------------------------------------------------------------------------
+engine_json() { # NAME VIA
+  local name=$1 via=$2 sock=$RUN/$1.sock headers info version api driver store
+  headers=$(curl -sfi --max-time 5 --unix-socket "$sock" http://engine/_ping)
+  version=$(header_value Server <<<"$headers")
+  version=${version#Docker/}
+  version=${version%% *}
+  api=$(header_value Api-Version <<<"$headers")
+  info=$(curl -sf --max-time 10 --unix-socket "$sock" http://engine/info)
+  driver=$(grep -o '"Driver":"[^"]*"' <<<"$info" | head -n 1 | cut -d'"' -f4)
+  if [[ $info == *io.containerd.snapshotter.v1* ]]; then store=containerd; else store=classic; fi
+  printf '    "%s": {\n' "$name"
+  printf '      "socket": "%s",\n' "$sock"
+  printf '      "host": "unix://%s",\n' "$sock"
+  printf '      "version": "%s",\n' "$version"
+  printf '      "apiVersion": "%s",\n' "$api"
+  printf '      "imageStore": "%s",\n' "$store"
+  printf '      "storageDriver": "%s",\n' "$driver"
+  printf '      "via": "%s",\n' "$via"
+  printf '      "dataRoot": "%s",\n' "$STATE/$name"
+  printf '      "containerdSocket": "%s",\n' "$RUN/$name.containerd.sock"
+  printf '      "log": "%s"\n' "$LOG_DIR/$name-dockerd.log"
+  printf '    }'
+}
+
+write_testbed_json() {
+  mkdir -p "$OUT_DIR"
+  local fp
+  fp=$(ssh-keygen -lf "$SSH_DIR/ssh_host_ed25519_key.pub" | cut -d' ' -f2)
+  {
+    printf '{\n'
+    printf '  "stateDir": "%s",\n' "$STATE"
+    printf '  "runDir": "%s",\n' "$RUN"
+    printf '  "docker": "/usr/bin/docker",\n'
+    printf '  "engines": {\n'
+    engine_json classic local
+    printf ',\n'
+    engine_json remote ssh
+    printf ',\n'
+    engine_json containerd local
+    printf '\n  },\n'
+    printf '  "ssh": {\n'
+    printf '    "host": "%s",\n' "$SSH_HOST"
+    printf '    "port": %s,\n' "$SSH_PORT"
+    printf '    "user": "root",\n'
+    printf '    "identityFile": "%s",\n' "$SSH_DIR/id_ed25519"
+    printf '    "knownHosts": "%s",\n' "$SSH_DIR/known_hosts"
+    printf '    "wrongKnownHosts": "%s",\n' "$SSH_DIR/wrong_known_hosts"
+    printf '    "hostKeyFingerprint": "%s",\n' "$fp"
+    printf '    "engine": "remote"\n'
+    printf '  },\n'
+    printf '  "images": {\n'
+    printf '    "busybox": "%s",\n' "$BUSYBOX_IMAGE"
+    printf '    "app": "%s"\n' "$APP_IMAGE"
+    printf '  },\n'
+    printf '  "imagesArchive": "%s"\n' "$IMAGES_ARCHIVE"
+    printf '}\n'
+  } >"$OUT.tmp"
+  mv "$OUT.tmp" "$OUT"
+  say "testbed.json" "written to ${OUT#"$REPO"/}"
+}
+
+# ---------------------------------------------------------------------------------------------
+main() {
+  mkdir -p "$STATE" "$RUN" "$LOG_DIR"
+  chmod 755 "$STATE" "$RUN"
+  ensure_packages
+  ensure_trixie
+
+  ensure_containerd classic /usr/bin/containerd "$BOOKWORM_PATH"
+  ensure_engine classic /usr/sbin/dockerd "$BOOKWORM_PATH" \
+    "{\"deprecated-key-path\": \"$STATE/conf/classic-key.json\"}"
+
+  ensure_containerd remote /usr/bin/containerd "$BOOKWORM_PATH"
+  ensure_engine remote /usr/sbin/dockerd "$BOOKWORM_PATH" \
+    "{\"deprecated-key-path\": \"$STATE/conf/remote-key.json\"}"
+
+  ensure_containerd containerd "$TRIXIE_ROOT/usr/bin/containerd" "$TRIXIE_PATH"
+  ensure_engine containerd "$TRIXIE_ROOT/usr/sbin/dockerd" "$TRIXIE_PATH" \
+    '{"features": {"containerd-snapshotter": true}}'
+  local status
+  status=$(curl -sf --max-time 10 --unix-socket "$RUN/containerd.sock" http://engine/info)
+  [[ $status == *io.containerd.snapshotter.v1* ]] ||
+    die "the containerd engine does not use the containerd image store, see $LOG_DIR/containerd-dockerd.log"
+
+  ensure_images classic
+  ensure_images remote
+  ensure_images containerd
+
+  ensure_ssh_keys
+  ensure_sshd
+
+  write_testbed_json
+}
+
+main "$@"

@@ -1,0 +1,103 @@
+// plan and apply of the example recipes against real engines, locally and over SSH: plan changes
+// nothing, apply does the work and proves it, a second apply has nothing to do.
+import path from 'node:path'
+import {afterAll, beforeAll, expect, it} from 'vitest'
+
+import {edgeSshConfig, repoRoot, transship} from '../helpers/cli.js'
+import {describeE2E, dockerCli, type EngineName, tempHome, type TempHome} from '../helpers/testbed.js'
+
+async function imageId(engine: EngineName, ref: string): Promise<string | undefined> {
+  try {
+    return (await dockerCli(engine, ['image', 'inspect', '--format', '{{.Id}}', ref])).trim()
+  } catch {
+    return undefined
+  }
+}
+
+async function removeTags(engine: EngineName, refs: string[]): Promise<void> {
+  for (const ref of refs) if (await imageId(engine, ref)) await dockerCli(engine, ['image', 'rm', '--no-prune', ref])
+}
+
+describeE2E('transship plan and apply', (bed) => {
+  let home: TempHome
+  beforeAll(async () => {
+    home = await tempHome({sshConfig: edgeSshConfig(bed)})
+  })
+  afterAll(async () => home.cleanup())
+
+  const quickstart = path.join(repoRoot, 'recipes', 'quickstart.yaml')
+  const twoHosts = path.join(repoRoot, 'recipes', 'two-hosts.yaml')
+  const quickTags = ['quickstart/busybox:latest', 'quickstart/busybox:stable']
+
+  it.each(['classic', 'containerd'] as const)(
+    'applies the quickstart on the %s engine, then finds nothing to do',
+    async (engine) => {
+      await removeTags(engine, quickTags)
+      const options = {dockerHost: bed.engines[engine].host, home: home.home}
+
+      const plan = await transship(['plan', quickstart, '--json'], options)
+      expect(plan.code).toBe(0)
+      const planned = JSON.parse(plan.stdout) as {steps: Array<{host: string; title: string}>; upToDate: boolean}
+      expect(planned.upToDate).toBe(false)
+      expect(planned.steps.map((step) => step.title)).toEqual([
+        'tag transship-test/busybox:1 as quickstart/busybox:latest',
+        'tag transship-test/busybox:1 as quickstart/busybox:stable',
+      ])
+      expect(await imageId(engine, quickTags[0]!)).toBeUndefined() // plan changed nothing
+
+      const apply = await transship(['apply', quickstart], options)
+      expect(apply.code).toBe(0)
+      expect(apply.stdout).toContain('Applied 2 steps.')
+      const source = await imageId(engine, bed.images.busybox)
+      for (const tag of quickTags) expect(await imageId(engine, tag)).toBe(source)
+
+      const again = await transship(['apply', quickstart], options)
+      expect(again.code).toBe(0)
+      expect(again.stdout).toContain('Nothing to do: every host is up to date')
+    },
+  )
+
+  it('applies a recipe with a host over SSH, through the forwarded engine socket', async () => {
+    const tags = ['two-hosts/app:current', 'two-hosts/app:stable']
+    await removeTags('classic', tags)
+    await removeTags('remote', tags)
+    const options = {dockerHost: bed.engines.classic.host, home: home.home}
+
+    const plan = await transship(['plan', twoHosts], options)
+    expect(plan.code).toBe(0)
+    expect(plan.stdout).toMatch(/^edge \(ssh:\/\/edge → \/run\/transship-testbed\/remote\.sock\)/m)
+    expect(plan.stdout).toContain('Plan for')
+
+    const apply = await transship(['apply', twoHosts, '--json'], options)
+    expect(apply.code).toBe(0)
+    const result = JSON.parse(apply.stdout) as {steps: Array<{host: string; status: string}>}
+    expect(result.steps.map((step) => `${step.host}:${step.status}`).sort()).toEqual([
+      'edge:done',
+      'edge:done',
+      'local:done',
+    ])
+    // progress and step events are JSON lines on stderr when it is not a terminal
+    const events = apply.stderr
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as {type: string})
+    expect(events.filter((event) => event.type === 'step-end')).toHaveLength(3)
+
+    expect(await imageId('remote', 'two-hosts/app:stable')).toBe(await imageId('remote', bed.images.app))
+    expect(await imageId('classic', 'two-hosts/app:current')).toBe(await imageId('classic', bed.images.app))
+    expect(await imageId('classic', 'two-hosts/app:stable')).toBeUndefined()
+
+    const again = await transship(['plan', twoHosts, '--json'], options)
+    expect(JSON.parse(again.stdout)).toMatchObject({steps: [], upToDate: true})
+  })
+
+  it('fails a plan whose image is missing, naming the host and image, without changing anything', async () => {
+    const missing = path.join(home.home, 'missing.yaml')
+    const {writeFile} = await import('node:fs/promises')
+    await writeFile(missing, 'version: 1\nimages:\n  - ref: transship-test/nothing:9\n    tags: [x/y:1]\n')
+    const result = await transship(['apply', missing], {dockerHost: bed.engines.classic.host, home: home.home})
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain('image transship-test/nothing:9 is not on host "local"')
+    expect(await imageId('classic', 'x/y:1')).toBeUndefined()
+  })
+})

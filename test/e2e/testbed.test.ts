@@ -1,0 +1,141 @@
+// The test bed itself: every engine answers, has the expected version and image store, holds the
+// test images, and the sshd accepts the bed's key with strict host-key checking (and refuses a
+// wrong host key).
+import {readFile} from 'node:fs/promises'
+import http from 'node:http'
+import path from 'node:path'
+import {describe, expect, it} from 'vitest'
+
+import {describeE2E, dockerCli, type EngineName, run, tempHome} from '../helpers/testbed.js'
+
+interface Reply {
+  body: string
+  headers: http.IncomingHttpHeaders
+  status: number
+}
+
+function get(socketPath: string, urlPath: string): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({path: urlPath, socketPath, timeout: 10_000}, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      res.on('end', () =>
+        resolve({body: Buffer.concat(chunks).toString('utf8'), headers: res.headers, status: res.statusCode ?? 0}),
+      )
+      res.on('error', reject)
+    })
+    req.on('timeout', () => req.destroy(new Error(`GET ${urlPath} on ${socketPath} timed out`)))
+    req.on('error', reject)
+  })
+}
+
+const expected: Record<EngineName, {store: 'classic' | 'containerd'; version: RegExp}> = {
+  classic: {store: 'classic', version: /^20\.10\./},
+  containerd: {store: 'containerd', version: /^26\.1\./},
+  remote: {store: 'classic', version: /^20\.10\./},
+}
+
+describeE2E('test bed', (bed) => {
+  for (const name of ['classic', 'remote', 'containerd'] as const) {
+    describe(`${name} engine`, () => {
+      const engine = bed.engines[name]
+
+      it('answers /_ping on its socket', async () => {
+        const reply = await get(engine.socket, '/_ping')
+        expect(reply.status).toBe(200)
+        expect(reply.body).toBe('OK')
+      })
+
+      it(`reports version ${expected[name].version.source.replaceAll('\\', '')}x`, async () => {
+        const reply = await get(engine.socket, '/version')
+        expect(reply.status).toBe(200)
+        const version = JSON.parse(reply.body) as {ApiVersion: string; Version: string}
+        expect(version.Version).toMatch(expected[name].version)
+        expect(engine.version).toBe(version.Version)
+        expect(engine.apiVersion).toBe(version.ApiVersion)
+      })
+
+      it(`uses the ${expected[name].store} image store`, async () => {
+        const reply = await get(engine.socket, '/info')
+        expect(reply.status).toBe(200)
+        const info = JSON.parse(reply.body) as {DriverStatus: null | string[][]}
+        const snapshotter = JSON.stringify(info.DriverStatus ?? []).includes('io.containerd.snapshotter.v1')
+        expect(snapshotter).toBe(expected[name].store === 'containerd')
+        expect(engine.imageStore).toBe(expected[name].store)
+      })
+
+      it('holds the test images', async () => {
+        for (const ref of Object.values(bed.images)) {
+          const reply = await get(engine.socket, `/images/${ref}/json`)
+          expect(reply.status, `${ref} in ${name}`).toBe(200)
+        }
+      })
+
+      it('runs the app image without a network', async () => {
+        const out = await dockerCli(name, ['run', '--rm', '--network', 'none', bed.images.app])
+        expect(out).toBe('hello from app 1\n')
+      })
+    })
+  }
+
+  it('gives classic and remote different engine ids', async () => {
+    const ids = await Promise.all(
+      (['classic', 'remote'] as const).map(async (name) =>
+        (await dockerCli(name, ['info', '--format', '{{.ID}}'])).trim(),
+      ),
+    )
+    expect(ids[0]).not.toBe(ids[1])
+  })
+
+  const sshArgs = (knownHosts: string, ...command: string[]) => [
+    '-F',
+    'none',
+    '-i',
+    bed.ssh.identityFile,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    `UserKnownHostsFile=${knownHosts}`,
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-p',
+    String(bed.ssh.port),
+    `${bed.ssh.user}@${bed.ssh.host}`,
+    ...command,
+  ]
+
+  it('sshd accepts the bed key with strict host-key checking', async () => {
+    const result = await run('ssh', sshArgs(bed.ssh.knownHosts, 'true'))
+    expect(result.code, result.stderr).toBe(0)
+  })
+
+  it('sshd sessions see the remote engine as their default engine', async () => {
+    const result = await run('ssh', sshArgs(bed.ssh.knownHosts, 'echo $DOCKER_HOST'))
+    expect(result.code, result.stderr).toBe(0)
+    expect(result.stdout.trim()).toBe(bed.engines[bed.ssh.engine].host)
+  })
+
+  it('ssh refuses the wrong host key', async () => {
+    const result = await run('ssh', sshArgs(bed.ssh.wrongKnownHosts, 'true'))
+    expect(result.code).toBe(255)
+    expect(result.stderr).toContain('REMOTE HOST IDENTIFICATION HAS CHANGED')
+  })
+
+  it('tempHome() makes a HOME whose .ssh trusts the bed', async () => {
+    const home = await tempHome({identity: true, sshConfig: 'Host bed\n  HostName 127.0.0.1\n'})
+    try {
+      // OpenSSH takes ~ from the password database, not from HOME, so name the files explicitly
+      const args = sshArgs(path.join(home.sshDir, 'known_hosts'), 'true')
+      args[args.indexOf(bed.ssh.identityFile)] = path.join(home.sshDir, 'id_ed25519')
+      const result = await run('ssh', args)
+      expect(result.code, result.stderr).toBe(0)
+      expect(await readFile(path.join(home.sshDir, 'config'), 'utf8')).toContain('Host bed')
+    } finally {
+      await home.cleanup()
+    }
+  })
+})
