@@ -1,5 +1,6 @@
 // plan and apply of the example recipes against real engines, locally and over SSH: plan changes
 // nothing, apply does the work and proves it, a second apply has nothing to do.
+import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 import {afterAll, beforeAll, expect, it} from 'vitest'
 
@@ -68,8 +69,13 @@ describeE2E('transship plan and apply', (bed) => {
     expect(plan.stdout).toMatch(/^edge \(ssh:\/\/edge → \/run\/transship-testbed\/remote\.sock\)/m)
     expect(plan.stdout).toContain('Plan for')
 
+    const sshdLog = path.join(bed.stateDir, 'logs', 'sshd.log')
+    const sessions = async () => ((await readFile(sshdLog, 'utf8')).match(/Accepted publickey/g) ?? []).length
+    const sessionsBefore = await sessions()
     const apply = await transship(['apply', twoHosts, '--json'], options)
     expect(apply.code).toBe(0)
+    // plan and apply of every step on edge went through one SSH connection
+    expect((await sessions()) - sessionsBefore).toBe(1)
     const result = JSON.parse(apply.stdout) as {steps: Array<{host: string; status: string}>}
     expect(result.steps.map((step) => `${step.host}:${step.status}`).sort()).toEqual([
       'edge:done',
