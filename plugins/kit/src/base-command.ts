@@ -44,7 +44,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return this.abortController.signal
   }
 
-  protected override async catch(error: Error & {exitCode?: number}): Promise<unknown> {
+  protected override async catch(thrown: Error & {exitCode?: number}): Promise<unknown> {
+    // after Ctrl-C, whatever broke on the way down is a consequence: report the interruption
+    const error = this.signal.aborted && !(thrown instanceof InterruptedError) ? (this.signal.reason as Error) : thrown
     if (!isTransshipError(error)) return super.catch(error)
     if (this.jsonEnabled()) this.logJson(this.toErrorJson(error))
     else this.logToStderr(renderError(error, Boolean(this.flags?.debug)))

@@ -1,0 +1,283 @@
+import type {EngineClient, Progress, ProgressTask} from '@transship/kit'
+
+import {compressor} from '@transship/kit'
+import {createHash} from 'node:crypto'
+import {once} from 'node:events'
+import {PassThrough, type Readable, Transform} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
+import zlib from 'node:zlib'
+import tar from 'tar-stream'
+
+import type {DestinationState} from './destination.js'
+import type {SourceImage} from './images.js'
+
+import {
+  isLayerEntryName,
+  isLegacyLayerName,
+  type LayerPathCache,
+  LayerResolver,
+  type ResolvedLayer,
+} from './layer-resolver.js'
+
+/** Entries up to this size are read whole (metadata: manifests, configs, v1 json); larger ones stream. */
+const SMALL_ENTRY = 1024 * 1024
+
+export type WireCompression = 'gzip' | 'none' | 'zstd'
+
+export interface TransferTarget {
+  compression: WireCompression
+  destination: DestinationState
+  /** leave out the layers the destination holds; false sends the whole image */
+  partial: boolean
+}
+
+export interface TargetReport {
+  /** bytes sent to the destination engine (after compression): what crosses the link */
+  bytesOnWire: number
+  /** bytes of the archive before compression */
+  bytesRaw: number
+  error?: Error
+  host: string
+  layersSent: number
+  layersSkipped: number
+  /** what the engine said it loaded (`Loaded image: app:1`, `Loaded image ID: sha256:…`) */
+  loaded: string[]
+}
+
+export interface StreamCopyResult {
+  /** config digests learned from the stream's manifest.json, by image */
+  configDigests: Map<string, string>
+  reports: TargetReport[]
+}
+
+/**
+ * Reads the source's save stream once and writes, for each destination at the same time, an archive
+ * that leaves out the layers that destination already holds, straight into its engine's
+ * `POST /images/load` (which registers nothing until the whole archive has arrived: never half-done).
+ */
+export async function streamCopy(
+  source: EngineClient,
+  images: SourceImage[],
+  targets: TransferTarget[],
+  options: {cache: LayerPathCache; progress: Progress; signal: AbortSignal},
+): Promise<StreamCopyResult> {
+  const resolver = new LayerResolver(images, options.cache)
+  const outputs = targets.map((target) => new TargetOutput(target, options.progress, options.signal))
+  const configs = new Map<string, Buffer>()
+  let manifest: Array<{Config: string; Layers: string[]; RepoTags?: string[]}> = []
+  try {
+    const save = await source.stream({
+      path: '/images/get',
+      query: {names: images.map((image) => image.ref)},
+      signal: options.signal,
+    })
+    const extract = tar.extract()
+    const parsing = pipeline(save, extract)
+    parsing.catch(() => {}) // the loop below sees the same failure
+    for await (const source of extract) {
+      const entry = source as unknown as Readable
+      const {header} = source
+      const live = outputs.filter((output) => !output.failed)
+      let layer = header.type === 'file' && isLayerEntryName(header.name) ? resolver.resolve(header.name) : undefined
+      if (layer || isLegacyLayerName(header.name)) {
+        // a small layer that could not be told from its name is read whole and told by its digest
+        const body = !layer && header.size! <= SMALL_ENTRY ? await readAll(entry) : undefined
+        if (body) layer = resolver.resolveDiffId(`sha256:${createHash('sha256').update(body).digest('hex')}`)
+        const keep = live.filter((output) => !(layer && output.holds(header.name, layer)))
+        for (const output of live) {
+          if (keep.includes(output)) output.report.layersSent++
+          else output.report.layersSkipped++
+        }
+
+        await (body
+          ? Promise.all(keep.map((output) => output.writeEntry(header, [body])))
+          : fanOut(entry, header, keep))
+        continue
+      }
+
+      if (header.type !== 'file' || header.size! <= SMALL_ENTRY) {
+        const body = await readAll(entry)
+        if (header.name === 'manifest.json') manifest = parseManifest(body)
+        else if (header.name.endsWith('/json')) resolver.noteLegacyJson(header.name, body)
+        else if (header.name.endsWith('.json') || header.name.startsWith('blobs/')) configs.set(header.name, body)
+        await Promise.all(live.map((output) => output.writeEntry(header, [body])))
+        continue
+      }
+
+      // a large entry that is not a known layer (e.g. a compressed layer blob not seen before): send it
+      await fanOut(entry, header, live)
+    }
+
+    await parsing
+    resolver.learn(manifest, configs)
+    await Promise.all(outputs.map((output) => output.finish()))
+  } catch (error) {
+    for (const output of outputs) output.abort(error as Error)
+    throw error
+  } finally {
+    await Promise.all(outputs.map((output) => output.settled()))
+  }
+
+  const configDigests = new Map<string, string>()
+  for (const [index, entry] of manifest.entries()) {
+    const digest = /([\da-f]{64})/.exec(entry.Config)?.[1]
+    if (digest && images[index]) configDigests.set(images[index].id, `sha256:${digest}`)
+  }
+
+  return {configDigests, reports: outputs.map((output) => output.report)}
+}
+
+/** One destination: tar → compression → byte meter → the engine's load endpoint. */
+class TargetOutput {
+  failed: Error | undefined
+  readonly report: TargetReport
+  private ended = false
+  private readonly loading: Promise<void>
+  private readonly pack = tar.pack()
+  private readonly packing: Promise<void>
+  private readonly task: ProgressTask
+
+  constructor(
+    private readonly target: TransferTarget,
+    progress: Progress,
+    signal: AbortSignal,
+  ) {
+    const {host} = target.destination
+    const report: TargetReport = {bytesOnWire: 0, bytesRaw: 0, host, layersSent: 0, layersSkipped: 0, loaded: []}
+    this.report = report
+    this.task = progress.task(`copy:${host}`, `${host}`)
+    const raw = new Transform({
+      transform: (chunk: Buffer, _encoding, callback) => {
+        this.report.bytesRaw += chunk.length
+        callback(null, chunk)
+      },
+    })
+    const wire = new Transform({
+      transform: (chunk: Buffer, _encoding, callback) => {
+        this.report.bytesOnWire += chunk.length
+        this.task.tick(chunk.length)
+        callback(null, chunk)
+      },
+    })
+    const packed = this.pack as unknown as Readable
+    this.packing = (
+      target.compression === 'none'
+        ? pipeline(packed, raw, wire)
+        : pipeline(
+            packed,
+            raw,
+            target.compression === 'gzip' ? zlib.createGzip({level: 1}) : compressor('zstd', {level: 3, signal}),
+            wire,
+          )
+    ).catch((error: unknown) => this.fail(error))
+    this.loading = (async () => {
+      for await (const message of target.destination.engine.messages({
+        body: wire,
+        method: 'POST',
+        path: '/images/load',
+        query: {quiet: false},
+        signal,
+      })) {
+        const loaded = /^Loaded image(?: ID)?: (.+)$/.exec((message.stream ?? '').trim())?.[1]
+        if (loaded) report.loaded.push(loaded)
+      }
+    })().catch((error: unknown) => this.fail(error))
+  }
+
+  abort(error: Error): void {
+    this.fail(error)
+  }
+
+  async finish(): Promise<void> {
+    if (this.failed) return
+    this.pack.finalize()
+    await this.settled()
+  }
+
+  /** Whether this destination already holds the layer an entry carries, so the entry can be left out. */
+  holds(name: string, layer: ResolvedLayer): boolean {
+    if (!this.target.partial) return false
+    const {destination} = this.target
+    const present = layer.chains.every((chain) => destination.chains.has(chain))
+    if (destination.facts.imageStore === 'classic') return present
+    // the containerd store resolves a missing layer from its content store by blob digest: only an
+    // uncompressed OCI blob (digest = diffID) of a layer it holds can be left out
+    return present && name === `blobs/sha256/${layer.diffID.slice('sha256:'.length)}`
+  }
+
+  async settled(): Promise<void> {
+    await Promise.all([this.packing, this.loading])
+    if (!this.ended) this.task.done(this.failed)
+    this.ended = true
+  }
+
+  /** Writes one entry; chunks come from the source (shared with other destinations). */
+  async writeEntry(header: tar.Header, chunks: Iterable<Buffer>): Promise<void> {
+    const sink = this.openEntry(header)
+    if (!sink) return
+    try {
+      for (const chunk of chunks) await sink.write(chunk)
+    } finally {
+      await sink.end()
+    }
+  }
+
+  openEntry(header: tar.Header): EntrySink | undefined {
+    if (this.failed) return undefined
+    const pass = new PassThrough()
+    const done = pipeline(pass, this.pack.entry(entryHeader(header)) as unknown as NodeJS.WritableStream)
+    done.catch((error: unknown) => this.fail(error))
+    return {
+      async end() {
+        pass.end()
+        await done.catch(() => {})
+      },
+      write: async (chunk) => {
+        if (this.failed) return
+        if (!pass.write(chunk)) await Promise.race([once(pass, 'drain'), done.catch(() => {})])
+      },
+    }
+  }
+
+  private fail(error: unknown): void {
+    if (this.failed) return
+    this.failed = error instanceof Error ? error : new Error(String(error))
+    this.report.error = this.failed
+    this.pack.destroy(this.failed)
+  }
+}
+
+interface EntrySink {
+  end(): Promise<void>
+  write(chunk: Buffer): Promise<void>
+}
+
+/** Streams one source entry into several destinations at once, at the pace of the slowest. */
+async function fanOut(entry: Readable, header: tar.Header, outputs: TargetOutput[]): Promise<void> {
+  const sinks = outputs.map((output) => output.openEntry(header)).filter((sink) => sink !== undefined)
+  try {
+    for await (const chunk of entry) await Promise.all(sinks.map((sink) => sink.write(chunk as Buffer)))
+  } finally {
+    await Promise.all(sinks.map((sink) => sink.end()))
+  }
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const chunk of stream) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks)
+}
+
+function entryHeader(header: tar.Header): tar.Header {
+  const {devmajor, devminor, gid, gname, linkname, mode, mtime, name, size, type, uid, uname} = header
+  return {devmajor, devminor, gid, gname, linkname, mode, mtime, name, size, type, uid, uname}
+}
+
+function parseManifest(body: Buffer): Array<{Config: string; Layers: string[]; RepoTags?: string[]}> {
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as unknown
+    return Array.isArray(parsed) ? (parsed as Array<{Config: string; Layers: string[]}>) : []
+  } catch {
+    return []
+  }
+}

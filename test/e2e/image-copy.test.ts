@@ -1,0 +1,189 @@
+// `image copy` between real engines over real sshd: only missing layers cross, every destination is
+// verified, whole images go where a partial load is impossible, and an interrupted copy leaves no tag.
+import {spawn} from 'node:child_process'
+import path from 'node:path'
+import {afterAll, beforeAll, expect, it} from 'vitest'
+
+import {repoRoot, transship} from '../helpers/cli.js'
+import {describeE2E, dockerCli, type EngineName, tempHome, type TempHome} from '../helpers/testbed.js'
+
+interface HostReport {
+  bytesOnWire: number
+  compression: string
+  fallback?: string
+  host: string
+  layersSent: number
+  layersSkipped: number
+  status: string
+}
+
+async function imageId(engine: EngineName, ref: string): Promise<string | undefined> {
+  try {
+    return (await dockerCli(engine, ['image', 'inspect', '--format', '{{.Id}}', ref])).trim()
+  } catch {
+    return undefined
+  }
+}
+
+async function layers(engine: EngineName, ref: string): Promise<string[]> {
+  return JSON.parse(
+    await dockerCli(engine, ['image', 'inspect', '--format', '{{json .RootFS.Layers}}', ref]),
+  ) as string[]
+}
+
+async function remove(engine: EngineName, ...refs: string[]): Promise<void> {
+  for (const ref of refs) if (await imageId(engine, ref)) await dockerCli(engine, ['image', 'rm', '--force', ref])
+}
+
+/** app:1 plus a layer of random bytes and a layer of text, built on `engine`. */
+async function build(engine: EngineName, ref: string, randomMiB: number, marker: string): Promise<void> {
+  if (await imageId(engine, ref)) return
+  const dockerfile = [
+    'FROM transship-test/app:1',
+    `RUN dd if=/dev/urandom of=/random.bin bs=1M count=${randomMiB} 2>/dev/null`,
+    `RUN for i in $(seq 1 2000); do echo "${marker} line $i of a compressible text layer"; done > /text.txt`,
+    '',
+  ].join('\n')
+  await dockerCli(engine, ['build', '--network', 'none', '-t', ref, '-'], {input: dockerfile})
+}
+
+describeE2E('transship image copy', (bed) => {
+  let home: TempHome
+  const remote = `ssh://${bed.ssh.user}@${bed.ssh.host}:${bed.ssh.port}${bed.engines.remote.socket}`
+  const modern = `unix://${bed.engines.containerd.socket}`
+  const copyRef = 'transship-test/copy:1'
+
+  beforeAll(async () => {
+    home = await tempHome({identity: true})
+    await build('classic', copyRef, 8, 'copy-1')
+  })
+  afterAll(async () => home.cleanup())
+
+  const cli = (args: string[]) =>
+    transship(args, {
+      dockerHost: bed.engines.classic.host,
+      env: {XDG_CACHE_HOME: path.join(home.home, 'cache')},
+      home: home.home,
+    })
+
+  it('sends only the layers the destination lacks, and verifies the result', async () => {
+    await remove('remote', copyRef)
+    const sourceLayers = await layers('classic', copyRef)
+    expect(sourceLayers).toHaveLength(4) // busybox, app, random, text: the remote has the first two
+
+    const result = await cli(['image', 'copy', copyRef, '--to', remote, '--json'])
+    expect(result.stderr).not.toMatch(/Error/)
+    expect(result.code).toBe(0)
+    const [report] = (JSON.parse(result.stdout) as {hosts: HostReport[]}).hosts
+    expect(report).toMatchObject({compression: 'none', layersSent: 2, layersSkipped: 2, status: 'copied'})
+    // the 8 MiB random layer and the text layer crossed; the 2 MB busybox layer did not
+    expect(report!.bytesOnWire).toBeGreaterThan(8 * 1024 * 1024)
+    expect(report!.bytesOnWire).toBeLessThan(8 * 1024 * 1024 + 512 * 1024)
+
+    expect(await imageId('remote', copyRef)).toBe(await imageId('classic', copyRef))
+    expect(await layers('remote', copyRef)).toEqual(sourceLayers)
+    expect(
+      (await dockerCli('remote', ['run', '--rm', '--network', 'none', copyRef, 'cat', '/app/hello.txt'])).trim(),
+    ).toBe('hello from app 1')
+
+    const again = await cli(['image', 'copy', copyRef, '--to', remote, '--json'])
+    expect(again.code).toBe(0)
+    expect((JSON.parse(again.stdout) as {hosts: HostReport[]}).hosts[0]).toMatchObject({
+      bytesOnWire: 0,
+      status: 'up-to-date',
+    })
+  })
+
+  it('sends each shared layer once and compresses when asked', async () => {
+    await remove('remote', copyRef, 'transship-test/copy:shared')
+    await dockerCli('classic', ['tag', copyRef, 'transship-test/copy:shared'])
+    const result = await cli([
+      'image',
+      'copy',
+      copyRef,
+      'transship-test/copy:shared',
+      '--to',
+      remote,
+      '--compress',
+      'gzip',
+      '--json',
+    ])
+    expect(result.code).toBe(0)
+    const [report] = (JSON.parse(result.stdout) as {hosts: HostReport[]}).hosts
+    expect(report).toMatchObject({compression: 'gzip', layersSent: 2, status: 'copied'})
+    expect(await imageId('remote', 'transship-test/copy:shared')).toBe(await imageId('classic', copyRef))
+  })
+
+  it('copies to a containerd-store engine and a classic one at once', async () => {
+    await remove('remote', copyRef, 'transship-test/copy:shared')
+    await remove('containerd', copyRef)
+    const result = await cli(['image', 'copy', copyRef, '--to', remote, '--to', modern, '--json'])
+    expect(result.code).toBe(0)
+    const reports = (JSON.parse(result.stdout) as {hosts: HostReport[]}).hosts
+    expect(reports.map((report) => report.status)).toEqual(['copied', 'copied'])
+    expect(reports[0]).toMatchObject({layersSkipped: 2})
+    expect(await layers('containerd', copyRef)).toEqual(await layers('classic', copyRef))
+    expect(
+      (await dockerCli('containerd', ['run', '--rm', '--network', 'none', copyRef, 'head', '-c', '4', '/random.bin']))
+        .length,
+    ).toBe(4)
+  })
+
+  it('pulls from a remote host to this one', async () => {
+    const pulled = 'transship-test/pulled:1'
+    await build('remote', pulled, 1, 'pulled')
+    await remove('classic', pulled)
+    const result = await cli(['image', 'copy', pulled, '--from', remote, '--to', 'local', '--json'])
+    expect(result.code).toBe(0)
+    expect((JSON.parse(result.stdout) as {hosts: HostReport[]}).hosts[0]).toMatchObject({
+      layersSkipped: 2,
+      status: 'copied',
+    })
+    expect(await imageId('classic', pulled)).toBe(await imageId('remote', pulled))
+  })
+
+  it('leaves no tag when interrupted, and completes when run again', async () => {
+    const big = 'transship-test/big:1'
+    await build('classic', big, 96, 'big')
+    await remove('remote', big)
+    const child = spawn(
+      process.execPath,
+      [path.join(repoRoot, 'bin', 'run.js'), 'image', 'copy', big, '--to', remote, '--compress', 'gzip'],
+      {
+        env: {
+          ...process.env,
+          DOCKER_HOST: bed.engines.classic.host,
+          HOME: home.home,
+          XDG_CACHE_HOME: path.join(home.home, 'cache'),
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
+    let stderr = ''
+    const exited = new Promise<null | number>((resolve) => {
+      child.on('close', resolve)
+    })
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString()
+      // interrupt once bytes are flowing
+      if (/"type":"task-progress"/.test(stderr) && child.exitCode === null && !child.killed) child.kill('SIGINT')
+    })
+    const code = await exited
+    expect(code).toBe(130)
+    expect(await imageId('remote', big)).toBeUndefined()
+
+    const again = await cli(['image', 'copy', big, '--to', remote, '--json'])
+    expect(again.code).toBe(0)
+    expect(await imageId('remote', big)).toBe(await imageId('classic', big))
+  })
+
+  it('refuses an unknown image and an unreachable host with clear errors', async () => {
+    const missing = await cli(['image', 'copy', 'transship-test/none:1', '--to', remote])
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toContain('image transship-test/none:1 is not on host "local"')
+
+    const unreachable = await cli(['image', 'copy', copyRef, '--to', 'ssh://root@127.0.0.1:1'])
+    expect(unreachable.code).toBe(3)
+    expect(unreachable.stderr).toMatch(/refused the connection/)
+  })
+})
