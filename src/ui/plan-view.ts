@@ -35,7 +35,7 @@ export function renderPlan(recipeFile: string, steps: PlannedStep[], hosts: Host
     const bytes = hostSteps.reduce((sum, step) => sum + (step.bytes ?? 0), 0)
     lines.push('', `${host} (${hosts.describe(host).target})${bytes > 0 ? `: ${formatBytes(bytes)} to move` : ''}`)
     for (const step of hostSteps) {
-      lines.push(`  + [${step.section}] ${step.title}${step.bytes ? ` (${formatBytes(step.bytes)})` : ''}`)
+      lines.push(`  + [${step.section}] ${step.title}`)
     }
   }
 

@@ -4,7 +4,7 @@ import {spawn} from 'node:child_process'
 import path from 'node:path'
 import {afterAll, beforeAll, expect, it} from 'vitest'
 
-import {repoRoot, transship} from '../helpers/cli.js'
+import {edgeSshConfig, repoRoot, transship} from '../helpers/cli.js'
 import {describeE2E, dockerCli, type EngineName, tempHome, type TempHome} from '../helpers/testbed.js'
 
 interface HostReport {
@@ -185,5 +185,44 @@ describeE2E('transship image copy', (bed) => {
     const unreachable = await cli(['image', 'copy', copyRef, '--to', 'ssh://root@127.0.0.1:1'])
     expect(unreachable.code).toBe(3)
     expect(unreachable.stderr).toMatch(/refused the connection/)
+  })
+})
+
+describeE2E('transship apply with image copies', (bed) => {
+  let home: TempHome
+  beforeAll(async () => {
+    home = await tempHome({sshConfig: edgeSshConfig(bed)})
+    await build('classic', 'transship-test/copy:1', 8, 'copy-1')
+  })
+  afterAll(async () => home.cleanup())
+
+  it('plans the copy per destination, applies it, tags the result, and then has nothing to do', async () => {
+    const recipe = path.join(repoRoot, 'recipes', 'copy.yaml')
+    await remove('remote', 'transship-test/copy:1', 'transship-test/copy:shared', 'transship-test/copy:stable')
+    await remove('containerd', 'transship-test/copy:1', 'transship-test/copy:stable')
+    const options = {
+      dockerHost: bed.engines.classic.host,
+      env: {XDG_CACHE_HOME: path.join(home.home, 'cache')},
+      home: home.home,
+    }
+
+    const plan = await transship(['plan', recipe], options)
+    expect(plan.code).toBe(0)
+    expect(plan.stdout).toMatch(
+      /copy transship-test\/copy:1 to edge \(2 layers missing, [\d.]+ MB\), modern \(\d layers missing/,
+    )
+    expect(plan.stdout).toMatch(/^edge .*\n\s+\+ \[images\] tag transship-test\/copy:1 as transship-test\/copy:stable/m)
+
+    const apply = await transship(['apply', recipe], options)
+    expect(apply.stderr).not.toMatch(/✗/)
+    expect(apply.code).toBe(0)
+    for (const engine of ['remote', 'containerd'] as const) {
+      expect(await imageId(engine, 'transship-test/copy:stable')).toBe(await imageId(engine, 'transship-test/copy:1'))
+      expect(await layers(engine, 'transship-test/copy:1')).toEqual(await layers('classic', 'transship-test/copy:1'))
+    }
+
+    const again = await transship(['apply', recipe], options)
+    expect(again.code).toBe(0)
+    expect(again.stdout).toContain('Nothing to do')
   })
 })
