@@ -177,6 +177,17 @@ describeE2E('transship image copy', (bed) => {
     expect(await imageId('remote', big)).toBe(await imageId('classic', big))
   })
 
+  it('says so when a copy moves a tag away from another image, which is kept', async () => {
+    await remove('remote', copyRef, 'transship-test/copy:shared')
+    await dockerCli('remote', ['tag', 'transship-test/busybox:1', copyRef])
+    const previous = await imageId('remote', copyRef)
+    const result = await cli(['image', 'copy', copyRef, '--to', remote])
+    expect(result.code).toBe(0)
+    expect(result.stderr).toContain(`${copyRef} pointed at ${previous}; that image is kept, untagged`)
+    expect(await imageId('remote', copyRef)).toBe(await imageId('classic', copyRef))
+    expect(await imageId('remote', 'transship-test/busybox:1')).toBe(previous)
+  })
+
   it('refuses an unknown image and an unreachable host with clear errors', async () => {
     const missing = await cli(['image', 'copy', 'transship-test/none:1', '--to', remote])
     expect(missing.code).toBe(1)
