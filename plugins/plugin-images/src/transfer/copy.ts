@@ -107,9 +107,12 @@ export async function copyImages(request: CopyRequest): Promise<HostCopyReport[]
   const sourceId = await engineId(source, signal)
   const cache = await loadLayerCache(sourceId)
   const started = Date.now()
+  const legacySource = (await source.facts(signal)).imageStore === 'classic'
   const targets = await Promise.all(
     pending.map(async (need): Promise<TransferTarget> => ({
       compression: await wireCompression(request.compression, hosts, need.destination),
+      // the containerd store loads a partial archive only in the OCI layout
+      convertToOci: !request.full && legacySource && need.destination.facts.imageStore === 'containerd',
       destination: need.destination,
       partial: !request.full,
     })),
@@ -120,13 +123,13 @@ export async function copyImages(request: CopyRequest): Promise<HostCopyReport[]
   // A destination that refused the partial archive gets the whole images, and the report says so.
   const refused = targets.filter((target) => {
     const report = reports.get(target.destination.host)!
-    return report.status === 'failed' && report.layersSkipped > 0 && !signal.aborted
+    return report.status === 'failed' && target.partial && !signal.aborted
   })
   if (refused.length > 0) {
-    const retry = refused.map((target) => ({...target, partial: false}))
+    const retry = refused.map((target) => ({...target, convertToOci: false, partial: false}))
     for (const target of retry) {
       const report = reports.get(target.destination.host)!
-      report.fallback = `the engine refused the archive without the layers it holds (${report.error?.message}); sent whole images`
+      report.fallback = `sending only the missing layers failed (${report.error?.message}); sent whole images`
       request.log.warn(`${target.destination.host}: ${report.fallback}`)
     }
 
@@ -194,8 +197,9 @@ async function verifyCopy(
     const expected = destination.facts.imageStore === 'classic' ? (configDigest ?? image.id) : undefined
     if (expected && copied.Id !== expected) problems.push(`its ID is ${copied.Id}, expected ${expected}`)
     if (copied.Created !== image.created) problems.push(`it was created ${copied.Created}, expected ${image.created}`)
+  } else {
+    problems.push(`${image.ref} is not there after the load`)
   }
-  else {problems.push(`${image.ref} is not there after the load`)}
 
   if (problems.length > 0) {
     throw new TransshipError(

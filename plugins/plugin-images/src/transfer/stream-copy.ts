@@ -1,6 +1,6 @@
 import type {EngineClient, Progress, ProgressTask} from '@transship/kit'
 
-import {compressor} from '@transship/kit'
+import {compressor, TransshipError} from '@transship/kit'
 import {createHash} from 'node:crypto'
 import {once} from 'node:events'
 import {PassThrough, type Readable, Transform} from 'node:stream'
@@ -9,6 +9,8 @@ import zlib from 'node:zlib'
 import tar from 'tar-stream'
 
 import type {DestinationState} from './destination.js'
+
+import {parseReference} from '../reference.js'
 import type {SourceImage} from './images.js'
 
 import {
@@ -26,6 +28,11 @@ export type WireCompression = 'gzip' | 'none' | 'zstd'
 
 export interface TransferTarget {
   compression: WireCompression
+  /**
+   * Rewrite a legacy (Docker 20.10) save stream as an OCI layout on the way: the containerd image store
+   * loads a partial OCI archive, never a partial legacy one. Needs every layer known by its header.
+   */
+  convertToOci?: boolean
   destination: DestinationState
   /** leave out the layers the destination holds; false sends the whole image */
   partial: boolean
@@ -64,7 +71,7 @@ export async function streamCopy(
   const resolver = new LayerResolver(images, options.cache)
   const outputs = targets.map((target) => new TargetOutput(target, options.progress, options.signal))
   const configs = new Map<string, Buffer>()
-  let manifest: Array<{Config: string; Layers: string[]; RepoTags?: string[]}> = []
+  let manifest: LegacyManifest = []
   try {
     const save = await source.stream({
       path: '/images/get',
@@ -83,6 +90,7 @@ export async function streamCopy(
         // a small layer that could not be told from its name is read whole and told by its digest
         const body = !layer && header.size! <= SMALL_ENTRY ? await readAll(entry) : undefined
         if (body) layer = resolver.resolveDiffId(`sha256:${createHash('sha256').update(body).digest('hex')}`)
+        for (const output of live) output.noteLayer(header, layer)
         const keep = live.filter((output) => !(layer && output.holds(header.name, layer)))
         for (const output of live) {
           if (keep.includes(output)) output.report.layersSent++
@@ -110,7 +118,7 @@ export async function streamCopy(
 
     await parsing
     resolver.learn(manifest, configs)
-    await Promise.all(outputs.map((output) => output.finish()))
+    await Promise.all(outputs.map((output) => output.finish(manifest, configs)))
   } catch (error) {
     for (const output of outputs) output.abort(error as Error)
     throw error
@@ -132,6 +140,8 @@ class TargetOutput {
   failed: Error | undefined
   readonly report: TargetReport
   private ended = false
+  /** legacy layer path → its diffID and size, for a conversion to OCI */
+  private readonly layerSizes = new Map<string, {diffID: string; size: number}>()
   private readonly loading: Promise<void>
   private readonly pack = tar.pack()
   private readonly packing: Promise<void>
@@ -188,10 +198,27 @@ class TargetOutput {
     this.fail(error)
   }
 
-  async finish(): Promise<void> {
+  async finish(manifest: LegacyManifest, configs: Map<string, Buffer>): Promise<void> {
     if (this.failed) return
+    if (this.target.convertToOci) {
+      for (const [name, body] of ociMetadata(manifest, configs, this.layerSizes)) {
+        await this.writeEntry(metadataHeader(name, body.length), [body], true)
+      }
+    }
+
     this.pack.finalize()
     await this.settled()
+  }
+
+  /** Records what a layer entry is, for the OCI manifests a conversion writes at the end. */
+  noteLayer(header: tar.Header, layer: ResolvedLayer | undefined): void {
+    if (!this.target.convertToOci) return
+    if (layer) this.layerSizes.set(header.name, {diffID: layer.diffID, size: header.size!})
+    else {
+      this.fail(
+        new TransshipError('PARTIAL_IMPOSSIBLE', 1, `layer ${header.name} could not be identified before it was sent`),
+      )
+    }
   }
 
   /** Whether this destination already holds the layer an entry carries, so the entry can be left out. */
@@ -199,7 +226,7 @@ class TargetOutput {
     if (!this.target.partial) return false
     const {destination} = this.target
     const present = layer.chains.every((chain) => destination.chains.has(chain))
-    if (destination.facts.imageStore === 'classic') return present
+    if (destination.facts.imageStore === 'classic' || this.target.convertToOci) return present
     // the containerd store resolves a missing layer from its content store by blob digest: only an
     // uncompressed OCI blob (digest = diffID) of a layer it holds can be left out
     return present && name === `blobs/sha256/${layer.diffID.slice('sha256:'.length)}`
@@ -212,8 +239,8 @@ class TargetOutput {
   }
 
   /** Writes one entry; chunks come from the source (shared with other destinations). */
-  async writeEntry(header: tar.Header, chunks: Iterable<Buffer>): Promise<void> {
-    const sink = this.openEntry(header)
+  async writeEntry(header: tar.Header, chunks: Iterable<Buffer>, verbatim = false): Promise<void> {
+    const sink = this.openEntry(header, verbatim)
     if (!sink) return
     try {
       for (const chunk of chunks) await sink.write(chunk)
@@ -222,10 +249,12 @@ class TargetOutput {
     }
   }
 
-  openEntry(header: tar.Header): EntrySink | undefined {
+  openEntry(header: tar.Header, verbatim = false): EntrySink | undefined {
     if (this.failed) return undefined
+    const name = this.target.convertToOci && !verbatim ? ociEntryName(header.name, this.layerSizes) : header.name
+    if (name === undefined) return {end: async () => {}, write: async () => {}}
     const pass = new PassThrough()
-    const done = pipeline(pass, this.pack.entry(entryHeader(header)) as unknown as NodeJS.WritableStream)
+    const done = pipeline(pass, this.pack.entry({...entryHeader(header), name}) as unknown as NodeJS.WritableStream)
     done.catch((error: unknown) => this.fail(error))
     return {
       async end() {
@@ -273,11 +302,96 @@ function entryHeader(header: tar.Header): tar.Header {
   return {devmajor, devminor, gid, gname, linkname, mode, mtime, name, size, type, uid, uname}
 }
 
-function parseManifest(body: Buffer): Array<{Config: string; Layers: string[]; RepoTags?: string[]}> {
+type LegacyManifest = Array<{Config: string; Layers: string[]; RepoTags?: null | string[]}>
+
+/** Where a legacy entry goes in an OCI layout: layers and configs become blobs, the rest is left out. */
+function ociEntryName(name: string, layers: Map<string, {diffID: string}>): string | undefined {
+  const layer = layers.get(name)
+  if (layer) return `blobs/sha256/${layer.diffID.slice('sha256:'.length)}`
+  const config = /^([\da-f]{64})\.json$/.exec(name)?.[1]
+  return config ? `blobs/sha256/${config}` : undefined
+}
+
+/** The OCI manifests, index.json and oci-layout for the images of a legacy manifest.json. */
+function ociMetadata(
+  manifest: LegacyManifest,
+  configs: Map<string, Buffer>,
+  layers: Map<string, {diffID: string; size: number}>,
+): Array<[string, Buffer]> {
+  const entries: Array<[string, Buffer]> = []
+  const index: {manifests: unknown[]; mediaType: string; schemaVersion: number} = {
+    manifests: [],
+    mediaType: 'application/vnd.oci.image.index.v1+json',
+    schemaVersion: 2,
+  }
+  for (const image of manifest) {
+    const config = configs.get(image.Config)
+    if (!config) throw new TransshipError('ARCHIVE_CORRUPT', 1, `the save stream lacks the config ${image.Config}`)
+    const body = Buffer.from(
+      JSON.stringify({
+        config: {
+          digest: `sha256:${sha256(config)}`,
+          mediaType: 'application/vnd.oci.image.config.v1+json',
+          size: config.length,
+        },
+        layers: image.Layers.map((path) => {
+          const layer = layers.get(path)
+          if (!layer) throw new TransshipError('PARTIAL_IMPOSSIBLE', 1, `layer ${path} was not seen in the save stream`)
+          return {digest: layer.diffID, mediaType: 'application/vnd.oci.image.layer.v1.tar', size: layer.size}
+        }),
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        schemaVersion: 2,
+      }),
+    )
+    const digest = sha256(body)
+    entries.push([`blobs/sha256/${digest}`, body])
+    for (const tag of image.RepoTags ?? []) {
+      const reference = parseReference(tag)
+      index.manifests.push({
+        annotations: {
+          'io.containerd.image.name': `${reference.domain}/${reference.path}:${reference.tag}`,
+          'org.opencontainers.image.ref.name': reference.tag,
+        },
+        digest: `sha256:${digest}`,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        size: body.length,
+      })
+    }
+  }
+
+  entries.push(
+    ['index.json', Buffer.from(JSON.stringify(index))],
+    ['oci-layout', Buffer.from('{"imageLayoutVersion":"1.0.0"}')],
+  )
+  return entries
+}
+
+function sha256(body: Buffer): string {
+  return createHash('sha256').update(body).digest('hex')
+}
+
+function parseManifest(body: Buffer): LegacyManifest {
   try {
     const parsed = JSON.parse(body.toString('utf8')) as unknown
-    return Array.isArray(parsed) ? (parsed as Array<{Config: string; Layers: string[]}>) : []
+    return Array.isArray(parsed) ? (parsed as LegacyManifest) : []
   } catch {
     return []
+  }
+}
+
+function metadataHeader(name: string, size: number): tar.Header {
+  return {
+    devmajor: 0,
+    devminor: 0,
+    gid: 0,
+    gname: '',
+    linkname: '',
+    mode: 0o644,
+    mtime: new Date(0),
+    name,
+    size,
+    type: 'file',
+    uid: 0,
+    uname: '',
   }
 }

@@ -81,7 +81,6 @@ copy leaves no tag on an incomplete image; running it again completes it.`
 
     this.log(render(reports))
     for (const report of reports) {
-      if (report.fallback) this.logger().warn(`${report.host}: ${report.fallback}`)
       for (const moved of report.movedTags) {
         this.logger().warn(`${report.host}: ${moved.tag} pointed at ${moved.previous}; that image is kept, untagged`)
       }
