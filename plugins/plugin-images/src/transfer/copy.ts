@@ -107,7 +107,8 @@ export async function copyImages(request: CopyRequest): Promise<HostCopyReport[]
   const sourceId = await engineId(source, signal)
   const cache = await loadLayerCache(sourceId)
   const started = Date.now()
-  const legacySource = (await source.facts(signal)).imageStore === 'classic'
+  const sourceStore = (await source.facts(signal)).imageStore
+  const legacySource = sourceStore === 'classic'
   const targets = await Promise.all(
     pending.map(async (need): Promise<TransferTarget> => ({
       compression: await wireCompression(request.compression, hosts, need.destination),
@@ -117,7 +118,7 @@ export async function copyImages(request: CopyRequest): Promise<HostCopyReport[]
       partial: !request.full,
     })),
   )
-  let result = await streamCopy(source, toCopy, targets, {cache, progress: request.progress, signal})
+  let result = await streamCopy(source, toCopy, targets, {cache, progress: request.progress, signal, sourceStore})
   record(result.reports, targets, reports, started)
 
   // A destination that refused the partial archive gets the whole images, and the report says so.
@@ -133,7 +134,7 @@ export async function copyImages(request: CopyRequest): Promise<HostCopyReport[]
       request.log.warn(`${target.destination.host}: ${report.fallback}`)
     }
 
-    const again = await streamCopy(source, toCopy, retry, {cache, progress: request.progress, signal})
+    const again = await streamCopy(source, toCopy, retry, {cache, progress: request.progress, signal, sourceStore})
     record(again.reports, retry, reports, started, true)
     result = {...result, configDigests: new Map([...result.configDigests, ...again.configDigests])}
   }

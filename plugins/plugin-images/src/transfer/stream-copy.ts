@@ -5,12 +5,12 @@ import {createHash} from 'node:crypto'
 import {once} from 'node:events'
 import {PassThrough, type Readable, Transform} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
-import zlib from 'node:zlib'
 import tar from 'tar-stream'
 
 import type {DestinationState} from './destination.js'
 
 import {parseReference} from '../reference.js'
+import {parallelGzip} from './parallel-gzip.js'
 import type {SourceImage} from './images.js'
 
 import {
@@ -57,6 +57,13 @@ export interface StreamCopyResult {
   reports: TargetReport[]
 }
 
+export interface StreamCopyOptions {
+  cache: LayerPathCache
+  progress: Progress
+  signal: AbortSignal
+  sourceStore: 'classic' | 'containerd'
+}
+
 /**
  * Reads the source's save stream once and writes, for each destination at the same time, an archive
  * that leaves out the layers that destination already holds, straight into its engine's
@@ -66,8 +73,9 @@ export async function streamCopy(
   source: EngineClient,
   images: SourceImage[],
   targets: TransferTarget[],
-  options: {cache: LayerPathCache; progress: Progress; signal: AbortSignal},
+  options: StreamCopyOptions,
 ): Promise<StreamCopyResult> {
+  if (sendsWholeStream(images, targets, options.sourceStore)) return streamWhole(source, images, targets, options)
   const resolver = new LayerResolver(images, options.cache)
   const outputs = targets.map((target) => new TargetOutput(target, options.progress, options.signal))
   const configs = new Map<string, Buffer>()
@@ -135,6 +143,50 @@ export async function streamCopy(
   return {configDigests, reports: outputs.map((output) => output.report)}
 }
 
+/**
+ * Whether every destination takes the save stream as it is: none holds any layer of the images (or
+ * all layers are to be sent), so nothing needs to be parsed or left out. The classic store's image ID is
+ * the config digest, known only from a classic source without parsing, hence the store condition.
+ */
+function sendsWholeStream(images: SourceImage[], targets: TransferTarget[], sourceStore: string): boolean {
+  return targets.every((target) => {
+    const holdsNothing = images.every((image) => image.chains.every((chain) => !target.destination.chains.has(chain)))
+    const verifiable = sourceStore === 'classic' || target.destination.facts.imageStore === 'containerd'
+    return (!target.partial || holdsNothing) && verifiable
+  })
+}
+
+/** The save stream, unparsed, to every destination at once (at the pace of the slowest). */
+async function streamWhole(
+  source: EngineClient,
+  images: SourceImage[],
+  targets: TransferTarget[],
+  options: StreamCopyOptions,
+): Promise<StreamCopyResult> {
+  const outputs = targets.map(
+    (target) => new TargetOutput({...target, convertToOci: false}, options.progress, options.signal, true),
+  )
+  const layers = new Set(images.flatMap((image) => image.diffIDs)).size
+  try {
+    const save = await source.stream({
+      path: '/images/get',
+      query: {names: images.map((image) => image.ref)},
+      signal: options.signal,
+    })
+    for await (const chunk of save) await Promise.all(outputs.map((output) => output.writeWhole(chunk as Buffer)))
+    await Promise.all(outputs.map((output) => output.endWhole()))
+  } catch (error) {
+    for (const output of outputs) output.abort(error as Error)
+    throw error
+  } finally {
+    await Promise.all(outputs.map((output) => output.settled()))
+  }
+
+  for (const output of outputs) output.report.layersSent = layers
+  const configDigests = new Map(options.sourceStore === 'classic' ? images.map((image) => [image.id, image.id]) : [])
+  return {configDigests, reports: outputs.map((output) => output.report)}
+}
+
 /** One destination: tar → compression → byte meter → the engine's load endpoint. */
 class TargetOutput {
   failed: Error | undefined
@@ -147,10 +199,14 @@ class TargetOutput {
   private readonly packing: Promise<void>
   private readonly task: ProgressTask
 
+  /** in whole mode, the save stream goes here as it is, without being parsed */
+  private readonly whole: PassThrough | undefined
+
   constructor(
     private readonly target: TransferTarget,
     progress: Progress,
     signal: AbortSignal,
+    whole = false,
   ) {
     const {host} = target.destination
     const report: TargetReport = {bytesOnWire: 0, bytesRaw: 0, host, layersSent: 0, layersSkipped: 0, loaded: []}
@@ -169,14 +225,15 @@ class TargetOutput {
         callback(null, chunk)
       },
     })
-    const packed = this.pack as unknown as Readable
+    this.whole = whole ? new PassThrough() : undefined
+    const packed = this.whole ?? (this.pack as unknown as Readable)
     this.packing = (
       target.compression === 'none'
         ? pipeline(packed, raw, wire)
         : pipeline(
             packed,
             raw,
-            target.compression === 'gzip' ? zlib.createGzip({level: 1}) : compressor('zstd', {level: 3, signal}),
+            target.compression === 'gzip' ? parallelGzip({level: 6}) : compressor('zstd', {level: 3, signal}),
             wire,
           )
     ).catch((error: unknown) => this.fail(error))
@@ -196,6 +253,17 @@ class TargetOutput {
 
   abort(error: Error): void {
     this.fail(error)
+  }
+
+  /** Whole mode: the next chunk of the save stream, with backpressure. */
+  async writeWhole(chunk: Buffer): Promise<void> {
+    if (this.failed || !this.whole) return
+    if (!this.whole.write(chunk)) await Promise.race([once(this.whole, 'drain'), this.packing])
+  }
+
+  async endWhole(): Promise<void> {
+    this.whole?.end()
+    await this.settled()
   }
 
   async finish(manifest: LegacyManifest, configs: Map<string, Buffer>): Promise<void> {
@@ -273,6 +341,7 @@ class TargetOutput {
     this.failed = error instanceof Error ? error : new Error(String(error))
     this.report.error = this.failed
     this.pack.destroy(this.failed)
+    this.whole?.destroy(this.failed)
   }
 }
 
