@@ -1,7 +1,6 @@
 import type {EngineClient, PlanContext, Reference, SectionProvider, Step} from '@transship/kit'
 
 import {formatBytes, TransshipError} from '@transship/kit'
-
 import {z} from 'zod'
 
 import {inspectImage, requireImage, tagImage} from './image-store.js'

@@ -1,8 +1,9 @@
 import {createHash} from 'node:crypto'
 import {describe, expect, it} from 'vitest'
 
-import {chainIds} from '../../../plugins/plugin-images/src/transfer/chain.js'
 import type {SourceImage} from '../../../plugins/plugin-images/src/transfer/images.js'
+
+import {chainIds} from '../../../plugins/plugin-images/src/transfer/chain.js'
 import {type LayerPathCache, LayerResolver} from '../../../plugins/plugin-images/src/transfer/layer-resolver.js'
 
 const digest = (text: string) => `sha256:${createHash('sha256').update(text).digest('hex')}`

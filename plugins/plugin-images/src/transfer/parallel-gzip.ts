@@ -67,6 +67,8 @@ export function parallelGzip(options: ParallelGzipOptions = {}): Transform {
       pending.push(chunk)
       pendingLength += chunk.length
       const work = async () => {
+        // cut() shortens `pending`
+        // eslint-disable-next-line no-unmodified-loop-condition
         while (pendingLength >= blockSize) {
           inFlight.push(compress(cut()))
           // keep at most `concurrency` members in flight: that is the backpressure

@@ -8,11 +8,9 @@ import {pipeline} from 'node:stream/promises'
 import tar from 'tar-stream'
 
 import type {DestinationState} from './destination.js'
-
-import {parseReference} from '../reference.js'
-import {parallelGzip} from './parallel-gzip.js'
 import type {SourceImage} from './images.js'
 
+import {parseReference} from '../reference.js'
 import {
   isLayerEntryName,
   isLegacyLayerName,
@@ -20,6 +18,7 @@ import {
   LayerResolver,
   type ResolvedLayer,
 } from './layer-resolver.js'
+import {parallelGzip} from './parallel-gzip.js'
 
 /** Entries up to this size are read whole (metadata: manifests, configs, v1 json); larger ones stream. */
 const SMALL_ENTRY = 1024 * 1024
@@ -198,7 +197,6 @@ class TargetOutput {
   private readonly pack = tar.pack()
   private readonly packing: Promise<void>
   private readonly task: ProgressTask
-
   /** in whole mode, the save stream goes here as it is, without being parsed */
   private readonly whole: PassThrough | undefined
 
@@ -320,7 +318,7 @@ class TargetOutput {
   openEntry(header: tar.Header, verbatim = false): EntrySink | undefined {
     if (this.failed) return undefined
     const name = this.target.convertToOci && !verbatim ? ociEntryName(header.name, this.layerSizes) : header.name
-    if (name === undefined) return {end: async () => {}, write: async () => {}}
+    if (name === undefined) return {async end() {}, async write() {}}
     const pass = new PassThrough()
     const done = pipeline(pass, this.pack.entry({...entryHeader(header), name}) as unknown as NodeJS.WritableStream)
     done.catch((error: unknown) => this.fail(error))
