@@ -31,6 +31,8 @@ fi
 # apache2-utils, debootstrap, pigz, ...): they are installed on the first run, checked after.
 # ---------------------------------------------------------------------------------------------
 PACKAGES=(
+  bzip2
+  xz-utils
   docker.io # dockerd 20.10, the docker CLI, tini (docker-init)
   containerd # containerd 1.6 for the 20.10 engines
   runc # bookworm's runc is used by every engine (trixie's needs a newer glibc)

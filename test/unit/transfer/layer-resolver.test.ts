@@ -51,6 +51,7 @@ describe('LayerResolver', () => {
     resolver.noteLegacyJson(`${middle}/json`, json({id: middle, parent: base}))
     expect(resolver.resolve(`${middle}/layer.tar`)).toBeUndefined()
 
+    // eslint-disable-next-line camelcase -- the image config's own key
     const config = json({rootfs: {diff_ids: app.diffIDs, type: 'layers'}})
     resolver.learn(
       [{Config: 'c.json', Layers: [`${base}/layer.tar`, `${middle}/layer.tar`, 'x/layer.tar']}],

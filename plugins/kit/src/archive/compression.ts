@@ -1,4 +1,4 @@
-import {spawn, type ChildProcessByStdio} from 'node:child_process'
+import {type ChildProcessByStdio, spawn} from 'node:child_process'
 import {access, constants} from 'node:fs/promises'
 import path from 'node:path'
 import {Duplex, PassThrough, type Readable, type Writable} from 'node:stream'
@@ -56,12 +56,12 @@ export async function decompressed(
   input: Readable,
   signal?: AbortSignal,
 ): Promise<{compression: Compression; stream: Readable}> {
-  const head = await peek(input, COMPRESSION_MAGIC_LENGTH, signal)
+  const {head, stream} = await peek(input, COMPRESSION_MAGIC_LENGTH, signal)
   const compression = detectCompression(head)
-  if (compression === 'none') return {compression, stream: input}
+  if (compression === 'none') return {compression, stream}
   const output = new PassThrough()
   destroyOnAbort(output, signal)
-  pipeline(input, decompressor(compression, {signal}), output, () => {})
+  pipeline(stream, decompressor(compression, {signal}), output, () => {})
   return {compression, stream: output}
 }
 
@@ -78,7 +78,7 @@ export function decompressor(kind: Exclude<Compression, 'none'>, options: {signa
   }
 
   const args = {
-    bzip2: ['-d', '-c', '-q'],
+    bzip2: ['-d', '-c'],
     xz: ['-d', '-c', '-q', '-T0'],
     zstd: ['-d', '-c', '-q', '--long=31'],
   }[kind]
@@ -129,7 +129,6 @@ async function lookUp(name: string): Promise<boolean> {
   const directories = (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)
   for (const directory of directories) {
     try {
-      // eslint-disable-next-line no-await-in-loop
       await access(path.join(directory, name), constants.X_OK)
       return true
     } catch {
@@ -178,7 +177,7 @@ const STDERR_LIMIT = 4096
  */
 class CommandStream extends Duplex {
   private child: ChildProcessByStdio<Writable, Readable, Readable> | undefined
-  private exited: {code: null | number; signal: NodeJS.Signals | null} | undefined
+  private exited: undefined | {code: null | number; signal: NodeJS.Signals | null}
   private pendingWrite: ((error?: Error | null) => void) | undefined
   private stderr = ''
   private stdoutEnded = false
@@ -239,7 +238,7 @@ class CommandStream extends Duplex {
     this.child?.stdout.resume()
   }
 
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+  override _write(chunk: Buffer, _encoding: NodeJS.BufferEncoding, callback: (error?: Error | null) => void): void {
     const stdin = this.child?.stdin
     if (!stdin || stdin.destroyed) {
       // the process is gone; its exit status (reported on the readable side) says why
@@ -259,12 +258,17 @@ class CommandStream extends Duplex {
   private failure(): Error {
     const {command} = TOOLS[this.kind]
     const how = this.exited?.signal ? `was killed by ${this.exited.signal}` : `exited with ${this.exited?.code}`
-    const said = this.stderr.trim().split('\n').slice(-3).join(' / ')
+    const said = this.stderr
+      .split('\n')
+      .map((line) => line.trim())
+      .filter(Boolean)
+      .slice(0, 2)
+      .join(' ')
     const message = `\`${command}\` ${how} while it ${this.mode === 'compress' ? 'compressed' : 'decompressed'} ${
       this.kind
     } data${said ? `: ${said}` : ''}`
     if (this.mode === 'compress') return new ArchiveError('ARCHIVE_COMPRESS_FAILED', message)
-    return new ArchiveError(TRUNCATED_STDERR.test(said) ? 'ARCHIVE_TRUNCATED' : 'ARCHIVE_CORRUPT', message)
+    return new ArchiveError(TRUNCATED_STDERR.test(this.stderr) ? 'ARCHIVE_TRUNCATED' : 'ARCHIVE_CORRUPT', message)
   }
 
   private maybeEnd(): void {
@@ -307,7 +311,7 @@ class ErrorMappingStream extends Duplex {
     this.inner.resume()
   }
 
-  override _write(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+  override _write(chunk: Buffer, encoding: NodeJS.BufferEncoding, callback: (error?: Error | null) => void): void {
     if (this.inner.write(chunk, encoding)) callback()
     else this.inner.once('drain', () => callback())
   }

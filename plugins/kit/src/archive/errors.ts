@@ -2,11 +2,7 @@ import {ExitCode, TransshipError, type TransshipErrorOptions} from '../errors.js
 
 /** Why an image archive could not be read or written. */
 export type ArchiveErrorCode =
-  | 'ARCHIVE_COMPRESS_FAILED'
-  | 'ARCHIVE_CORRUPT'
-  | 'ARCHIVE_NOT_IMAGE'
-  | 'ARCHIVE_TRUNCATED'
-  | 'ARCHIVE_UNSUPPORTED'
+  'ARCHIVE_COMPRESS_FAILED' | 'ARCHIVE_CORRUPT' | 'ARCHIVE_NOT_IMAGE' | 'ARCHIVE_TRUNCATED' | 'ARCHIVE_UNSUPPORTED'
 
 /**
  * An image archive that cannot be used: it ends early (ARCHIVE_TRUNCATED), its content contradicts itself
@@ -15,12 +11,13 @@ export type ArchiveErrorCode =
  * they exit with 2 (usage); a compressor that fails while writing (ARCHIVE_COMPRESS_FAILED) exits with 1.
  */
 export class ArchiveError extends TransshipError {
-  constructor(
-    code: ArchiveErrorCode,
-    message: string,
-    options: TransshipErrorOptions & {exit?: ExitCode} = {},
-  ) {
-    super(code, options.exit ?? (code === 'ARCHIVE_COMPRESS_FAILED' ? ExitCode.Failed : ExitCode.Usage), message, options)
+  constructor(code: ArchiveErrorCode, message: string, options: TransshipErrorOptions & {exit?: ExitCode} = {}) {
+    super(
+      code,
+      options.exit ?? (code === 'ARCHIVE_COMPRESS_FAILED' ? ExitCode.Failed : ExitCode.Usage),
+      message,
+      options,
+    )
   }
 }
 

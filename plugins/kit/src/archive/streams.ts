@@ -1,34 +1,49 @@
 import {Readable, Transform, type TransformCallback, type Writable} from 'node:stream'
 
 /**
- * The first `length` bytes of `input` (fewer when it is shorter), without consuming them: they are put back,
- * so whoever reads `input` next sees the whole stream. Rejects when the stream fails before that.
+ * The first `length` bytes of `input` (fewer when it is shorter), without losing them: `stream` gives the whole
+ * stream again, head included. It is `input` itself (the head put back) unless `input` ended meanwhile, when it
+ * is a new stream of the head. Rejects when the stream fails before that.
  */
-export async function peek(input: Readable, length: number, signal?: AbortSignal): Promise<Buffer> {
+export async function peek(
+  input: Readable,
+  length: number,
+  signal?: AbortSignal,
+): Promise<{head: Buffer; stream: Readable}> {
   const chunks: Buffer[] = []
   let have = 0
-  try {
-    while (have < length) {
-      signal?.throwIfAborted()
-      const chunk = input.read() as Buffer | null | string
-      if (chunk !== null) {
-        const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
-        chunks.push(buffer)
-        have += buffer.length
-        continue
-      }
-
-      if (input.readableEnded || input.destroyed) break
-      // eslint-disable-next-line no-await-in-loop
-      const more = await readableOrEnd(input, signal)
-      if (!more) break
+  let ended = false
+  while (have < length) {
+    signal?.throwIfAborted()
+    const chunk = input.read() as Buffer | null | string
+    if (chunk !== null) {
+      const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+      chunks.push(buffer)
+      have += buffer.length
+      continue
     }
-  } finally {
-    if (chunks.length > 0 && !input.destroyed) input.unshift(Buffer.concat(chunks))
+
+    if (input.readableEnded || input.destroyed) {
+      ended = true
+      break
+    }
+
+    try {
+      if (!(await readableOrEnd(input, signal))) {
+        ended = true
+        break
+      }
+    } catch (error) {
+      if (chunks.length > 0 && !input.destroyed) input.unshift(Buffer.concat(chunks))
+      throw error
+    }
   }
 
   if (input.errored) throw input.errored
-  return Buffer.concat(chunks).subarray(0, length)
+  const head = Buffer.concat(chunks)
+  if (ended) return {head, stream: Readable.from(head.length > 0 ? [head] : [], {objectMode: false})}
+  if (head.length > 0) input.unshift(head)
+  return {head: head.subarray(0, length), stream: input}
 }
 
 /** Waits until `input` has data to read (true) or has ended (false); rejects on an error or abort. */
@@ -92,6 +107,19 @@ export function byteCounter(onBytes: (n: number) => void): Transform {
       callback(null, chunk)
     },
   })
+}
+
+/** `stream`, counted: a Readable that reports each chunk's size as it is read (errors pass through). */
+export function counted(stream: AsyncIterable<unknown>, onBytes: (n: number) => void): Readable {
+  async function* chunks(): AsyncGenerator<Buffer> {
+    for await (const chunk of stream) {
+      const buffer = chunk as Buffer
+      onBytes(buffer.length)
+      yield buffer
+    }
+  }
+
+  return Readable.from(chunks(), {objectMode: false})
 }
 
 /**

@@ -1,0 +1,6 @@
+export * from './archive-writer.js'
+export * from './compression.js'
+export * from './errors.js'
+export * from './image-archive.js'
+export * from './names.js'
+export * from './streams.js'
