@@ -5,15 +5,8 @@ import path from 'node:path'
 import {afterAll, beforeAll, expect, it} from 'vitest'
 
 import {edgeSshConfig, repoRoot, transship} from '../helpers/cli.js'
+import {imageId} from '../helpers/images.js'
 import {describeE2E, dockerCli, type EngineName, tempHome, type TempHome} from '../helpers/testbed.js'
-
-async function imageId(engine: EngineName, ref: string): Promise<string | undefined> {
-  try {
-    return (await dockerCli(engine, ['image', 'inspect', '--format', '{{.Id}}', ref])).trim()
-  } catch {
-    return undefined
-  }
-}
 
 async function removeTags(engine: EngineName, refs: string[]): Promise<void> {
   for (const ref of refs) if (await imageId(engine, ref)) await dockerCli(engine, ['image', 'rm', '--no-prune', ref])

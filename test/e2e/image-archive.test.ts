@@ -13,6 +13,7 @@ import {afterAll, beforeAll, expect, it} from 'vitest'
 import {detectCompression} from '../../plugins/kit/src/archive/compression.js'
 import {archiveEntries} from '../../plugins/kit/src/archive/image-archive.js'
 import {repoRoot, transship} from '../helpers/cli.js'
+import {imageId, layers, removeImages} from '../helpers/images.js'
 import {describeE2E, dockerCli, type EngineName, run, tempHome, type TempHome} from '../helpers/testbed.js'
 import {hex, json, makeTar, readAll, sha256} from '../unit/archive/helpers.js'
 
@@ -33,24 +34,6 @@ interface LoadJson {
 
 interface ErrorJson {
   error: {code: string; exit: number; message: string}
-}
-
-async function imageId(engine: EngineName, ref: string): Promise<string | undefined> {
-  try {
-    return (await dockerCli(engine, ['image', 'inspect', '--format', '{{.Id}}', ref])).trim()
-  } catch {
-    return undefined
-  }
-}
-
-async function layers(engine: EngineName, ref: string): Promise<string[]> {
-  return JSON.parse(
-    await dockerCli(engine, ['image', 'inspect', '--format', '{{json .RootFS.Layers}}', ref]),
-  ) as string[]
-}
-
-async function remove(engine: EngineName, ...refs: string[]): Promise<void> {
-  for (const ref of refs) if (await imageId(engine, ref)) await dockerCli(engine, ['image', 'rm', '--force', ref])
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -195,9 +178,9 @@ describeE2E('transship image save and load', (bed) => {
   })
 
   afterAll(async () => {
-    for (const engine of ['classic', 'remote', 'containerd'] as const) await remove(engine, ref)
-    for (const engine of ['classic', 'containerd'] as const) await remove(engine, ...FIXTURE_IMAGES)
-    for (const [engine, id] of leftovers) await remove(engine, id)
+    for (const engine of ['classic', 'remote', 'containerd'] as const) await removeImages(engine, ref)
+    for (const engine of ['classic', 'containerd'] as const) await removeImages(engine, ...FIXTURE_IMAGES)
+    for (const [engine, id] of leftovers) await removeImages(engine, id)
     await rm(dir, {force: true, recursive: true})
     await home.cleanup()
   })
@@ -246,7 +229,7 @@ describeE2E('transship image save and load', (bed) => {
       expect(detectCompression(await head(target))).toBe(expectedCompression)
 
       for (const engine of ['classic', 'remote', 'containerd'] as const) {
-        if (engine !== 'classic') await remove(engine, ref)
+        if (engine !== 'classic') await removeImages(engine, ref)
         const loaded = await cli(engine, ['image', 'load', target, '--json'])
         expect(loaded.stderr, `${engine}: ${loaded.stderr}`).not.toMatch(/Error/)
         expect(loaded.code).toBe(0)
@@ -264,7 +247,7 @@ describeE2E('transship image save and load', (bed) => {
   }
 
   it('streams a save to stdout into a load from stdin (20.10 → 26.1)', async () => {
-    await remove('containerd', ref)
+    await removeImages('containerd', ref)
     const env: NodeJS.ProcessEnv = {...process.env, HOME: home.home, NO_COLOR: '1'}
     delete env.SSH_AUTH_SOCK
     delete env.DEBUG
@@ -288,7 +271,7 @@ describeE2E('transship image save and load', (bed) => {
     const archive = path.join(dir, 'multi.oci.tar')
     const indexDigest = await multiPlatform(saved, archive, multi)
     for (const engine of ['classic', 'containerd'] as const) {
-      await remove(engine, multi)
+      await removeImages(engine, multi)
       const result = await cli(engine, ['image', 'load', archive, '--json'])
       expect(result.stderr).not.toMatch(/Error/)
       expect(result.code).toBe(0)
@@ -304,7 +287,7 @@ describeE2E('transship image save and load', (bed) => {
       expect(architecture.trim()).toBe('amd64')
       if (engine === 'containerd') expect(await imageId(engine, multi)).toBe(indexDigest)
       else expect(await imageId(engine, multi)).toBe(await imageId('classic', ref))
-      await remove(engine, multi)
+      await removeImages(engine, multi)
     }
   })
 
@@ -344,7 +327,7 @@ describeE2E('transship image save and load', (bed) => {
   for (const {code, file, message} of broken) {
     it(`refuses ${file} (${code}, exit 2) and loads nothing`, async () => {
       for (const engine of ['classic', 'containerd'] as const) {
-        await remove(engine, ...FIXTURE_IMAGES)
+        await removeImages(engine, ...FIXTURE_IMAGES)
         const result = await cli(engine, ['image', 'load', path.join(fixtures, file)])
         expect(result.code).toBe(2)
         expect(result.stderr).toContain(`Error: ${path.join(fixtures, file)}`)
@@ -356,7 +339,7 @@ describeE2E('transship image save and load', (bed) => {
   }
 
   it('refuses a truncated archive on stdin before its end reaches the engine: nothing loaded', async () => {
-    await remove('classic', ...FIXTURE_IMAGES)
+    await removeImages('classic', ...FIXTURE_IMAGES)
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       DOCKER_HOST: bed.engines.classic.host,
@@ -409,6 +392,6 @@ describeE2E('transship image save and load', (bed) => {
     expect(stderr).toContain('interrupted')
     expect(await exists(target)).toBe(false)
     expect(await exists(`${target}.partial`)).toBe(false)
-    await remove('classic', big)
+    await removeImages('classic', big)
   })
 })

@@ -5,6 +5,7 @@ import path from 'node:path'
 import {afterAll, beforeAll, expect, it} from 'vitest'
 
 import {edgeSshConfig, repoRoot, transship} from '../helpers/cli.js'
+import {imageId, layers, removeImages} from '../helpers/images.js'
 import {describeE2E, dockerCli, type EngineName, tempHome, type TempHome} from '../helpers/testbed.js'
 
 interface HostReport {
@@ -15,24 +16,6 @@ interface HostReport {
   layersSent: number
   layersSkipped: number
   status: string
-}
-
-async function imageId(engine: EngineName, ref: string): Promise<string | undefined> {
-  try {
-    return (await dockerCli(engine, ['image', 'inspect', '--format', '{{.Id}}', ref])).trim()
-  } catch {
-    return undefined
-  }
-}
-
-async function layers(engine: EngineName, ref: string): Promise<string[]> {
-  return JSON.parse(
-    await dockerCli(engine, ['image', 'inspect', '--format', '{{json .RootFS.Layers}}', ref]),
-  ) as string[]
-}
-
-async function remove(engine: EngineName, ...refs: string[]): Promise<void> {
-  for (const ref of refs) if (await imageId(engine, ref)) await dockerCli(engine, ['image', 'rm', '--force', ref])
 }
 
 /** Every name the copy tests give transship-test/copy:1, so that a destination holds none of its new layers. */
@@ -70,7 +53,7 @@ describeE2E('transship image copy', (bed) => {
     })
 
   it('sends only the layers the destination lacks, and verifies the result', async () => {
-    await remove('remote', ...COPY_NAMES)
+    await removeImages('remote', ...COPY_NAMES)
     const sourceLayers = await layers('classic', copyRef)
     expect(sourceLayers).toHaveLength(4) // busybox, app, random, text: the remote has the first two
 
@@ -98,7 +81,7 @@ describeE2E('transship image copy', (bed) => {
   })
 
   it('sends each shared layer once and compresses when asked', async () => {
-    await remove('remote', ...COPY_NAMES)
+    await removeImages('remote', ...COPY_NAMES)
     await dockerCli('classic', ['tag', copyRef, 'transship-test/copy:shared'])
     const result = await cli([
       'image',
@@ -118,8 +101,8 @@ describeE2E('transship image copy', (bed) => {
   })
 
   it('copies to a containerd-store engine and a classic one at once', async () => {
-    await remove('remote', ...COPY_NAMES)
-    await remove('containerd', ...COPY_NAMES)
+    await removeImages('remote', ...COPY_NAMES)
+    await removeImages('containerd', ...COPY_NAMES)
     const result = await cli(['image', 'copy', copyRef, '--to', remote, '--to', modern, '--json'])
     expect(result.code).toBe(0)
     const reports = (JSON.parse(result.stdout) as {hosts: HostReport[]}).hosts
@@ -137,7 +120,7 @@ describeE2E('transship image copy', (bed) => {
   it('pulls from a remote host to this one', async () => {
     const pulled = 'transship-test/pulled:1'
     await build('remote', pulled, 1, 'pulled')
-    await remove('classic', pulled)
+    await removeImages('classic', pulled)
     const result = await cli(['image', 'copy', pulled, '--from', remote, '--to', 'local', '--json'])
     expect(result.code).toBe(0)
     expect((JSON.parse(result.stdout) as {hosts: HostReport[]}).hosts[0]).toMatchObject({
@@ -150,7 +133,7 @@ describeE2E('transship image copy', (bed) => {
   it('leaves no tag when interrupted, and completes when run again', async () => {
     const big = 'transship-test/big:1'
     await build('classic', big, 96, 'big')
-    await remove('remote', big)
+    await removeImages('remote', big)
     const child = spawn(
       process.execPath,
       [path.join(repoRoot, 'bin', 'run.js'), 'image', 'copy', big, '--to', remote, '--compress', 'gzip'],
@@ -183,7 +166,7 @@ describeE2E('transship image copy', (bed) => {
   })
 
   it('says so when a copy moves a tag away from another image, which is kept', async () => {
-    await remove('remote', ...COPY_NAMES)
+    await removeImages('remote', ...COPY_NAMES)
     await dockerCli('remote', ['tag', 'transship-test/busybox:1', copyRef])
     const previous = await imageId('remote', copyRef)
     const result = await cli(['image', 'copy', copyRef, '--to', remote])
@@ -214,8 +197,8 @@ describeE2E('transship apply with image copies', (bed) => {
 
   it('plans the copy per destination, applies it, tags the result, and then has nothing to do', async () => {
     const recipe = path.join(repoRoot, 'recipes', 'copy.yaml')
-    await remove('remote', ...COPY_NAMES)
-    await remove('containerd', ...COPY_NAMES)
+    await removeImages('remote', ...COPY_NAMES)
+    await removeImages('containerd', ...COPY_NAMES)
     const options = {
       dockerHost: bed.engines.classic.host,
       env: {XDG_CACHE_HOME: path.join(home.home, 'cache')},

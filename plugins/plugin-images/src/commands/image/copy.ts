@@ -1,14 +1,7 @@
 import {Args, Flags} from '@oclif/core'
-import {
-  BaseCommand,
-  coreServices,
-  formatBytes,
-  formatDuration,
-  formatTable,
-  ProgressReporter,
-  TransshipError,
-} from '@transship/kit'
+import {BaseCommand, formatBytes, formatDuration, formatTable, ProgressReporter, TransshipError} from '@transship/kit'
 
+import {openHosts, recipeHostFlags} from '../../host-flags.js'
 import {parseReference} from '../../reference.js'
 import {copyImages, type HostCopyReport} from '../../transfer/copy.js'
 
@@ -33,7 +26,7 @@ copy leaves no tag on an incomplete image; running it again completes it.`
     '<%= config.bin %> <%= command.id %> app:1 --recipe recipes/fleet.yaml --from build --to edge --json',
   ]
   static override flags = {
-    'accept-new-host-key': Flags.boolean({description: 'Accept and record an SSH host key not yet in known_hosts.'}),
+    ...recipeHostFlags,
     compress: Flags.string({
       default: 'auto',
       description:
@@ -45,7 +38,6 @@ copy leaves no tag on an incomplete image; running it again completes it.`
       description: 'Source host: a recipe host, local, or ssh://user@host[:port][/socket].',
     }),
     full: Flags.boolean({description: 'Send whole images, even the layers a destination already holds.'}),
-    recipe: Flags.string({description: 'Recipe whose hosts --from and --to may name.'}),
     to: Flags.string({description: 'Destination host (repeatable).', multiple: true, required: true}),
   }
   static override strict = false
@@ -55,12 +47,7 @@ copy leaves no tag on an incomplete image; running it again completes it.`
     const {argv} = await this.parse(ImageCopy)
     const refs = argv as string[]
     for (const ref of refs) parseReference(ref)
-    const services = await coreServices(this.config)
-    await using hosts = await services.openHosts({
-      acceptNewHostKeys: this.flags['accept-new-host-key'],
-      hosts: [this.flags.from, ...this.flags.to],
-      recipe: this.flags.recipe,
-    })
+    await using hosts = await openHosts(this.config, this.flags, [this.flags.from, ...this.flags.to])
     const progress = new ProgressReporter({json: this.jsonEnabled()})
     let reports: HostCopyReport[]
     try {

@@ -1,4 +1,4 @@
-import {Args, Flags} from '@oclif/core'
+import {Args} from '@oclif/core'
 import {
   archiveEntries,
   ArchiveError,
@@ -8,7 +8,6 @@ import {
   BaseCommand,
   type Compression,
   compressor,
-  coreServices,
   counted,
   decompressor,
   detectCompression,
@@ -42,6 +41,7 @@ import {
   type VerifiedImage,
   verifyLoaded,
 } from '../../engine-archive.js'
+import {hostFlag, openHosts, recipeHostFlags} from '../../host-flags.js'
 
 export interface LoadResult {
   /** what was in the file: its layout and compression */
@@ -85,12 +85,8 @@ From stdin (-) the archive streams straight to the engine (zstd is decompressed 
     'ssh build transship image save app:1 -o - | <%= config.bin %> <%= command.id %> -',
   ]
   static override flags = {
-    'accept-new-host-key': Flags.boolean({description: 'Accept and record an SSH host key not yet in known_hosts.'}),
-    host: Flags.string({
-      default: 'local',
-      description: 'Host to load into: a recipe host, local, or ssh://user@host[:port].',
-    }),
-    recipe: Flags.string({description: 'Recipe whose hosts --host may name.'}),
+    ...recipeHostFlags,
+    host: hostFlag('load into'),
   }
   static override summary = 'Load an image archive into a host.'
 
@@ -111,12 +107,7 @@ From stdin (-) the archive streams straight to the engine (zstd is decompressed 
           progress.stop()
           throw error
         })
-    const services = await coreServices(this.config)
-    await using hosts = await services.openHosts({
-      acceptNewHostKeys: this.flags['accept-new-host-key'],
-      hosts: [this.flags.host],
-      recipe: this.flags.recipe,
-    })
+    await using hosts = await openHosts(this.config, this.flags, [this.flags.host])
     const engine = await hosts.engine(this.flags.host, this.signal)
     const facts = await engine.facts(this.signal)
     const overSsh = hosts.describe(this.flags.host).kind === 'ssh'

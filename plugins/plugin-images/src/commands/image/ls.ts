@@ -1,6 +1,6 @@
-import {Flags} from '@oclif/core'
-import {BaseCommand, coreServices, formatBytes, formatTable} from '@transship/kit'
+import {BaseCommand, formatBytes, formatTable} from '@transship/kit'
 
+import {hostFlag, openHosts, recipeHostFlags} from '../../host-flags.js'
 import {listImages} from '../../image-store.js'
 
 export interface ListedImage {
@@ -18,22 +18,13 @@ export default class ImageLs extends BaseCommand<typeof ImageLs> {
     '<%= config.bin %> <%= command.id %> --host ssh://deploy@edge.example.com --json',
   ]
   static override flags = {
-    'accept-new-host-key': Flags.boolean({description: 'Accept and record an SSH host key not yet in known_hosts.'}),
-    host: Flags.string({
-      default: 'local',
-      description: 'Host to list: a recipe host, local, or ssh://user@host[:port].',
-    }),
-    recipe: Flags.string({description: 'Recipe whose hosts --host may name.'}),
+    ...recipeHostFlags,
+    host: hostFlag('list'),
   }
   static override summary = 'List the images of a host.'
 
   async run(): Promise<ListedImage[]> {
-    const services = await coreServices(this.config)
-    await using hosts = await services.openHosts({
-      acceptNewHostKeys: this.flags['accept-new-host-key'],
-      hosts: [this.flags.host],
-      recipe: this.flags.recipe,
-    })
+    await using hosts = await openHosts(this.config, this.flags, [this.flags.host])
     const engine = await hosts.engine(this.flags.host, this.signal)
     const images = (await listImages(engine, this.signal)).map((image) => ({
       created: new Date(image.Created * 1000).toISOString(),

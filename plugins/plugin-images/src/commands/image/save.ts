@@ -8,7 +8,6 @@ import {
   byteCounter,
   type Compression,
   compressor,
-  coreServices,
   counted,
   type EngineClient,
   formatBytes,
@@ -37,6 +36,7 @@ import {
   inRequestOrder,
   layerPaths,
 } from '../../engine-archive.js'
+import {hostFlag, openHosts, recipeHostFlags} from '../../host-flags.js'
 import {requireImage} from '../../image-store.js'
 
 export interface SavedImage {
@@ -86,7 +86,7 @@ The archive is written to FILE.partial and renamed to FILE once it is complete a
     '<%= config.bin %> <%= command.id %> app:1 -o - | ssh edge transship image load -',
   ]
   static override flags = {
-    'accept-new-host-key': Flags.boolean({description: 'Accept and record an SSH host key not yet in known_hosts.'}),
+    ...recipeHostFlags,
     compress: Flags.string({
       description: 'Compression (default: from the file name; none for stdout).',
       options: ['bzip2', 'gzip', 'none', 'xz', 'zstd'],
@@ -95,13 +95,9 @@ The archive is written to FILE.partial and renamed to FILE once it is complete a
       description: "Archive layout (default: from the file name; else the engine's own).",
       options: ['docker', 'docker+oci', 'oci'],
     }),
-    host: Flags.string({
-      default: 'local',
-      description: 'Host to save from: a recipe host, local, or ssh://user@host[:port].',
-    }),
+    host: hostFlag('save from'),
     level: Flags.integer({description: 'Compression level (gzip, bzip2 1–9; xz 0–9; zstd 1–22).'}),
     output: Flags.string({char: 'o', description: 'File to write, or - for stdout.', required: true}),
-    recipe: Flags.string({description: 'Recipe whose hosts --host may name.'}),
   }
   static override strict = false
   static override summary = 'Save images into an archive file.'
@@ -115,12 +111,7 @@ The archive is written to FILE.partial and renamed to FILE once it is complete a
     await requireCompressor(compression)
     if (!toStdout) await checkDirectory(file)
 
-    const services = await coreServices(this.config)
-    await using hosts = await services.openHosts({
-      acceptNewHostKeys: this.flags['accept-new-host-key'],
-      hosts: [this.flags.host],
-      recipe: this.flags.recipe,
-    })
+    await using hosts = await openHosts(this.config, this.flags, [this.flags.host])
     const engine = await hosts.engine(this.flags.host, this.signal)
     const facts = await engine.facts(this.signal)
     const {native} = archiveSupport(facts)

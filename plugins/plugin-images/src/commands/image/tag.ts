@@ -1,6 +1,7 @@
-import {Args, Flags} from '@oclif/core'
-import {BaseCommand, coreServices} from '@transship/kit'
+import {Args} from '@oclif/core'
+import {BaseCommand} from '@transship/kit'
 
+import {hostFlag, openHosts, recipeHostFlags} from '../../host-flags.js'
 import {requireImage, tagImage} from '../../image-store.js'
 import {formatReference, parseReference} from '../../reference.js'
 
@@ -23,12 +24,8 @@ ssh://user@host[:port]. The new names point at exactly the image the source name
     '<%= config.bin %> <%= command.id %> app:1 app:stable --recipe recipes/fleet.yaml --host edge',
   ]
   static override flags = {
-    'accept-new-host-key': Flags.boolean({description: 'Accept and record an SSH host key not yet in known_hosts.'}),
-    host: Flags.string({
-      default: 'local',
-      description: 'Host to tag on: a recipe host, local, or ssh://user@host[:port].',
-    }),
-    recipe: Flags.string({description: 'Recipe whose hosts --host may name.'}),
+    ...recipeHostFlags,
+    host: hostFlag('tag on'),
   }
   static override strict = false
   static override summary = 'Tag an image on a host.'
@@ -37,12 +34,7 @@ ssh://user@host[:port]. The new names point at exactly the image the source name
     const {argv} = await this.parse(ImageTag)
     const [source, ...targets] = argv as string[]
     const names = targets.map((target) => formatReference(parseReference(target)))
-    const services = await coreServices(this.config)
-    await using hosts = await services.openHosts({
-      acceptNewHostKeys: this.flags['accept-new-host-key'],
-      hosts: [this.flags.host],
-      recipe: this.flags.recipe,
-    })
+    await using hosts = await openHosts(this.config, this.flags, [this.flags.host])
     const engine = await hosts.engine(this.flags.host, this.signal)
     const image = await requireImage(engine, source!, this.signal)
     for (const target of targets) {
