@@ -1,6 +1,6 @@
 import type {EngineClient, EngineFacts, EngineMessage, EngineRequest} from '@transship/kit'
 
-import {EngineError, UnreachableError} from '@transship/kit'
+import {EngineError, readMessages,UnreachableError} from '@transship/kit'
 import createDebug from 'debug'
 import http, {type IncomingMessage} from 'node:http'
 import {Readable} from 'node:stream'
@@ -8,7 +8,6 @@ import {pipeline} from 'node:stream/promises'
 
 import type {EngineTransport} from './transport.js'
 
-import {readMessages} from './ndjson.js'
 
 const debug = createDebug('transship:engine')
 

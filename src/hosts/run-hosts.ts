@@ -1,4 +1,4 @@
-import type {EngineClient, EngineFacts, HostDescription, Hosts, Logger} from '@transship/kit'
+import type {EngineClient, EngineFacts, HostDescription, Hosts, Logger, RemoteShell} from '@transship/kit'
 
 import {UsageError} from '@transship/kit'
 import {statfs} from 'node:fs/promises'
@@ -125,6 +125,17 @@ export class RunHosts implements AsyncDisposable, Hosts {
 
   names(): string[] {
     return Object.keys(this.specs)
+  }
+
+  async shell(name: string, signal?: AbortSignal): Promise<RemoteShell | undefined> {
+    const resolved = await this.resolve(name)
+    if (!resolved.ssh) return undefined
+    const connection = await this.sshConnection(name, signal)
+    return {
+      engineSocket: resolved.endpoint.kind === 'unix' ? resolved.endpoint.socketPath : DEFAULT_SOCKET,
+      exec: (command, options) => connection.exec(command, options),
+      run: (command, options) => connection.run(command, options),
+    }
   }
 
   /** The SSH connection of a host reached over SSH (one per host, shared). */

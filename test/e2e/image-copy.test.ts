@@ -100,6 +100,15 @@ describeE2E('transship image copy', (bed) => {
     expect(await imageId('remote', 'transship-test/copy:shared')).toBe(await imageId('classic', copyRef))
   })
 
+  it('sends zstd to an engine that cannot read it, through the zstd and curl of its host', async () => {
+    await removeImages('remote', ...COPY_NAMES)
+    const result = await cli(['image', 'copy', copyRef, '--to', remote, '--compress', 'zstd', '--json'])
+    expect(result.code).toBe(0)
+    const [report] = (JSON.parse(result.stdout) as {hosts: HostReport[]}).hosts
+    expect(report).toMatchObject({compression: 'zstd', layersSent: 2, layersSkipped: 2, status: 'copied'})
+    expect(await imageId('remote', copyRef)).toBe(await imageId('classic', copyRef))
+  })
+
   it('copies to a containerd-store engine and a classic one at once', async () => {
     await removeImages('remote', ...COPY_NAMES)
     await removeImages('containerd', ...COPY_NAMES)

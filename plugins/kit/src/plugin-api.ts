@@ -36,12 +36,30 @@ export interface HostDescription {
   target: string
 }
 
+/** A command running on a host over SSH: its stdin and stdout stream, stderr is drained and kept. */
+export interface RemoteProcess {
+  exit: Promise<{code: null | number; signal?: string; stderr: string}>
+  stdin: NodeJS.WritableStream
+  stdout: NodeJS.ReadableStream
+}
+
+/** The shell of a host reached over SSH, for the tools it happens to have (nothing is installed). */
+export interface RemoteShell {
+  /** the engine's socket path on that host */
+  engineSocket: string
+  exec(command: string, options?: {signal?: AbortSignal}): RemoteProcess
+  /** a short command's exit code and output */
+  run(command: string, options?: {signal?: AbortSignal}): Promise<{code: null | number; stderr: string; stdout: string}>
+}
+
 /** The hosts of a run. Connections are opened lazily and reused: one SSH connection per host. */
 export interface Hosts {
   describe(name: string): HostDescription
   engine(name: string, signal?: AbortSignal): Promise<EngineClient>
   facts(name: string, signal?: AbortSignal): Promise<EngineFacts>
   names(): string[]
+  /** the shell of a host reached over SSH; undefined for an engine on this machine */
+  shell(name: string, signal?: AbortSignal): Promise<RemoteShell | undefined>
 }
 
 export interface RecipeContext {

@@ -92,7 +92,7 @@ export function decompressor(kind: Exclude<Compression, 'none'>, options: {signa
  */
 export function compressor(
   kind: Exclude<Compression, 'none'>,
-  options: {level?: number; signal?: AbortSignal} = {},
+  options: {level?: number; longWindowLog?: number; signal?: AbortSignal} = {},
 ): Duplex {
   const {level} = options
   if (kind === 'gzip') {
@@ -105,6 +105,9 @@ export function compressor(
   if (kind === 'zstd') {
     args.push('-T0')
     if (level !== undefined && level > 19) args.push('--ultra')
+    // long-distance matching finds repeats far apart (the same files in two layers); the reader needs
+    // the same window: `zstd -d --long=N`
+    if (options.longWindowLog !== undefined) args.push(`--long=${options.longWindowLog}`)
   }
 
   if (kind === 'xz') args.push('-T0')

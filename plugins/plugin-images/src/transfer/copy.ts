@@ -111,7 +111,7 @@ export async function copyImages(request: CopyRequest): Promise<HostCopyReport[]
   const legacySource = sourceStore === 'classic'
   const targets = await Promise.all(
     pending.map(async (need): Promise<TransferTarget> => ({
-      compression: await wireCompression(request.compression, hosts, need.destination),
+      ...(await wireCompression(request.compression, hosts, need.destination, signal)),
       // the containerd store loads a partial archive only in the OCI layout
       convertToOci: !request.full && legacySource && need.destination.facts.imageStore === 'containerd',
       destination: need.destination,
@@ -214,17 +214,38 @@ async function verifyCopy(
   }
 }
 
-/** zstd where the engine can take it and the zstd command is here, gzip for older engines; none on loopback. */
+/**
+ * zstd where it can be decompressed: by the engine (Docker 23+), else by the destination host's own zstd
+ * and curl when it has them; gzip otherwise. Nothing where the bytes never leave this machine.
+ */
 async function wireCompression(
   choice: CompressionChoice,
   hosts: Hosts,
   destination: DestinationState,
-): Promise<WireCompression> {
-  if (choice !== 'auto') return choice
+  signal: AbortSignal,
+): Promise<Pick<TransferTarget, 'compression' | 'remoteLoad'>> {
+  const engineTakesZstd =
+    destination.facts.imageStore === 'containerd' || compareVersions(destination.engine.apiVersion, '1.42') >= 0
+  if (choice === 'gzip' || choice === 'none') return {compression: choice}
   const {kind, target} = hosts.describe(destination.host)
-  // compressing only costs time where the bytes never leave this machine
-  if (kind === 'local' || /^ssh:\/\/(?:[^@]*@)?(?:127\.\d+\.\d+\.\d+|localhost|\[::1]|::1)(?::\d+)?\b/.test(target))
-    return 'none'
-  if (destination.facts.imageStore === 'containerd' && (await hasCommand('zstd'))) return 'zstd'
-  return 'gzip'
+  if (
+    choice === 'auto' &&
+    (kind === 'local' || /^ssh:\/\/(?:[^@]*@)?(?:127\.\d+\.\d+\.\d+|localhost|\[::1]|::1)(?::\d+)?\b/.test(target))
+  ) {
+    return {compression: 'none'}
+  }
+
+  if (!(await hasCommand('zstd'))) return {compression: 'gzip'}
+  if (engineTakesZstd) return {compression: 'zstd'}
+  const shell = await hosts.shell(destination.host, signal)
+  const probe = await shell
+    ?.run('command -v zstd >/dev/null && command -v curl >/dev/null', {signal})
+    .catch(() => {})
+  return probe?.code === 0 ? {compression: 'zstd', remoteLoad: shell} : {compression: 'gzip'}
+}
+
+function compareVersions(a: string, b: string): number {
+  const [aMajor = 0, aMinor = 0] = a.split('.').map(Number)
+  const [bMajor = 0, bMinor = 0] = b.split('.').map(Number)
+  return aMajor === bMajor ? aMinor - bMinor : aMajor - bMajor
 }

@@ -14,7 +14,6 @@ export interface ParallelGzipOptions {
 
 /** A block whose sample shrinks less than this is stored, not compressed: it is compressed already. */
 const INCOMPRESSIBLE = 0.97
-const SAMPLE = 32 * 1024
 
 /**
  * gzip on several cores: the input is cut into blocks, each compressed as its own gzip member on the
@@ -32,10 +31,9 @@ export function parallelGzip(options: ParallelGzipOptions = {}): Transform {
   let members = 0
 
   const compress = async (block: Buffer): Promise<Buffer> => {
-    const sample = block.subarray(0, SAMPLE)
-    const probe = await gzip(sample, {level: 1})
-    const stored = probe.length > sample.length * INCOMPRESSIBLE
-    return gzip(block, {level: stored ? 0 : level})
+    const compressed = await gzip(block, {level})
+    // a block that does not shrink is compressed already: store it rather than send it inflated
+    return compressed.length > block.length * INCOMPRESSIBLE ? gzip(block, {level: 0}) : compressed
   }
 
   const emitReady = async (stream: Transform, keep: number): Promise<void> => {

@@ -1,7 +1,8 @@
-import type {EngineMessage} from '@transship/kit'
 import type {Readable} from 'node:stream'
 
-import {EngineError} from '@transship/kit'
+import type {EngineMessage} from './engine.js'
+
+import {EngineError} from './errors.js'
 
 /** A line longer than this is not an engine progress message; refuse rather than buffer without bound. */
 const MAX_LINE = 1024 * 1024
