@@ -4,7 +4,7 @@ import {describe, expect, it} from 'vitest'
 import type {SourceImage} from '../../../plugins/plugin-images/src/transfer/images.js'
 
 import {chainIds} from '../../../plugins/plugin-images/src/transfer/chain.js'
-import {type LayerPathCache, LayerResolver} from '../../../plugins/plugin-images/src/transfer/layer-resolver.js'
+import {goJson, type LayerPathCache, LayerResolver} from '../../../plugins/plugin-images/src/transfer/layer-resolver.js'
 
 const digest = (text: string) => `sha256:${createHash('sha256').update(text).digest('hex')}`
 const hex = (text: string) => digest(text).slice(7)
@@ -65,5 +65,56 @@ describe('LayerResolver', () => {
     const resolver = new LayerResolver([image('a:1', ['base-a']), image('b:1', ['base-b'])], new Map())
     resolver.noteLegacyJson(`${'a'.repeat(64)}/json`, json({id: 'a'.repeat(64)}))
     expect(resolver.resolve(`${'a'.repeat(64)}/layer.tar`)).toBeUndefined()
+  })
+})
+
+describe('v1 directory names', () => {
+  it('are recomputed from the layer json and chain ID, as Docker 20.10 names them', () => {
+    // a real `docker save` (Docker 20.10.24) of a two-layer image: its base directory and its config
+    const diffIDs = [
+      'sha256:8d54aa96df8a27ef07c74d0f8cf283c2c729d5b071fad03a2289a70dae8d7dc1',
+      'sha256:a3fecf80eaa2d65627ad3f0419036bd8b6225b14bebbb79532e9929982dce7e7',
+    ]
+    const app: SourceImage = {
+      chains: chainIds(diffIDs),
+      created: '2026-11-22T12:37:00.71943133Z',
+      diffIDs,
+      id: 'sha256:x',
+      ref: 'app:1',
+    }
+    const dir = 'd9c5c25c9ce3fe442b4eff24af5b13895e568227ae9ccb1786b323a84d0321df'
+    const body = {
+      'container_config': {
+        AttachStderr: false,
+        AttachStdin: false,
+        AttachStdout: false,
+        Cmd: null,
+        Domainname: '',
+        Entrypoint: null,
+        Env: null,
+        Hostname: '',
+        Image: '',
+        Labels: null,
+        OnBuild: null,
+        OpenStdin: false,
+        StdinOnce: false,
+        Tty: false,
+        User: '',
+        Volumes: null,
+        WorkingDir: '',
+      },
+      created: '1970-01-01T00:00:00Z',
+      id: dir,
+      os: 'linux',
+    }
+    const resolver = new LayerResolver([app], new Map())
+    resolver.noteLegacyJson(`${dir}/json`, json(body))
+    expect(resolver.resolve(`${dir}/layer.tar`)).toEqual({chains: [app.chains[0]], diffID: diffIDs[0]})
+  })
+
+  it('encode JSON as Go does', () => {
+    expect(goJson({a: '<b> & \u2028', c: [1, true, null], d: '\b\f\\b'})).toBe(
+      String.raw`{"a":"\u003cb\u003e \u0026 \u2028","c":[1,true,null],"d":"\u0008\u000c\\b"}`,
+    )
   })
 })

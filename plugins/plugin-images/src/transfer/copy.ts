@@ -238,9 +238,7 @@ async function wireCompression(
   if (!(await hasCommand('zstd'))) return {compression: 'gzip'}
   if (engineTakesZstd) return {compression: 'zstd'}
   const shell = await hosts.shell(destination.host, signal)
-  const probe = await shell
-    ?.run('command -v zstd >/dev/null && command -v curl >/dev/null', {signal})
-    .catch(() => {})
+  const probe = await shell?.run('command -v zstd >/dev/null && command -v curl >/dev/null', {signal}).catch(() => {})
   return probe?.code === 0 ? {compression: 'zstd', remoteLoad: shell} : {compression: 'gzip'}
 }
 

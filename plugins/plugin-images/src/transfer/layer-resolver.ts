@@ -1,3 +1,5 @@
+import {createHash} from 'node:crypto'
+
 import type {SourceImage} from './images.js'
 
 import {nextChainId} from './chain.js'
@@ -73,6 +75,15 @@ export class LayerResolver {
       return
     }
 
+    // Docker derives a layer's v1 directory name from its json and chain ID: recomputing it names the
+    // layer for certain, whatever order the directories come in
+    const named = this.chainByV1Id(dir, json as Record<string, unknown>)
+    if (named) {
+      const diffID = this.diffIdOfChain(named)
+      if (diffID) this.byDir.set(dir, {chains: [named], diffID})
+      return
+    }
+
     const candidates = new Set<string>()
     if (json.config !== undefined) {
       // the top layer carries the image config; with several images, its creation time tells which
@@ -113,6 +124,32 @@ export class LayerResolver {
     return chains.length > 0 ? {chains, diffID} : undefined
   }
 
+  /**
+   * The chain ID whose v1 ID (moby's `v1.CreateID`) is `dir`: sha256 of the layer's json without `id`,
+   * with `parent` as a digest and `layer_id` set to the chain ID, keys sorted, encoded as Go does. Lower
+   * layers were named before their `os` was set; the top layer's json is the image's and keeps it.
+   */
+  private chainByV1Id(dir: string, json: Record<string, unknown>): string | undefined {
+    const {id: _id, ...rest} = json
+    const base: Record<string, unknown> = {...rest}
+    if (typeof rest.parent === 'string') base.parent = `sha256:${rest.parent}`
+    const variants = [base, Object.fromEntries(Object.entries(base).filter(([key]) => key !== 'os'))]
+    for (const image of this.images) {
+      for (const chain of image.chains) {
+        for (const variant of variants) {
+          const fields: Record<string, unknown> = {...variant, 'layer_id': chain}
+          const encoded = `{${Object.keys(fields)
+            .sort()
+            .map((key) => `${goJson(key)}:${goJson(fields[key])}`)
+            .join(',')}}`
+          if (createHash('sha256').update(encoded).digest('hex') === dir) return chain
+        }
+      }
+    }
+
+    return undefined
+  }
+
   private diffIdOfChain(chain: string): string | undefined {
     for (const image of this.images) {
       const index = image.chains.indexOf(chain)
@@ -121,4 +158,27 @@ export class LayerResolver {
 
     return undefined
   }
+}
+
+const GO_ESCAPES: Record<string, string> = {
+  '&': String.raw`\u0026`,
+  '<': String.raw`\u003c`,
+  '>': String.raw`\u003e`,
+  [String.raw`\b`]: String.raw`\u0008`,
+  [String.raw`\f`]: String.raw`\u000c`,
+  '\u2028': String.raw`\u2028`,
+  '\u2029': String.raw`\u2029`,
+}
+
+/** JSON as Go's encoding/json writes it: compact, `<>&` and U+2028/2029 escaped, \b and \f as \u00XX. */
+export function goJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((item) => goJson(item)).join(',')}]`
+  if (value !== null && typeof value === 'object') {
+    return `{${Object.entries(value)
+      .map(([key, item]) => `${goJson(key)}:${goJson(item)}`)
+      .join(',')}}`
+  }
+
+  if (typeof value !== 'string') return JSON.stringify(value)
+  return JSON.stringify(value).replaceAll(/\\.|[<>&\u2028\u2029]/g, (match) => GO_ESCAPES[match] ?? match)
 }
