@@ -130,9 +130,8 @@ export class LayerResolver {
    * layers were named before their `os` was set; the top layer's json is the image's and keeps it.
    */
   private chainByV1Id(dir: string, json: Record<string, unknown>): string | undefined {
-    const {id: _id, ...rest} = json
-    const base: Record<string, unknown> = {...rest}
-    if (typeof rest.parent === 'string') base.parent = `sha256:${rest.parent}`
+    const base = Object.fromEntries(Object.entries(json).filter(([key]) => key !== 'id'))
+    if (typeof json.parent === 'string') base.parent = `sha256:${json.parent}`
     const variants = [base, Object.fromEntries(Object.entries(base).filter(([key]) => key !== 'os'))]
     for (const image of this.images) {
       for (const chain of image.chains) {
