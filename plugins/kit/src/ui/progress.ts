@@ -2,7 +2,7 @@ import {MultiBar, Presets} from 'cli-progress'
 
 import type {Progress, ProgressTask} from '../plugin-api.js'
 
-import {formatBytes} from './format.js'
+import {formatBytes, formatDuration} from './format.js'
 
 export interface ProgressOptions {
   /** JSON-lines events instead of bars (also chosen when the stream is not a terminal) */
@@ -29,6 +29,7 @@ export class ProgressReporter implements Progress {
         ? new MultiBar(
             {
               autopadding: true,
+              barsize: 20,
               clearOnComplete: false,
               format: ' {bar} {percentage}% | {label} | {doneText}/{totalText}',
               hideCursor: true,
@@ -51,26 +52,45 @@ export class ProgressReporter implements Progress {
 
   task(id: string, label: string, total?: number): ProgressTask {
     if (this.bars) {
-      const bar = this.bars.create(total ?? 0, 0, {
-        doneText: formatBytes(0),
-        label,
-        totalText: total ? formatBytes(total) : '?',
-      })
+      // the rate counts from the first byte: waiting for the source is not transfer time
+      let started: number | undefined
       let done = 0
       let known = total
+      // a terminal line must hold the numbers: long labels (ssh://… addresses) keep their end
+      const shown = label.length > 32 ? `…${label.slice(-31)}` : label
+      const payload = (): Record<string, string> => {
+        const seconds = started === undefined ? 0 : (Date.now() - started) / 1000
+        const rate = seconds > 0.5 ? done / seconds : 0
+        const left = known && rate > 0 ? Math.max(0, (known - done) / rate) : undefined
+        return {
+          doneText: formatBytes(done),
+          etaText: left === undefined ? '' : ` | ETA ${formatDuration(Math.round(left * 1000))}`,
+          label: shown,
+          rateText: rate > 0 ? ` | ${formatBytes(Math.round(rate))}/s` : '',
+          totalText: known ? `/${formatBytes(known)}` : '',
+        }
+      }
+
+      // without a total, a bar would claim 100%: show bytes and rate only
+      const format = (withTotal: boolean) =>
+        withTotal
+          ? ' {bar} {percentage}% | {label} | {doneText}{totalText}{rateText}{etaText}'
+          : ' {label} | {doneText}{rateText}'
+      const bar = this.bars.create(total ?? 0, 0, payload(), {format: format(Boolean(total))})
       return {
         done(error) {
-          bar.update(known ?? done, {label: error ? `${label} (failed)` : label})
+          bar.update(known ?? done, {...payload(), etaText: '', label: error ? `${shown} (failed)` : shown})
           bar.stop()
         },
         tick(n) {
+          started ??= Date.now()
           done += n
-          bar.update(done, {doneText: formatBytes(done)})
+          bar.update(Math.min(done, known ?? done), payload())
         },
         total(value) {
           known = value
           bar.setTotal(value)
-          bar.update(done, {totalText: formatBytes(value)})
+          bar.update(done, payload())
         },
       }
     }

@@ -4,7 +4,7 @@ import {hasCommand, TransshipError} from '@transship/kit'
 
 import {inspectImage} from '../image-store.js'
 import {type DestinationState, holdsImage, missingLayers, probeDestination} from './destination.js'
-import {describeSourceImages, type SourceImage} from './images.js'
+import {describeSourceImages, layerSizes, type SourceImage} from './images.js'
 import {engineId, loadLayerCache, saveLayerCache} from './layer-cache.js'
 import {streamCopy, type TargetReport, type TransferTarget, type WireCompression} from './stream-copy.js'
 
@@ -109,8 +109,10 @@ export async function copyImages(request: CopyRequest): Promise<HostCopyReport[]
   const started = Date.now()
   const sourceStore = (await source.facts(signal)).imageStore
   const legacySource = sourceStore === 'classic'
+  const sizes = await layerSizes(source, toCopy, signal)
   const targets = await Promise.all(
     pending.map(async (need): Promise<TransferTarget> => ({
+      estimatedBytes: estimate(need, sizes),
       ...(await wireCompression(request.compression, hosts, need.destination, signal)),
       // the containerd store loads a partial archive only in the OCI layout
       convertToOci: !request.full && legacySource && need.destination.facts.imageStore === 'containerd',
@@ -153,6 +155,14 @@ export async function copyImages(request: CopyRequest): Promise<HostCopyReport[]
   }
 
   return [...reports.values()]
+}
+
+/** The layer bytes a destination is to receive, when the history tells every size. */
+function estimate(need: DestinationNeeds, sizes: Map<string, number>): number | undefined {
+  const missing = [...new Set(need.images.flatMap((item) => item.missing))]
+  return missing.every((diffID) => sizes.has(diffID))
+    ? missing.reduce((sum, diffID) => sum + sizes.get(diffID)!, 0)
+    : undefined
 }
 
 function record(

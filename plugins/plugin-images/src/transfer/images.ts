@@ -27,3 +27,26 @@ export async function describeSourceImages(
 
   return images
 }
+
+/**
+ * Uncompressed layer sizes, from the image history: its entries with a size are its layers, oldest
+ * first. When the count does not match (empty layers), the sizes stay unknown rather than wrong.
+ */
+export async function layerSizes(
+  engine: EngineClient,
+  images: SourceImage[],
+  signal?: AbortSignal,
+): Promise<Map<string, number>> {
+  const sizes = new Map<string, number>()
+  for (const image of images) {
+    const history = await engine.json<Array<{Size: number}>>({
+      path: `/images/${encodeURIComponent(image.id)}/history`,
+      signal,
+    })
+    const layered = history.filter((item) => item.Size > 0).reverse()
+    if (layered.length !== image.diffIDs.length) continue
+    for (const [position, diffID] of image.diffIDs.entries()) sizes.set(diffID, layered[position]!.Size)
+  }
+
+  return sizes
+}

@@ -136,7 +136,7 @@ export class LayerResolver {
     for (const image of this.images) {
       for (const chain of image.chains) {
         for (const variant of variants) {
-          const fields: Record<string, unknown> = {...variant, 'layer_id': chain}
+          const fields: Record<string, unknown> = {...variant, layer_id: chain}
           const encoded = `{${Object.keys(fields)
             .sort()
             .map((key) => `${goJson(key)}:${goJson(fields[key])}`)

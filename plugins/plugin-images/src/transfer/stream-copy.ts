@@ -33,6 +33,8 @@ export type WireCompression = 'gzip' | 'none' | 'zstd'
 
 export interface TransferTarget {
   compression: WireCompression
+  /** bytes of archive expected for this destination (before compression), for progress */
+  estimatedBytes?: number
   /**
    * The engine cannot take this compression (Docker 20.10 and zstd): the host's own `zstd` and `curl`
    * decompress on the far side and feed the engine's socket. Nothing is installed there.
@@ -262,17 +264,17 @@ class TargetOutput {
     const {host} = target.destination
     const report: TargetReport = {bytesOnWire: 0, bytesRaw: 0, host, layersSent: 0, layersSkipped: 0, loaded: []}
     this.report = report
-    this.task = progress.task(`copy:${host}`, `${host}`)
+    this.task = progress.task(`copy:${host}`, `${host}`, target.estimatedBytes)
     const raw = new Transform({
       transform: (chunk: Buffer, _encoding, callback) => {
         this.report.bytesRaw += chunk.length
+        this.task.tick(chunk.length)
         callback(null, chunk)
       },
     })
     const wire = new Transform({
       transform: (chunk: Buffer, _encoding, callback) => {
         this.report.bytesOnWire += chunk.length
-        this.task.tick(chunk.length)
         callback(null, chunk)
       },
     })
