@@ -14,6 +14,8 @@ export interface ResolvedLayer {
 /** Learned mappings of a source engine: archive entry path → layer, kept between runs. */
 export type LayerPathCache = Map<string, ResolvedLayer>
 
+/** the key moby's v1.CreateID adds to a layer's json */
+const LAYER_ID = 'layer_id'
 const LEGACY_LAYER = /^([\da-f]{64})\/layer\.tar$/
 const LEGACY_JSON = /^([\da-f]{64})\/json$/
 const OCI_BLOB = /^blobs\/sha256\/([\da-f]{64})$/
@@ -136,7 +138,8 @@ export class LayerResolver {
     for (const image of this.images) {
       for (const chain of image.chains) {
         for (const variant of variants) {
-          const fields: Record<string, unknown> = {...variant, layer_id: chain}
+          const fields: Record<string, unknown> = {...variant}
+          fields[LAYER_ID] = chain
           const encoded = `{${Object.keys(fields)
             .sort()
             .map((key) => `${goJson(key)}:${goJson(fields[key])}`)
