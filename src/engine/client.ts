@@ -1,13 +1,12 @@
 import type {EngineClient, EngineFacts, EngineMessage, EngineRequest} from '@transship/kit'
 
-import {EngineError, readMessages,UnreachableError} from '@transship/kit'
+import {EngineError, readMessages, UnreachableError} from '@transship/kit'
 import createDebug from 'debug'
 import http, {type IncomingMessage} from 'node:http'
 import {Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
 import type {EngineTransport} from './transport.js'
-
 
 const debug = createDebug('transship:engine')
 

@@ -20,6 +20,11 @@ describe('transship --help', () => {
     ['hosts', 'check'],
     ['image', 'tag'],
     ['image', 'ls'],
+    ['image', 'copy'],
+    ['image', 'save'],
+    ['image', 'load'],
+    ['image', 'commit'],
+    ['image', 'history'],
   ])('shows usage and examples for %s', async (...command) => {
     const result = await transship([...command, '--help'], {home: os.tmpdir()})
     expect(result.code).toBe(0)

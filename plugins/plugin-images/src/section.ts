@@ -1,12 +1,16 @@
-import type {EngineClient, PlanContext, Reference, SectionProvider, Step} from '@transship/kit'
+import type {PlanContext, Reference, SectionProvider, Step} from '@transship/kit'
 
-import {formatBytes, TransshipError} from '@transship/kit'
+import {formatBytes, indexArchive, isArchiveError, requireCompressor, TransshipError, UsageError} from '@transship/kit'
+import {createReadStream} from 'node:fs'
+import {mkdir, stat} from 'node:fs/promises'
+import path from 'node:path'
 import {z} from 'zod'
 
+import {outputChoice, saveImages} from './image-save.js'
 import {inspectImage, requireImage, tagImage} from './image-store.js'
 import {formatReference, parseReference} from './reference.js'
 import {assessDestinations, copyImages} from './transfer/copy.js'
-import {describeSourceImages, type SourceImage} from './transfer/images.js'
+import {describeSourceImages, layerSizes, type SourceImage} from './transfer/images.js'
 
 const imageRef = z.string().refine(
   (value) => {
@@ -27,13 +31,43 @@ export const imageSchema = z.strictObject({
     .describe('Hosts the image is copied to, over SSH: only the layers each one lacks are sent.'),
   from: z.string().optional().describe('Host that has the image (default: local).'),
   ref: imageRef.describe('The image, e.g. app:1.'),
+  save: z
+    .string()
+    .trim()
+    .min(1, {message: 'give a file name, e.g. out/app-1.tar.zst'})
+    .refine((value) => value !== '-' && !value.endsWith('/'), {message: 'give a file name, e.g. out/app-1.tar.zst'})
+    .optional()
+    .describe(
+      "Archive file to save the image into, from the host that has it (a path relative to the recipe's directory). The name chooses the layout and compression as for `transship image save`: .tar, .oci.tar, then .gz, .zst, .bz2 or .xz. Images with the same file go into one archive.",
+    ),
   tags: z
     .array(imageRef)
     .optional()
     .describe('More names for the same image, on the host that has it and on the hosts it is copied to.'),
 })
 
-export const imagesSchema = z.array(imageSchema).describe('Images, their tags, and where they go.')
+export const imagesSchema = z
+  .array(imageSchema)
+  .superRefine((images, context) => {
+    // one archive is read from one engine
+    const fromByFile = new Map<string, {from: string; index: number}>()
+    for (const [index, image] of images.entries()) {
+      // defensive: refinements may see items that failed their own schema
+      const {from = 'local', save} = (image ?? {}) as Partial<ImageSpec>
+      if (typeof save !== 'string' || !save) continue
+      const file = path.normalize(save)
+      const first = fromByFile.get(file)
+      if (!first) fromByFile.set(file, {from, index})
+      else if (first.from !== from) {
+        context.addIssue({
+          code: 'custom',
+          message: `images[${first.index}] saves into this file from host "${first.from}": one archive comes from one host`,
+          path: [index, 'save'],
+        })
+      }
+    }
+  })
+  .describe('Images, their tags, and where they go.')
 
 export type ImageSpec = z.infer<typeof imageSchema>
 
@@ -50,6 +84,7 @@ export const imagesSection: SectionProvider<ImageSpec[]> = {
       }
     }
 
+    steps.push(...(await planSaves(images, context)))
     return steps
   },
   plugin: '@transship/plugin-images',
@@ -186,24 +221,102 @@ async function planTags(
 }
 
 /**
- * Uncompressed layer sizes, from the image history: its entries with a size are its layers, oldest
- * first. When the count does not match (empty layers), the sizes stay unknown rather than wrong.
+ * One step per archive file: the images that name it, saved from their host into one archive, unless the file
+ * already holds every one of them (same ID and layers, under its name).
  */
-async function layerSizes(
-  engine: EngineClient,
-  images: SourceImage[],
-  signal: AbortSignal,
-): Promise<Map<string, number>> {
-  const sizes = new Map<string, number>()
+async function planSaves(images: ImageSpec[], context: PlanContext): Promise<Step[]> {
+  const groups = new Map<string, {file: string; from: string; refs: string[]; shown: string}>()
   for (const image of images) {
-    const history = await engine.json<Array<{Size: number}>>({
-      path: `/images/${encodeURIComponent(image.id)}/history`,
-      signal,
-    })
-    const layered = history.filter((item) => item.Size > 0).reverse()
-    if (layered.length !== image.diffIDs.length) continue
-    for (const [position, diffID] of image.diffIDs.entries()) sizes.set(diffID, layered[position]!.Size)
+    if (!image.save) continue
+    const file = path.resolve(context.recipe.dir, image.save)
+    const group = groups.get(file) ?? {file, from: image.from ?? 'local', refs: [], shown: image.save}
+    if (!group.refs.includes(image.ref)) group.refs.push(image.ref)
+    groups.set(file, group)
   }
 
-  return sizes
+  const steps: Step[] = []
+  for (const {file, from, refs, shown} of groups.values()) {
+    const engine = await context.hosts.engine(from, context.signal)
+    const sources = await describeSourceImages(engine, refs, context.signal)
+    const state = await archiveState(file, shown, sources, context)
+    if (state.missing.length === 0) continue
+    await requireCompressor(outputChoice(file).compression)
+    steps.push({
+      detail: {file, from, images: refs, missing: state.missing, reason: state.reason},
+      host: from,
+      id: `images:save:${file}`,
+      async run({hosts, progress, signal}) {
+        await mkdir(path.dirname(file), {recursive: true})
+        const result = await saveImages({
+          engine: await hosts.engine(from, signal),
+          file,
+          progress,
+          refs,
+          signal,
+        })
+        return {
+          bytes: result.bytes,
+          compression: result.compression,
+          file,
+          format: result.format,
+          images: result.images,
+          summary: `${shown}: ${result.images.length} image${result.images.length === 1 ? '' : 's'}, ${result.format}${
+            result.compression === 'none' ? '' : `, ${result.compression}`
+          }, ${formatBytes(result.bytes)}`,
+        }
+      },
+      section: 'images',
+      title: `save ${refs.join(', ')} to ${shown}${state.reason === 'missing' ? '' : ` (${state.reason})`}`,
+    })
+  }
+
+  return steps
+}
+
+interface ArchiveState {
+  /** the refs the file does not hold as their host has them */
+  missing: string[]
+  reason: 'missing' | 'outdated' | 'unreadable' | 'up to date'
+}
+
+/**
+ * Whether `file` holds each source image: an image with its ID (the config digest on a classic engine; the
+ * manifest or image index digest on a containerd-store engine) and its layers (diffIDs), under its name.
+ * The whole file is read and checked (indexArchive): a damaged one is written again.
+ */
+async function archiveState(
+  file: string,
+  shown: string,
+  sources: SourceImage[],
+  context: PlanContext,
+): Promise<ArchiveState> {
+  const all = sources.map((source) => source.ref)
+  const info = await stat(file).catch(() => {})
+  if (!info) return {missing: all, reason: 'missing'}
+  if (!info.isFile()) {
+    throw new UsageError(`cannot save into ${file}: it is not a file`, {code: 'SAVE_TARGET_INVALID'})
+  }
+
+  let index
+  try {
+    index = await indexArchive(createReadStream(file), {signal: context.signal, source: shown})
+  } catch (error) {
+    if (!isArchiveError(error)) throw error
+    context.log.warn(`${error.message}: apply writes ${shown} again`)
+    return {missing: all, reason: 'unreadable'}
+  }
+
+  const missing = sources
+    .filter((source) => {
+      const name = formatReference(parseReference(source.ref))
+      return !index.images.some(
+        (image) =>
+          [image.configDigest, image.indexDigest, image.manifestDigest].includes(source.id) &&
+          image.repoTags.includes(name) &&
+          image.layers.length === source.diffIDs.length &&
+          image.layers.every((layer, position) => layer.diffID === source.diffIDs[position]),
+      )
+    })
+    .map((source) => source.ref)
+  return {missing, reason: missing.length === 0 ? 'up to date' : 'outdated'}
 }

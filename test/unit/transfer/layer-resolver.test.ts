@@ -84,7 +84,8 @@ describe('v1 directory names', () => {
     }
     const dir = 'd9c5c25c9ce3fe442b4eff24af5b13895e568227ae9ccb1786b323a84d0321df'
     const body = {
-      'container_config': {
+      // eslint-disable-next-line camelcase -- the key Docker writes
+      container_config: {
         AttachStderr: false,
         AttachStdin: false,
         AttachStdout: false,
