@@ -4,7 +4,7 @@
 import {spawn} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {access, mkdtemp, open, rm, writeFile} from 'node:fs/promises'
+import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -13,6 +13,7 @@ import {afterAll, beforeAll, expect, it} from 'vitest'
 import {detectCompression} from '../../plugins/kit/src/archive/compression.js'
 import {archiveEntries} from '../../plugins/kit/src/archive/image-archive.js'
 import {repoRoot, transship} from '../helpers/cli.js'
+import {exists, head} from '../helpers/files.js'
 import {imageId, layers, removeImages} from '../helpers/images.js'
 import {describeE2E, dockerCli, type EngineName, run, tempHome, type TempHome} from '../helpers/testbed.js'
 import {hex, json, makeTar, readAll, sha256} from '../unit/archive/helpers.js'
@@ -34,24 +35,6 @@ interface LoadJson {
 
 interface ErrorJson {
   error: {code: string; exit: number; message: string}
-}
-
-async function exists(file: string): Promise<boolean> {
-  return access(file).then(
-    () => true,
-    () => false,
-  )
-}
-
-async function head(file: string): Promise<Buffer> {
-  const handle = await open(file, 'r')
-  try {
-    const buffer = Buffer.alloc(10)
-    await handle.read(buffer, 0, 10, 0)
-    return buffer
-  } finally {
-    await handle.close()
-  }
 }
 
 const TEST_IMAGE_1 = {

@@ -2,7 +2,7 @@
 // elsewhere, and a second apply finds the file holds the images and does nothing; several images with one file
 // make one archive, also from a host over SSH; a file that lost an image or is damaged is written again.
 import {createReadStream} from 'node:fs'
-import {access, copyFile, mkdtemp, open, rm, writeFile} from 'node:fs/promises'
+import {copyFile, mkdtemp, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, expect, it} from 'vitest'
@@ -10,30 +10,13 @@ import {afterAll, beforeAll, expect, it} from 'vitest'
 import {detectCompression} from '../../plugins/kit/src/archive/compression.js'
 import {indexArchive} from '../../plugins/kit/src/archive/image-archive.js'
 import {repoRoot, transship} from '../helpers/cli.js'
+import {exists, head} from '../helpers/files.js'
 import {imageId, layers} from '../helpers/images.js'
 import {describeE2E, tempHome, type TempHome} from '../helpers/testbed.js'
 
 interface PlanJson {
   steps: Array<{detail: {file: string; images: string[]}; host: string; id: string; title: string}>
   upToDate: boolean
-}
-
-async function exists(file: string): Promise<boolean> {
-  return access(file).then(
-    () => true,
-    () => false,
-  )
-}
-
-async function head(file: string): Promise<Buffer> {
-  const handle = await open(file, 'r')
-  try {
-    const buffer = Buffer.alloc(10)
-    await handle.read(buffer, 0, 10, 0)
-    return buffer
-  } finally {
-    await handle.close()
-  }
 }
 
 describeE2E('transship apply with images saved to files', (bed) => {
