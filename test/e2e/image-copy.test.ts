@@ -126,6 +126,35 @@ describeE2E('transship image copy', (bed) => {
     ).toBe(4)
   })
 
+  it('copies two images that share layers, each layer once, to both engine kinds', async () => {
+    const [one, two] = ['transship-test/multi:1', 'transship-test/multi:2']
+    if (!(await imageId('classic', one))) {
+      await dockerCli('classic', ['build', '--network', 'none', '-t', one, '-'], {
+        input: 'FROM transship-test/app:1\nRUN echo one > /one\n',
+      })
+    }
+
+    if (!(await imageId('classic', two))) {
+      await dockerCli('classic', ['build', '--network', 'none', '-t', two, '-'], {
+        input: `FROM ${one}\nRUN echo two > /two\n`,
+      })
+    }
+
+    await removeImages('remote', one, two)
+    await removeImages('containerd', one, two)
+    // Docker 20.10 saves a layer shared by two images once, and links the other directory to it
+    const result = await cli(['image', 'copy', one, two, '--to', remote, '--to', modern, '--json'])
+    expect(result.code).toBe(0)
+    const reports = (JSON.parse(result.stdout) as {hosts: HostReport[]}).hosts
+    for (const report of reports) expect(report).toMatchObject({layersSkipped: 2, status: 'copied'})
+    for (const engine of ['remote', 'containerd'] as const) {
+      expect(await layers(engine, two)).toEqual(await layers('classic', two))
+      expect((await dockerCli(engine, ['run', '--rm', '--network', 'none', two, 'cat', '/one', '/two'])).trim()).toBe(
+        'one\ntwo',
+      )
+    }
+  })
+
   it('pulls from a remote host to this one', async () => {
     const pulled = 'transship-test/pulled:1'
     await build('remote', pulled, 1, 'pulled')

@@ -3,6 +3,7 @@ import type {EngineClient, EngineMessage, Progress, ProgressTask, RemoteShell} f
 import {compressor, EngineError, readMessages, TransshipError} from '@transship/kit'
 import {createHash} from 'node:crypto'
 import {once} from 'node:events'
+import path from 'node:path'
 import {PassThrough, type Readable, Transform} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import tar from 'tar-stream'
@@ -106,7 +107,8 @@ export async function streamCopy(
       const {header} = source
       const live = outputs.filter((output) => !output.failed)
       let layer = header.type === 'file' && isLayerEntryName(header.name) ? resolver.resolve(header.name) : undefined
-      if (layer || isLegacyLayerName(header.name)) {
+      // (a layer linked to another directory's body is a symlink entry: passed on like metadata)
+      if (header.type === 'file' && (layer || isLegacyLayerName(header.name))) {
         // a small layer that could not be told from its name is read whole and told by its digest
         const body = !layer && header.size! <= SMALL_ENTRY ? await readAll(entry) : undefined
         if (body) layer = resolver.resolveDiffId(`sha256:${createHash('sha256').update(body).digest('hex')}`)
@@ -124,6 +126,10 @@ export async function streamCopy(
       }
 
       if (header.type !== 'file' || header.size! <= SMALL_ENTRY) {
+        if (header.type === 'symlink' && isLegacyLayerName(header.name)) {
+          for (const output of live) output.noteLink(header.name, header.linkname ?? '')
+        }
+
         const body = await readAll(entry)
         if (header.name === 'manifest.json') manifest = parseManifest(body)
         else if (header.name.endsWith('/json')) resolver.noteLegacyJson(header.name, body)
@@ -248,6 +254,8 @@ class TargetOutput {
   private ended = false
   /** legacy layer path → its diffID and size, for a conversion to OCI */
   private readonly layerSizes = new Map<string, {diffID: string; size: number}>()
+  /** legacy layer path → the path its symlink points at, while that one has not been seen */
+  private readonly links = new Map<string, string>()
   private readonly loading: Promise<void>
   private readonly pack = tar.pack()
   private readonly packing: Promise<void>
@@ -325,20 +333,40 @@ class TargetOutput {
   async finish(manifest: LegacyManifest, configs: Map<string, Buffer>): Promise<void> {
     if (this.failed) return
     if (this.target.convertToOci) {
-      for (const [name, body] of ociMetadata(manifest, configs, this.layerSizes)) {
-        await this.writeEntry(metadataHeader(name, body.length), [body], true)
+      let metadata: Array<[string, Buffer]>
+      try {
+        metadata = ociMetadata(manifest, configs, this.layerSizes)
+      } catch (error) {
+        // this destination falls back to whole images; the others go on
+        this.fail(error)
+        await this.settled()
+        return
       }
+
+      for (const [name, body] of metadata) await this.writeEntry(metadataHeader(name, body.length), [body], true)
     }
 
     this.pack.finalize()
     await this.settled()
   }
 
+  /** A layer directory whose layer.tar links to another's (Docker 20.10 saves a shared layer once). */
+  noteLink(name: string, linkname: string): void {
+    const target = path.posix.join(path.posix.dirname(name), linkname)
+    const layer = this.layerSizes.get(target)
+    if (layer) this.layerSizes.set(name, layer)
+    else this.links.set(name, target)
+  }
+
   /** Records what a layer entry is, for the OCI manifests a conversion writes at the end. */
   noteLayer(header: tar.Header, layer: ResolvedLayer | undefined): void {
     if (!this.target.convertToOci) return
-    if (layer) this.layerSizes.set(header.name, {diffID: layer.diffID, size: header.size!})
-    else {
+    if (layer) {
+      this.layerSizes.set(header.name, {diffID: layer.diffID, size: header.size!})
+      // links seen before their target
+      for (const [link, target] of this.links)
+        if (target === header.name) this.layerSizes.set(link, this.layerSizes.get(target)!)
+    } else {
       this.fail(
         new TransshipError('PARTIAL_IMPOSSIBLE', 1, `layer ${header.name} could not be identified before it was sent`),
       )
@@ -375,7 +403,13 @@ class TargetOutput {
 
   openEntry(header: tar.Header, verbatim = false): EntrySink | undefined {
     if (this.failed) return undefined
-    const name = this.target.convertToOci && !verbatim ? ociEntryName(header.name, this.layerSizes) : header.name
+    const converting = this.target.convertToOci && !verbatim
+    // an OCI layout holds blobs only: directories and links of the legacy layout are left out
+    const name = converting
+      ? header.type === 'file'
+        ? ociEntryName(header.name, this.layerSizes)
+        : undefined
+      : header.name
     if (name === undefined) return {async end() {}, async write() {}}
     const pass = new PassThrough()
     const done = pipeline(pass, this.pack.entry({...entryHeader(header), name}) as unknown as NodeJS.WritableStream)
