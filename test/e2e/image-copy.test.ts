@@ -168,6 +168,27 @@ describeE2E('transship image copy', (bed) => {
     expect(await imageId('classic', pulled)).toBe(await imageId('remote', pulled))
   })
 
+  it('pulls with the save stream compressed on the source host by its own curl and zstd', async () => {
+    const pulled = 'transship-test/pulled:1'
+    await build('remote', pulled, 1, 'pulled')
+    await removeImages('classic', pulled)
+    const result = await cli([
+      'image',
+      'copy',
+      pulled,
+      '--from',
+      remote,
+      '--to',
+      'local',
+      '--compress',
+      'zstd',
+      '--debug',
+    ])
+    expect(result.code).toBe(0)
+    expect(result.stderr).toMatch(/exec: curl -sS --fail --unix-socket .*\| zstd -3/)
+    expect(await imageId('classic', pulled)).toBe(await imageId('remote', pulled))
+  })
+
   it('leaves no tag when interrupted, and completes when run again', async () => {
     const big = 'transship-test/big:1'
     await build('classic', big, 96, 'big')

@@ -1,4 +1,4 @@
-import type {Hosts, Logger, Progress} from '@transship/kit'
+import type {Hosts, Logger, Progress, RemoteShell} from '@transship/kit'
 
 import {hasCommand, TransshipError} from '@transship/kit'
 
@@ -120,7 +120,14 @@ export async function copyImages(request: CopyRequest): Promise<HostCopyReport[]
       partial: !request.full,
     })),
   )
-  let result = await streamCopy(source, toCopy, targets, {cache, progress: request.progress, signal, sourceStore})
+  const sourceShell = await compressingSource(request.compression, hosts, request.from, signal)
+  let result = await streamCopy(source, toCopy, targets, {
+    cache,
+    progress: request.progress,
+    signal,
+    sourceShell,
+    sourceStore,
+  })
   record(result.reports, targets, reports, started)
 
   // A destination that refused the partial archive gets the whole images, and the report says so.
@@ -136,7 +143,13 @@ export async function copyImages(request: CopyRequest): Promise<HostCopyReport[]
       request.log.warn(`${target.destination.host}: ${report.fallback}`)
     }
 
-    const again = await streamCopy(source, toCopy, retry, {cache, progress: request.progress, signal, sourceStore})
+    const again = await streamCopy(source, toCopy, retry, {
+      cache,
+      progress: request.progress,
+      signal,
+      sourceShell,
+      sourceStore,
+    })
     record(again.reports, retry, reports, started, true)
     result = {...result, configDigests: new Map([...result.configDigests, ...again.configDigests])}
   }
@@ -237,19 +250,38 @@ async function wireCompression(
   const engineTakesZstd =
     destination.facts.imageStore === 'containerd' || compareVersions(destination.engine.apiVersion, '1.42') >= 0
   if (choice === 'gzip' || choice === 'none') return {compression: choice}
-  const {kind, target} = hosts.describe(destination.host)
-  if (
-    choice === 'auto' &&
-    (kind === 'local' || /^ssh:\/\/(?:[^@]*@)?(?:127\.\d+\.\d+\.\d+|localhost|\[::1]|::1)(?::\d+)?\b/.test(target))
-  ) {
-    return {compression: 'none'}
-  }
+  if (choice === 'auto' && isLoopback(hosts, destination.host)) return {compression: 'none'}
 
   if (!(await hasCommand('zstd'))) return {compression: 'gzip'}
   if (engineTakesZstd) return {compression: 'zstd'}
   const shell = await hosts.shell(destination.host, signal)
   const probe = await shell?.run('command -v zstd >/dev/null && command -v curl >/dev/null', {signal}).catch(() => {})
   return probe?.code === 0 ? {compression: 'zstd', remoteLoad: shell} : {compression: 'gzip'}
+}
+
+/**
+ * The source host's shell when the save stream should be compressed on its side of the link: it is
+ * reached over SSH (not loopback) and has curl and zstd (nothing is installed), and here has zstd too.
+ */
+async function compressingSource(
+  choice: CompressionChoice,
+  hosts: Hosts,
+  from: string,
+  signal: AbortSignal,
+): Promise<RemoteShell | undefined> {
+  if (choice === 'none' || choice === 'gzip' || !(await hasCommand('zstd'))) return undefined
+  if (choice === 'auto' && isLoopback(hosts, from)) return undefined
+  const shell = await hosts.shell(from, signal)
+  const probe = await shell
+    ?.run('command -v zstd >/dev/null && command -v curl >/dev/null', {signal})
+    .catch(() => undefined)
+  return probe?.code === 0 ? shell : undefined
+}
+
+/** Whether the bytes to and from this host never leave this machine (compressing them only costs time). */
+function isLoopback(hosts: Hosts, name: string): boolean {
+  const {kind, target} = hosts.describe(name)
+  return kind === 'local' || /^ssh:\/\/(?:[^@]*@)?(?:127\.\d+\.\d+\.\d+|localhost|\[::1]|::1)(?::\d+)?\b/.test(target)
 }
 
 function compareVersions(a: string, b: string): number {

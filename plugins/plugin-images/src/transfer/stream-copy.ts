@@ -1,6 +1,6 @@
 import type {EngineClient, EngineMessage, Progress, ProgressTask, RemoteShell} from '@transship/kit'
 
-import {compressor, EngineError, readMessages, TransshipError} from '@transship/kit'
+import {compressor, decompressor, EngineError, readMessages, TransshipError} from '@transship/kit'
 import {createHash} from 'node:crypto'
 import {once} from 'node:events'
 import path from 'node:path'
@@ -74,7 +74,47 @@ export interface StreamCopyOptions {
   cache: LayerPathCache
   progress: Progress
   signal: AbortSignal
+  /**
+   * The source host's shell, when its own curl and zstd can compress the save stream for the link from
+   * it (pull and relay over slow links); otherwise the engine's socket is read as it is.
+   */
+  sourceShell?: RemoteShell
   sourceStore: 'classic' | 'containerd'
+}
+
+/** `GET /images/get` of the images: from the engine, or compressed on the source host by its own tools. */
+async function openSave(source: EngineClient, images: SourceImage[], options: StreamCopyOptions): Promise<Readable> {
+  const query = new URLSearchParams(images.map((image): [string, string] => ['names', image.ref]))
+  if (!options.sourceShell) {
+    return source.stream({
+      path: '/images/get',
+      query: {names: images.map((image) => image.ref)},
+      signal: options.signal,
+    })
+  }
+
+  const shell = options.sourceShell
+  const url = `http://localhost/v${source.apiVersion}/images/get?${query}`
+  const remote = shell.exec(
+    `curl -sS --fail --unix-socket ${shellQuote(shell.engineSocket)} '${url}' | zstd -3 -T0 --long=${LONG_WINDOW_LOG} -c`,
+    {signal: options.signal},
+  )
+  ;(remote.stdin as NodeJS.WritableStream).end()
+  const plain = decompressor('zstd', {signal: options.signal})
+  const reading = pipeline(remote.stdout as unknown as Readable, plain)
+  // a failure of curl or zstd on the source host ends the stream early: make it an error, not a short archive
+  Promise.all([reading, remote.exit])
+    .then(([, {code, stderr}]) => {
+      if (code !== 0) {
+        plain.destroy(
+          new EngineError(`${source.host}: curl | zstd on the host failed (exit ${code}): ${stderr.trim()}`, {
+            host: source.host,
+          }),
+        )
+      }
+    })
+    .catch((error: unknown) => plain.destroy(error as Error))
+  return plain
 }
 
 /**
@@ -94,11 +134,7 @@ export async function streamCopy(
   const configs = new Map<string, Buffer>()
   let manifest: LegacyManifest = []
   try {
-    const save = await source.stream({
-      path: '/images/get',
-      query: {names: images.map((image) => image.ref)},
-      signal: options.signal,
-    })
+    const save = await openSave(source, images, options)
     const extract = tar.extract()
     const parsing = pipeline(save, extract)
     parsing.catch(() => {}) // the loop below sees the same failure
@@ -186,11 +222,7 @@ async function streamWhole(
   )
   const layers = new Set(images.flatMap((image) => image.diffIDs)).size
   try {
-    const save = await source.stream({
-      path: '/images/get',
-      query: {names: images.map((image) => image.ref)},
-      signal: options.signal,
-    })
+    const save = await openSave(source, images, options)
     for await (const chunk of save) await Promise.all(outputs.map((output) => output.writeWhole(chunk as Buffer)))
     await Promise.all(outputs.map((output) => output.endWhole()))
   } catch (error) {
