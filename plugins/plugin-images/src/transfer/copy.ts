@@ -254,9 +254,8 @@ async function wireCompression(
 
   if (!(await hasCommand('zstd'))) return {compression: 'gzip'}
   if (engineTakesZstd) return {compression: 'zstd'}
-  const shell = await hosts.shell(destination.host, signal)
-  const probe = await shell?.run('command -v zstd >/dev/null && command -v curl >/dev/null', {signal}).catch(() => {})
-  return probe?.code === 0 ? {compression: 'zstd', remoteLoad: shell} : {compression: 'gzip'}
+  const shell = await shellWithZstdAndCurl(hosts, destination.host, signal)
+  return shell ? {compression: 'zstd', remoteLoad: shell} : {compression: 'gzip'}
 }
 
 /**
@@ -271,11 +270,19 @@ async function compressingSource(
 ): Promise<RemoteShell | undefined> {
   if (choice === 'none' || choice === 'gzip' || !(await hasCommand('zstd'))) return undefined
   if (choice === 'auto' && isLoopback(hosts, from)) return undefined
-  const shell = await hosts.shell(from, signal)
-  const probe = await shell
-    ?.run('command -v zstd >/dev/null && command -v curl >/dev/null', {signal})
-    .catch(() => undefined)
-  return probe?.code === 0 ? shell : undefined
+  return shellWithZstdAndCurl(hosts, from, signal)
+}
+
+/** The shell of a host reached over SSH, if it has the zstd and curl commands. */
+async function shellWithZstdAndCurl(hosts: Hosts, name: string, signal: AbortSignal): Promise<RemoteShell | undefined> {
+  const shell = await hosts.shell(name, signal)
+  if (!shell) return undefined
+  try {
+    const probe = await shell.run('command -v zstd >/dev/null && command -v curl >/dev/null', {signal})
+    return probe.code === 0 ? shell : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** Whether the bytes to and from this host never leave this machine (compressing them only costs time). */
