@@ -1,6 +1,6 @@
 import type {EngineClient, EngineFacts, EngineMessage, EngineRequest} from '@transship/kit'
 
-import {EngineError, readMessages, UnreachableError} from '@transship/kit'
+import {compareApiVersions, EngineError, readMessages, UnreachableError} from '@transship/kit'
 import createDebug from 'debug'
 import http, {type IncomingMessage} from 'node:http'
 import {Readable} from 'node:stream'
@@ -17,12 +17,6 @@ export const MIN_API_VERSION = '1.41'
 
 /** Error bodies are small JSON documents; never read more than this of one. */
 const ERROR_BODY_LIMIT = 64 * 1024
-
-export function compareApiVersions(a: string, b: string): number {
-  const [aMajor = 0, aMinor = 0] = a.split('.').map(Number)
-  const [bMajor = 0, bMinor = 0] = b.split('.').map(Number)
-  return aMajor === bMajor ? aMinor - bMinor : aMajor - bMajor
-}
 
 /**
  * A thin Docker Engine API client over node:http: requests go to a unix socket, TCP, or a socket forwarded

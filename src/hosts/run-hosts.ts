@@ -1,6 +1,6 @@
 import type {EngineClient, EngineFacts, HostDescription, Hosts, Logger, RemoteShell} from '@transship/kit'
 
-import {UsageError} from '@transship/kit'
+import {shellQuote, UsageError} from '@transship/kit'
 import {statfs} from 'node:fs/promises'
 import path from 'node:path'
 
@@ -242,8 +242,4 @@ export class RunHosts implements AsyncDisposable, Hosts {
       }
     }
   }
-}
-
-function shellQuote(value: string): string {
-  return `'${value.replaceAll("'", String.raw`'\''`)}'`
 }

@@ -52,3 +52,10 @@ export interface EngineClient {
   /** the raw reply body with backpressure, after the status was checked */
   stream(request: EngineRequest): Promise<IncomingMessage>
 }
+
+/** Orders Engine API versions (`1.41` < `1.45`). */
+export function compareApiVersions(a: string, b: string): number {
+  const [aMajor = 0, aMinor = 0] = a.split('.').map(Number)
+  const [bMajor = 0, bMinor = 0] = b.split('.').map(Number)
+  return aMajor === bMajor ? aMinor - bMinor : aMajor - bMajor
+}

@@ -43,6 +43,11 @@ export interface RemoteProcess {
   stdout: NodeJS.ReadableStream
 }
 
+/** A word for a POSIX shell command line, whatever it contains. */
+export function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", String.raw`'\''`)}'`
+}
+
 /** The shell of a host reached over SSH, for the tools it happens to have (nothing is installed). */
 export interface RemoteShell {
   /** the engine's socket path on that host */

@@ -4,6 +4,7 @@ import type {Readable} from 'node:stream'
 import {
   type ArchiveFormat,
   type ArchiveLayer,
+  compareApiVersions,
   type Compression,
   type EngineClient,
   type EngineFacts,
@@ -26,9 +27,7 @@ export interface EngineArchiveSupport {
 }
 
 function atLeast(apiVersion: string, wanted: string): boolean {
-  const [major = 0, minor = 0] = apiVersion.split('.').map(Number)
-  const [wantedMajor = 0, wantedMinor = 0] = wanted.split('.').map(Number)
-  return major === wantedMajor ? minor >= wantedMinor : major > wantedMajor
+  return compareApiVersions(apiVersion, wanted) >= 0
 }
 
 /**

@@ -2,6 +2,7 @@ import type {Hosts, Logger, Progress, RemoteShell} from '@transship/kit'
 
 import {hasCommand, TransshipError} from '@transship/kit'
 
+import {archiveSupport} from '../engine-archive.js'
 import {inspectImage} from '../image-store.js'
 import {type DestinationState, holdsImage, missingLayers, probeDestination} from './destination.js'
 import {describeSourceImages, layerSizes, type SourceImage} from './images.js'
@@ -247,8 +248,7 @@ async function wireCompression(
   destination: DestinationState,
   signal: AbortSignal,
 ): Promise<Pick<TransferTarget, 'compression' | 'remoteLoad'>> {
-  const engineTakesZstd =
-    destination.facts.imageStore === 'containerd' || compareVersions(destination.engine.apiVersion, '1.42') >= 0
+  const engineTakesZstd = archiveSupport(destination.facts).compressions.includes('zstd')
   if (choice === 'gzip' || choice === 'none') return {compression: choice}
   if (choice === 'auto' && isLoopback(hosts, destination.host)) return {compression: 'none'}
 
@@ -289,10 +289,4 @@ async function shellWithZstdAndCurl(hosts: Hosts, name: string, signal: AbortSig
 function isLoopback(hosts: Hosts, name: string): boolean {
   const {kind, target} = hosts.describe(name)
   return kind === 'local' || /^ssh:\/\/(?:[^@]*@)?(?:127\.\d+\.\d+\.\d+|localhost|\[::1]|::1)(?::\d+)?\b/.test(target)
-}
-
-function compareVersions(a: string, b: string): number {
-  const [aMajor = 0, aMinor = 0] = a.split('.').map(Number)
-  const [bMajor = 0, bMinor = 0] = b.split('.').map(Number)
-  return aMajor === bMajor ? aMinor - bMinor : aMajor - bMajor
 }
