@@ -4,6 +4,7 @@ import createDebug from 'debug'
 import type {Logger} from './plugin-api.js'
 
 import {InterruptedError, isTransshipError, RecipeError, type TransshipError} from './errors.js'
+import {configureNative} from './native/addon.js'
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<
   (typeof BaseCommand)['baseFlags'] & T['flags']
@@ -62,6 +63,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   public override async init(): Promise<void> {
     await super.init()
+    configureNative(this.config.root)
     const {args, flags} = await this.parse({
       args: this.ctor.args,
       baseFlags: (super.ctor as typeof BaseCommand).baseFlags,

@@ -1,29 +1,29 @@
-import {TransshipError} from '@transship/kit'
 import {writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {describe, expect, it} from 'vitest'
 
 import {
   loadNativeAddon,
-  native,
-  NATIVE_ADDON_PATH,
+  nativeAddon,
+  nativeAddonFile,
   NATIVE_VERSION,
   nativeStatus,
   nativeUnavailable,
   requireNative,
-} from '../../../src/native/index.js'
+  TransshipError,
+} from '@transship/kit'
 import {scratch} from './helpers.js'
 
 describe('native addon loading', () => {
   it('is built by npm install and loads', () => {
     expect(nativeStatus()).toEqual({available: true})
-    expect(native).toBeDefined()
-    expect(native?.version).toBe(NATIVE_VERSION)
-    expect(requireNative('anything')).toBe(native)
+    expect(nativeAddon()).toBeDefined()
+    expect(nativeAddon()?.version).toBe(NATIVE_VERSION)
+    expect(requireNative('anything')).toBe(nativeAddon())
   })
 
   it('resolves the addon relative to the repository root', () => {
-    expect(NATIVE_ADDON_PATH).toBe(path.resolve('native/build/Release/transship_native.node'))
+    expect(nativeAddonFile()).toBe(path.resolve('native/build/Release/transship_native.node'))
   })
 
   it('exports every call and the xattr flags', () => {

@@ -3,7 +3,7 @@ import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
-import {type NativeAddon, requireNative} from '../../../src/native/index.js'
+import {type NativeAddon, requireNative} from '@transship/kit'
 
 /** The addon: its absence fails the tests, since npm install builds it. */
 export function addon(): NativeAddon {

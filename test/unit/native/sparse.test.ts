@@ -2,7 +2,7 @@ import {closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync} from
 import path from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
-import {dataSegments} from '../../../src/native/sparse.js'
+import {dataSegments} from '@transship/kit'
 import {addon, scratch} from './helpers.js'
 
 const KiB = 1024

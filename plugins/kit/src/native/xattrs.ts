@@ -4,7 +4,7 @@
  * labels and `user.*` attributes travel. The l* calls are used throughout: a symlink's own attributes,
  * never its target's.
  */
-import {isErrno, type NativePath, requireNative} from './index.js'
+import {isErrno, type NativePath, requireNative} from './addon.js'
 
 /**
  * Every extended attribute of `path` itself, sorted by name so that archives built from it are

@@ -3,7 +3,7 @@
  * read nor sent. Granularity is the filesystem's block (or extent) size: a segment may start before and end
  * after the bytes actually written, and a region of written zeros is data.
  */
-import {requireNative} from './index.js'
+import {requireNative} from './addon.js'
 
 export interface DataSegment {
   length: number

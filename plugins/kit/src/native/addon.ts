@@ -4,10 +4,12 @@
  * user.* attributes), device nodes and FIFOs with exact modes, and SEEK_DATA/SEEK_HOLE for sparse files.
  * Without it those are lost; callers that need one ask for it with `requireNative(feature)`.
  */
-import {ExitCode, TransshipError} from '@transship/kit'
 import {existsSync, readFileSync} from 'node:fs'
 import {createRequire} from 'node:module'
+import path from 'node:path'
 import {fileURLToPath} from 'node:url'
+
+import {ExitCode, TransshipError} from '../errors.js'
 
 /** A path given as a string (UTF-8) or as raw bytes, for file names that are not valid UTF-8. */
 export type NativePath = Buffer | string
@@ -65,13 +67,28 @@ export interface NativeStatus {
 /** The interface version this code was written against (TRANSSHIP_NATIVE_VERSION in the C source). */
 export const NATIVE_VERSION = 1
 
-const rootUrl = new URL('../../', import.meta.url) // src/native/ and dist/native/ are both two levels down
-export const NATIVE_ADDON_PATH = fileURLToPath(new URL('native/build/Release/transship_native.node', rootUrl))
-const BUILD_ERROR_LOG = fileURLToPath(new URL('native/build/build-error.log', rootUrl))
+/** Where the addon is built, under the transship package's root. */
+export function nativeAddonPath(root: string): string {
+  return path.join(root, 'native', 'build', 'Release', 'transship_native.node')
+}
+
+/**
+ * The transship package's root: the nearest directory above this module that holds `native/binding.gyp`
+ * (the kit is a workspace of that package). The CLI also names it, with configureNative(config.root).
+ */
+function findRoot(): string | undefined {
+  let dir = path.dirname(fileURLToPath(import.meta.url))
+  for (;;) {
+    if (existsSync(path.join(dir, 'native', 'binding.gyp'))) return dir
+    const parent = path.dirname(dir)
+    if (parent === dir) return undefined
+    dir = parent
+  }
+}
 
 /** Loads the addon at `file`; never throws. Exported for tests. */
 export function loadNativeAddon(file: string): {addon?: NativeAddon; reason?: string} {
-  if (!existsSync(file)) return {reason: notBuiltReason()}
+  if (!existsSync(file)) return {reason: notBuiltReason(file)}
   let addon: NativeAddon
   try {
     addon = createRequire(import.meta.url)(file) as NativeAddon
@@ -86,10 +103,10 @@ export function loadNativeAddon(file: string): {addon?: NativeAddon; reason?: st
   return {addon}
 }
 
-function notBuiltReason(): string {
+function notBuiltReason(file: string): string {
   try {
-    // native/build.mjs records why the build failed in the first line
-    const why = readFileSync(BUILD_ERROR_LOG, 'utf8').split('\n')[0]?.trim()
+    // native/build.mjs records why the build failed in the first line of native/build/build-error.log
+    const why = readFileSync(path.join(path.dirname(file), '..', 'build-error.log'), 'utf8').split('\n')[0]?.trim()
     if (why) return `the native addon could not be built (${why})`
   } catch {
     // no record: it was never built
@@ -98,13 +115,44 @@ function notBuiltReason(): string {
   return 'the native addon was not built'
 }
 
-const loaded = loadNativeAddon(NATIVE_ADDON_PATH)
+interface Loaded {
+  addon?: NativeAddon
+  file: string
+  reason?: string
+}
+
+let loaded: Loaded | undefined
+
+/** Loads the addon of the transship package at `root` (the CLI's root), unless one is loaded already. */
+export function configureNative(root: string): void {
+  if (loaded?.addon) return
+  const file = nativeAddonPath(root)
+  loaded = {file, ...loadNativeAddon(file)}
+}
+
+function current(): Loaded {
+  if (!loaded) {
+    const root = findRoot()
+    if (root) configureNative(root)
+    loaded ??= {file: nativeAddonPath('.'), reason: 'the transship package root was not found'}
+  }
+
+  return loaded
+}
 
 /** The addon, or undefined when it was not built or cannot be loaded (see nativeStatus()). */
-export const native: NativeAddon | undefined = loaded.addon
+export function nativeAddon(): NativeAddon | undefined {
+  return current().addon
+}
+
+/** The file the addon is loaded from. */
+export function nativeAddonFile(): string {
+  return current().file
+}
 
 export function nativeStatus(): NativeStatus {
-  return native ? {available: true} : {available: false, reason: loaded.reason}
+  const {addon, reason} = current()
+  return addon ? {available: true} : {available: false, reason}
 }
 
 /**
@@ -112,8 +160,9 @@ export function nativeStatus(): NativeStatus {
  * done, e.g. 'xattrs and file capabilities cannot be read'.
  */
 export function requireNative(feature: string): NativeAddon {
-  if (native) return native
-  throw nativeUnavailable(feature, loaded.reason)
+  const {addon, reason} = current()
+  if (addon) return addon
+  throw nativeUnavailable(feature, reason)
 }
 
 /** The error requireNative throws; exported for tests. */
@@ -123,7 +172,7 @@ export function nativeUnavailable(feature: string, reason = 'the native addon wa
     ExitCode.Failed,
     `${feature}: ${reason} (npm rebuild / see native/README.md)`,
     {
-      details: {addon: NATIVE_ADDON_PATH, feature, reason},
+      details: {addon: current().file, feature, reason},
       suggestions: [
         'run `npm rebuild` (or `node native/build.mjs --verbose`) in the transship directory; it needs python3, make and a C compiler',
         'see native/README.md for what the addon provides and how it is built',

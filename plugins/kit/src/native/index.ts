@@ -1,0 +1,3 @@
+export * from './addon.js'
+export * from './sparse.js'
+export * from './xattrs.js'
