@@ -1,7 +1,14 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, EngineError, TransshipError, UsageError} from '@transship/kit'
+import {
+  BaseCommand,
+  EngineError,
+  hostFlag,
+  openHosts,
+  recipeHostFlags,
+  TransshipError,
+  UsageError,
+} from '@transship/kit'
 
-import {hostFlag, openHosts, recipeHostFlags} from '../../host-flags.js'
 import {requireImage} from '../../image-store.js'
 import {formatReference, parseReference, repositoryName} from '../../reference.js'
 

@@ -1,7 +1,15 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, formatBytes, formatDuration, formatTable, ProgressReporter, TransshipError} from '@transship/kit'
+import {
+  BaseCommand,
+  formatBytes,
+  formatDuration,
+  formatTable,
+  openHosts,
+  ProgressReporter,
+  recipeHostFlags,
+  TransshipError,
+} from '@transship/kit'
 
-import {openHosts, recipeHostFlags} from '../../host-flags.js'
 import {parseReference} from '../../reference.js'
 import {copyImages, type HostCopyReport} from '../../transfer/copy.js'
 

@@ -1,7 +1,6 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, formatBytes, formatTable} from '@transship/kit'
+import {BaseCommand, formatBytes, formatTable, hostFlag, openHosts, recipeHostFlags} from '@transship/kit'
 
-import {hostFlag, openHosts, recipeHostFlags} from '../../host-flags.js'
 import {requireImage} from '../../image-store.js'
 
 export interface HistoryEntry {

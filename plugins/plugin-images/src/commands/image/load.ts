@@ -14,13 +14,16 @@ import {
   type EngineClient,
   type EngineFacts,
   formatTable,
+  hostFlag,
   ImageArchiveWriter,
   indexArchive,
   isLoadableTag,
   ociManifest,
+  openHosts,
   type OutputImage,
   peek,
   ProgressReporter,
+  recipeHostFlags,
   requireCompressor,
   sha256,
   tap,
@@ -41,7 +44,6 @@ import {
   type VerifiedImage,
   verifyLoaded,
 } from '../../engine-archive.js'
-import {hostFlag, openHosts, recipeHostFlags} from '../../host-flags.js'
 
 export interface LoadResult {
   /** what was in the file: its layout and compression */

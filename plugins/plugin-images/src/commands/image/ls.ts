@@ -1,6 +1,5 @@
-import {BaseCommand, formatBytes, formatTable} from '@transship/kit'
+import {BaseCommand, formatBytes, formatTable, hostFlag, openHosts, recipeHostFlags} from '@transship/kit'
 
-import {hostFlag, openHosts, recipeHostFlags} from '../../host-flags.js'
 import {listImages} from '../../image-store.js'
 
 export interface ListedImage {

@@ -4,12 +4,14 @@ import {
   BaseCommand,
   type Compression,
   formatBytes,
+  hostFlag,
+  openHosts,
   ProgressReporter,
+  recipeHostFlags,
   requireCompressor,
   UsageError,
 } from '@transship/kit'
 
-import {hostFlag, openHosts, recipeHostFlags} from '../../host-flags.js'
 import {checkOutputFile, outputChoice, saveImages, type SaveResult} from '../../image-save.js'
 
 export default class ImageSave extends BaseCommand<typeof ImageSave> {

@@ -1,7 +1,6 @@
 import {Args} from '@oclif/core'
-import {BaseCommand} from '@transship/kit'
+import {BaseCommand, hostFlag, openHosts, recipeHostFlags} from '@transship/kit'
 
-import {hostFlag, openHosts, recipeHostFlags} from '../../host-flags.js'
 import {requireImage, tagImage} from '../../image-store.js'
 import {formatReference, parseReference} from '../../reference.js'
 
