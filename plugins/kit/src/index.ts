@@ -1,6 +1,7 @@
 export * from './archive/index.js'
 export * from './base-command.js'
 export * from './engine.js'
+export * from './engine-load.js'
 export * from './errors.js'
 export * from './host-flags.js'
 export * from './native/index.js'

@@ -1,5 +1,4 @@
 import type {IncomingMessage} from 'node:http'
-import type {Readable} from 'node:stream'
 
 import {
   type ArchiveFormat,
@@ -8,6 +7,7 @@ import {
   type Compression,
   type EngineClient,
   type EngineFacts,
+  type EngineLoadResult,
   ExitCode,
   familiarName,
   fullName,
@@ -53,44 +53,6 @@ export async function engineSave(
   signal?: AbortSignal,
 ): Promise<IncomingMessage> {
   return engine.stream({path: '/images/get', query: {names}, signal})
-}
-
-export interface EngineLoadResult {
-  /** image IDs the engine reported for images without a name */
-  ids: string[]
-  /** names the engine reported (`Loaded image: app:1`) */
-  names: string[]
-}
-
-/**
- * `POST /images/load` with `body` (an archive, compressed as the engine accepts), reading the whole reply:
- * an in-band error rejects (EngineError).
- */
-export async function engineLoad(
-  engine: EngineClient,
-  body: Readable,
-  signal?: AbortSignal,
-): Promise<EngineLoadResult> {
-  const result: EngineLoadResult = {ids: [], names: []}
-  const messages = engine.messages({
-    body,
-    headers: {'content-type': 'application/x-tar'},
-    method: 'POST',
-    path: '/images/load',
-    signal,
-  })
-  for await (const message of messages) {
-    const text =
-      typeof message.stream === 'string' ? message.stream : typeof message.status === 'string' ? message.status : ''
-    for (const line of text.split('\n')) {
-      const id = /^Loaded image ID: (\S+)/.exec(line.trim())
-      const name = /^Loaded image: (\S+)/.exec(line.trim())
-      if (id) result.ids.push(id[1]!)
-      else if (name) result.names.push(name[1]!)
-    }
-  }
-
-  return result
 }
 
 /** What a loaded image must look like: its layers, names and (where known) the ID it gets. */

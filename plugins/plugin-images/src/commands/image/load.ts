@@ -13,6 +13,8 @@ import {
   detectCompression,
   type EngineClient,
   type EngineFacts,
+  engineLoad,
+  type EngineLoadResult,
   formatTable,
   hostFlag,
   ImageArchiveWriter,
@@ -36,8 +38,6 @@ import {pipeline} from 'node:stream/promises'
 
 import {
   archiveSupport,
-  engineLoad,
-  type EngineLoadResult,
   type ExpectedImage,
   forPlatform,
   layerPaths,
