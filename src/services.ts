@@ -40,5 +40,10 @@ export function coreServices(config: Interfaces.Config, log: Logger): Services {
       const recipe = options.recipe ? await readRecipe(config, options.recipe, log) : undefined
       return openHosts({acceptNewHostKeys: options.acceptNewHostKeys, hosts: options.hosts, log, recipe})
     },
+    async recipeSection(file, section) {
+      const recipe = await readRecipe(config, file, log)
+      const found = recipe.sections.find((item) => item.provider.section === section)
+      return found && {dir: recipe.dir, value: found.value}
+    },
   }
 }

@@ -42,6 +42,9 @@ PACKAGES=(
   zstd
   iproute2 # ss, ip, tc
   curl # talks to the engines' sockets
+  debootstrap # rootfs: builds Debian base images
+  mmdebstrap # rootfs: the other bootstrap tool
+  skopeo # rootfs: checks the built images
 )
 
 ensure_packages() {

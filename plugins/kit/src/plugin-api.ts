@@ -138,6 +138,11 @@ export interface SectionProvider<T = unknown> {
 export interface Services {
   /** hosts from a recipe file, or ad-hoc ones (`local`, `ssh://user@host[:port]`) when no recipe */
   openHosts(options: {acceptNewHostKeys?: boolean; hosts?: string[]; recipe?: string}): Promise<AsyncDisposable & Hosts>
+  /**
+   * One section of a recipe file, validated with the whole recipe (undefined when the recipe has none), and
+   * the recipe's directory, against which its paths are relative.
+   */
+  recipeSection(file: string, section: string): Promise<undefined | {dir: string; value: unknown}>
 }
 
 declare module '@oclif/core' {

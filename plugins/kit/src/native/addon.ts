@@ -106,7 +106,9 @@ export function loadNativeAddon(file: string): {addon?: NativeAddon; reason?: st
 function notBuiltReason(file: string): string {
   try {
     // native/build.mjs records why the build failed in the first line of native/build/build-error.log
-    const why = readFileSync(path.join(path.dirname(file), '..', 'build-error.log'), 'utf8').split('\n')[0]?.trim()
+    const why = readFileSync(path.join(path.dirname(file), '..', 'build-error.log'), 'utf8')
+      .split('\n')[0]
+      ?.trim()
     if (why) return `the native addon could not be built (${why})`
   } catch {
     // no record: it was never built

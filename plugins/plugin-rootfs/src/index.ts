@@ -1,0 +1,2 @@
+export {rootfsSection} from './section.js'
+export type * from './source/entry.js'
