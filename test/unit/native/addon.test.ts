@@ -1,17 +1,17 @@
-import {writeFileSync} from 'node:fs'
-import path from 'node:path'
-import {describe, expect, it} from 'vitest'
-
 import {
   loadNativeAddon,
+  NATIVE_VERSION,
   nativeAddon,
   nativeAddonFile,
-  NATIVE_VERSION,
   nativeStatus,
   nativeUnavailable,
   requireNative,
   TransshipError,
 } from '@transship/kit'
+import {writeFileSync} from 'node:fs'
+import path from 'node:path'
+import {describe, expect, it} from 'vitest'
+
 import {scratch} from './helpers.js'
 
 describe('native addon loading', () => {

@@ -1,9 +1,8 @@
+import {type NativeAddon, requireNative} from '@transship/kit'
 import {spawnSync} from 'node:child_process'
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
-
-import {type NativeAddon, requireNative} from '@transship/kit'
 
 /** The addon: its absence fails the tests, since npm install builds it. */
 export function addon(): NativeAddon {

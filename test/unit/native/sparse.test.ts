@@ -1,8 +1,8 @@
+import {dataSegments} from '@transship/kit'
 import {closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync} from 'node:fs'
 import path from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
-import {dataSegments} from '@transship/kit'
 import {addon, scratch} from './helpers.js'
 
 const KiB = 1024

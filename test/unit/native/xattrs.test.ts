@@ -1,8 +1,8 @@
+import {readXattrs, writeXattrs} from '@transship/kit'
 import {copyFileSync, lstatSync, symlinkSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
-import {readXattrs, writeXattrs} from '@transship/kit'
 import {addon, isRoot, scratch, tool} from './helpers.js'
 
 /** A v2 file capability blob (VFS_CAP_REVISION_2, effective) for cap_net_raw+ep. */
