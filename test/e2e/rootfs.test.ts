@@ -85,7 +85,7 @@ describeE2E('rootfs build', (bed) => {
   const images = ['base/debian:bookworm', 'e2e-rootfs/debian:cli', 'e2e-rootfs/tiny:1', 'e2e-rootfs/tiny:2']
 
   beforeAll(async () => {
-    home = await tempHome()
+    home = await tempHome({identity: true})
     options = {dockerHost: bed.engines.classic.host, home: home.home}
     work = await mkdtemp(path.join('/var/tmp', 'transship-e2e-rootfs-'))
     await removeImages('classic', ...images)
@@ -95,6 +95,7 @@ describeE2E('rootfs build', (bed) => {
   afterAll(async () => {
     await removeImages('classic', ...images)
     await removeImages('containerd', 'e2e-rootfs/debian:cli')
+    await removeImages('remote', 'e2e-rootfs/tiny:1')
     await rm(work, {force: true, recursive: true})
     await home?.cleanup()
   })
@@ -242,7 +243,20 @@ describeE2E('rootfs build', (bed) => {
     const tarball = path.join(work, 'tiny.tar.gz')
     await writeFile(tarball, gzipSync(await makeTarball(entries)))
     const first = await transship(
-      ['rootfs', 'build', '--tarball', tarball, '--tag', 'e2e-rootfs/tiny:1', '--cmd', '["/bin/busybox","sh"]'],
+      [
+        'rootfs',
+        'build',
+        '--tarball',
+        tarball,
+        '--tag',
+        'e2e-rootfs/tiny:1',
+        '--cmd',
+        '["/bin/busybox","sh"]',
+        '-o',
+        'engine',
+        '-o',
+        `engine:ssh://${bed.ssh.user}@${bed.ssh.host}:${bed.ssh.port}${bed.engines.remote.socket}`,
+      ],
       options,
     )
     expect(first.code, first.stderr).toBe(0)
@@ -258,6 +272,8 @@ describeE2E('rootfs build', (bed) => {
       '/etc/motd',
     ])
     expect(motd.stdout).toBe('hello\n')
+    // the same image reached the engine over SSH
+    expect(await imageId('remote', 'e2e-rootfs/tiny:1')).toBe(await imageId('classic', 'e2e-rootfs/tiny:1'))
 
     // the same tarball again: the same image; `rootfs diff` agrees
     const again = await transship(

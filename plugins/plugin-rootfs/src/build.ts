@@ -245,6 +245,7 @@ export async function buildRootfs(request: BuildRequest, context: BuildContext):
     const image = {config, epoch, tag}
     const outputs: BuildOutputResult[] = []
     let diffID = ''
+    let first: string | undefined
     for (const output of request.outputs) {
       const layer = {size: measured.size, stream: writeLayer(entries(), signal)}
       const name = formatOutput(output)
@@ -271,6 +272,15 @@ export async function buildRootfs(request: BuildRequest, context: BuildContext):
         })
       }
 
+      // each output packs the rootfs again: all must get the same layer
+      if (first !== undefined && diffID !== first) {
+        throw new UsageError(`${source.description} changed between two outputs (layer ${first}, then ${diffID})`, {
+          code: 'ROOTFS_CHANGED',
+          suggestions: ['build from a rootfs that nothing else writes to while transship packs it'],
+        })
+      }
+
+      first ??= diffID
       log.info(`wrote ${tag} to ${name}`)
     }
 

@@ -9,12 +9,26 @@ import type {Logger} from '@transship/kit'
 
 import {nativeStatus, readXattrs, requireNative, UsageError} from '@transship/kit'
 import {createReadStream, type Stats} from 'node:fs'
-import {lstat, readdir, readlink} from 'node:fs/promises'
+import {lstat, readdir, readFile, readlink} from 'node:fs/promises'
 import path from 'node:path'
+import {Readable} from 'node:stream'
 
 import type {EntryType, RootfsEntry, RootfsSource} from './entry.js'
 
 const NAME_DECODER = new TextDecoder('utf8', {fatal: true})
+
+/** Files up to this size are read in one call: most of a rootfs is small files, and a stream each costs more. */
+const SMALL_FILE = 1024 * 1024
+
+function openContent(file: string, size: number, signal?: AbortSignal): Readable {
+  if (size > SMALL_FILE) return createReadStream(file, {highWaterMark: SMALL_FILE, signal})
+  return Readable.from(
+    (async function* () {
+      yield await readFile(file, {signal})
+    })(),
+    {objectMode: false},
+  )
+}
 
 /** The metadata of one file; the content is read when the layer is written. */
 type Listed = Omit<RootfsEntry, 'open'>
@@ -59,7 +73,7 @@ export class DirectorySource implements RootfsSource {
     this.listed ??= await this.list(signal)
     for (const entry of this.listed) {
       const file = path.join(this.root, entry.path)
-      yield entry.type === 'file' ? {...entry, open: () => createReadStream(file, {signal})} : entry
+      yield entry.type === 'file' ? {...entry, open: () => openContent(file, entry.size, signal)} : entry
     }
   }
 
@@ -102,7 +116,11 @@ export class DirectorySource implements RootfsSource {
   ): Promise<void> {
     signal?.throwIfAborted()
     const names = (await readdir(path.join(this.root, dir), {encoding: 'buffer'})).sort(Buffer.compare)
-    for (const raw of names) {
+    // the lstat calls of a directory run together: the walk is bound by their latency, not by the disk
+    const allStats = await Promise.all(
+      names.map((raw) => lstat(Buffer.concat([Buffer.from(`${this.root}/${dir}/`), raw]))),
+    )
+    for (const [index, raw] of names.entries()) {
       let name: string
       try {
         name = NAME_DECODER.decode(raw)
@@ -118,7 +136,7 @@ export class DirectorySource implements RootfsSource {
 
       const relative = dir ? `${dir}/${name}` : name
       const file = path.join(this.root, relative)
-      const stats = await lstat(file)
+      const stats = allStats[index]!
       const type = entryType(stats)
       if (!type) {
         this.options.log?.debug(`skipped socket ${relative}`)
