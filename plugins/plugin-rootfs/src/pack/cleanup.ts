@@ -77,7 +77,7 @@ export function clampShadow(content: string, epoch: number): string {
 }
 
 function withContent(entry: RootfsEntry, content: Buffer): RootfsEntry {
-  return {...entry, open: () => Readable.from([content]), size: content.length}
+  return {...entry, open: () => Readable.from([content]), readAll: () => content, size: content.length}
 }
 
 /**

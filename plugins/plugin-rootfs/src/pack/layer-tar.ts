@@ -202,27 +202,56 @@ function fileChanged(entry: RootfsEntry, read: number): UsageError {
   )
 }
 
+/** Output is gathered into chunks of about this size: thousands of small entries, few pipeline hops. */
+const CHUNK = 256 * 1024
+
 async function* layerChunks(entries: AsyncIterable<RootfsEntry>, signal?: AbortSignal): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = []
+  let pendingBytes = 0
+  const add = (chunk: Buffer) => {
+    pending.push(chunk)
+    pendingBytes += chunk.length
+  }
+
+  const take = (): Buffer => {
+    const chunk = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes)
+    pending = []
+    pendingBytes = 0
+    return chunk
+  }
+
   for await (const entry of entries) {
     signal?.throwIfAborted()
     const {header, pax} = encode(entry)
-    if (pax) yield pax
-    yield header
-    if (entry.type !== 'file' || entry.size === 0) continue
-    if (!entry.open) throw new Error(`${entry.path}: a regular file without content`)
-    let read = 0
-    for await (const chunk of entry.open() as AsyncIterable<Buffer>) {
-      read += chunk.length
-      if (read > entry.size) throw fileChanged(entry, read)
-      yield chunk
+    if (pax) add(pax)
+    add(header)
+    if (entry.type === 'file' && entry.size > 0) {
+      if (entry.readAll) {
+        const content = entry.readAll()
+        if (content.length !== entry.size) throw fileChanged(entry, content.length)
+        add(content)
+      } else {
+        if (!entry.open) throw new Error(`${entry.path}: a regular file without content`)
+        if (pendingBytes > 0) yield take()
+        let read = 0
+        for await (const chunk of entry.open() as AsyncIterable<Buffer>) {
+          read += chunk.length
+          if (read > entry.size) throw fileChanged(entry, read)
+          yield chunk
+        }
+
+        if (read !== entry.size) throw fileChanged(entry, read)
+      }
+
+      const padding = padded(entry.size) - entry.size
+      if (padding > 0) add(Buffer.alloc(padding))
     }
 
-    if (read !== entry.size) throw fileChanged(entry, read)
-    const padding = padded(entry.size) - entry.size
-    if (padding > 0) yield Buffer.alloc(padding)
+    if (pendingBytes >= CHUNK) yield take()
   }
 
-  yield Buffer.alloc(2 * BLOCK)
+  add(Buffer.alloc(2 * BLOCK))
+  yield take()
 }
 
 /**

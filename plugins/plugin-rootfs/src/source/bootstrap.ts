@@ -98,7 +98,8 @@ export function bootstrapCommand(spec: BootstrapSpec, target: string, options: {
     add('--arch', spec.arch)
     add('--cache-dir', options.cacheDir === undefined ? undefined : path.resolve(options.cacheDir))
   } else {
-    args.push('--mode=root', '--format=directory')
+    // apt's lists stay (transship leaves them out of the layer): their Release date is the epoch
+    args.push('--mode=root', '--format=directory', '--skip=cleanup/apt/lists')
     add('--variant', spec.variant)
     add('--components', list(spec.components))
     add('--include', list(spec.include))

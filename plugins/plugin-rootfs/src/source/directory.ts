@@ -8,27 +8,19 @@
 import type {Logger} from '@transship/kit'
 
 import {nativeStatus, readXattrs, requireNative, UsageError} from '@transship/kit'
-import {createReadStream, type Stats} from 'node:fs'
-import {lstat, readdir, readFile, readlink} from 'node:fs/promises'
+import {createReadStream, readFileSync, type Stats} from 'node:fs'
+import {lstat, readdir, readlink} from 'node:fs/promises'
 import path from 'node:path'
-import {Readable} from 'node:stream'
 
 import type {EntryType, RootfsEntry, RootfsSource} from './entry.js'
 
 const NAME_DECODER = new TextDecoder('utf8', {fatal: true})
 
-/** Files up to this size are read in one call: most of a rootfs is small files, and a stream each costs more. */
-const SMALL_FILE = 1024 * 1024
-
-function openContent(file: string, size: number, signal?: AbortSignal): Readable {
-  if (size > SMALL_FILE) return createReadStream(file, {highWaterMark: SMALL_FILE, signal})
-  return Readable.from(
-    (async function* () {
-      yield await readFile(file, {signal})
-    })(),
-    {objectMode: false},
-  )
-}
+/**
+ * Files up to this size are read in one synchronous call: most of a rootfs is small files from the page
+ * cache, where a stream (or an async read through the thread pool) each costs more than the read itself.
+ */
+const SMALL_FILE = 64 * 1024
 
 /** The metadata of one file; the content is read when the layer is written. */
 type Listed = Omit<RootfsEntry, 'open'>
@@ -73,7 +65,13 @@ export class DirectorySource implements RootfsSource {
     this.listed ??= await this.list(signal)
     for (const entry of this.listed) {
       const file = path.join(this.root, entry.path)
-      yield entry.type === 'file' ? {...entry, open: () => openContent(file, entry.size, signal)} : entry
+      if (entry.type !== 'file') {
+        yield entry
+        continue
+      }
+
+      const open = () => createReadStream(file, {highWaterMark: 1024 * 1024, signal})
+      yield entry.size <= SMALL_FILE ? {...entry, open, readAll: () => readFileSync(file)} : {...entry, open}
     }
   }
 

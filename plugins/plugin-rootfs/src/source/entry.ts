@@ -31,6 +31,11 @@ export interface RootfsEntry {
   xattrs: ReadonlyMap<string, Buffer>
   /** regular files: opens the content, exactly `size` bytes (a source may be read once per pass) */
   open?: () => Readable
+  /**
+   * regular files, optionally: the whole content at once, for small files a source can read cheaply (a
+   * stream per small file costs more than the read itself)
+   */
+  readAll?: () => Buffer
 }
 
 /**

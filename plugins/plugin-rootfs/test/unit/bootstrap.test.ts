@@ -102,6 +102,7 @@ describe('bootstrapCommand', () => {
       'mmdebstrap',
       '--mode=root',
       '--format=directory',
+      '--skip=cleanup/apt/lists',
       '--variant=apt',
       '--components=main',
       '--include=curl',
