@@ -70,8 +70,11 @@ export class DirectorySource implements RootfsSource {
         continue
       }
 
-      const open = () => createReadStream(file, {highWaterMark: 1024 * 1024, signal})
-      yield entry.size <= SMALL_FILE ? {...entry, open, readAll: () => readFileSync(file)} : {...entry, open}
+      const content: Pick<RootfsEntry, 'open' | 'readAll'> = {
+        open: () => createReadStream(file, {highWaterMark: 1024 * 1024, signal}),
+      }
+      if (entry.size <= SMALL_FILE) content.readAll = () => readFileSync(file)
+      yield {...entry, ...content}
     }
   }
 
