@@ -44,7 +44,14 @@ export const imageConfigSchema = z
       .describe('HEALTHCHECK (kept in the Docker config; OCI has no field for it).'),
     labels: z.record(z.string(), z.string()).optional().describe('Labels (LABEL).'),
     ports: z
-      .array(z.string().regex(/^\d{1,5}(\/(tcp|udp|sctp))?$/, {message: 'a port such as 80 or 53/udp'}))
+      .array(
+        z
+          .string()
+          .regex(/^\d{1,5}(\/(tcp|udp|sctp))?$/, {message: 'a port such as 80 or 53/udp'})
+          .refine((value) => Number.parseInt(value, 10) >= 1 && Number.parseInt(value, 10) <= 65_535, {
+            message: 'a port between 1 and 65535',
+          }),
+      )
       .optional()
       .describe('Exposed ports (EXPOSE), e.g. ["80", "53/udp"].'),
     stopSignal: z.string().min(1).optional().describe('Signal that stops the container (STOPSIGNAL), e.g. SIGQUIT.'),

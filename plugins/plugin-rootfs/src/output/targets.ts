@@ -36,5 +36,11 @@ export function formatOutput(target: OutputTarget): string {
     ? target.host === 'local'
       ? 'engine'
       : `engine:${target.host}`
-    : `${target.kind}:${path.relative(process.cwd(), target.path) || '.'}`
+    : `${target.kind}:${shortPath(target.path)}`
+}
+
+/** A path relative to the working directory when it is under it, else absolute. */
+function shortPath(file: string): string {
+  const relative = path.relative(process.cwd(), file)
+  return relative === '' ? '.' : relative.startsWith('..') || path.isAbsolute(relative) ? file : relative
 }

@@ -91,6 +91,7 @@ export async function* cleanEntries(
 ): AsyncIterable<RootfsEntry> {
   const cleanup = options.cleanup ?? true
   const removed = new Map<string, RootfsEntry>()
+  const movedTo = new Map<string, string>()
   for await (const original of entries) {
     let entry: RootfsEntry = {...original, mtime: Math.min(original.mtime, options.epoch)}
     if (cleanup && isRemoved(entry.path)) {
@@ -98,11 +99,17 @@ export async function* cleanEntries(
       continue
     }
 
-    if (entry.type === 'link' && entry.linkname !== undefined && removed.has(entry.linkname)) {
-      // its first name was removed: this name becomes the file
-      const target = removed.get(entry.linkname)!
-      removed.delete(entry.linkname)
-      entry = {...target, path: entry.path}
+    if (entry.type === 'link' && entry.linkname !== undefined) {
+      const moved = movedTo.get(entry.linkname)
+      const target = removed.get(entry.linkname)
+      if (moved !== undefined) {
+        entry = {...entry, linkname: moved}
+      } else if (target) {
+        // its first name was removed: this name becomes the file, and later names link to it
+        removed.delete(entry.linkname)
+        movedTo.set(entry.linkname, entry.path)
+        entry = {...target, path: entry.path}
+      }
     }
 
     if (cleanup && entry.type === 'file') {
