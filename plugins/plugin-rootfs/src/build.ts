@@ -9,13 +9,14 @@ import {engineLoad, ExitCode, formatBytes, TransshipError, UsageError} from '@tr
 import {createWriteStream} from 'node:fs'
 import {mkdir, mkdtemp, rename, rm} from 'node:fs/promises'
 import path from 'node:path'
+import {type Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
 import type {RootfsEntry, RootfsSource} from './source/entry.js'
 
 import {debianArchitecture, hostArchitecture, imageConfig, type ImageConfigSpec} from './image/config.js'
 import {dockerArchive} from './output/docker-archive.js'
-import {type LayerCompression} from './output/layer-blob.js'
+import {Digester, type LayerCompression} from './output/layer-blob.js'
 import {writeOciArchive, writeOciLayout} from './output/oci-layout.js'
 import {formatOutput, type OutputTarget} from './output/targets.js'
 import {cleanEntries} from './pack/cleanup.js'
@@ -159,18 +160,70 @@ async function decideEpoch(
   return {epoch: newestMtime, epochSource: 'newest file'}
 }
 
+type EngineImage = {config: (diffID: string) => Buffer; epoch: number; tag: string}
+
+/**
+ * A classic engine's `docker load` spools the whole archive to disk before it unpacks the layer; its import
+ * unpacks as the bytes arrive. So the layer goes in through `POST /images/create?fromSrc=-` (whose image,
+ * stamped with the current time, is removed again), and the image itself through a load of an archive that
+ * holds only the config: the engine finds the layer it already has by its chain ID.
+ */
+async function importLayer(
+  engine: EngineClient,
+  layer: {size: number; stream: NodeJS.ReadableStream},
+  signal: AbortSignal,
+): Promise<{diffID: string; importedId: string | undefined}> {
+  const digester = new Digester()
+  const body = (layer.stream as Readable).pipe(digester)
+  layer.stream.on('error', (error: Error) => digester.destroy(error))
+  let importedId: string | undefined
+  for await (const message of engine.messages({
+    body,
+    headers: {'content-type': 'application/x-tar'},
+    method: 'POST',
+    path: '/images/create',
+    query: {fromSrc: '-'},
+    signal,
+  })) {
+    if (typeof message.status === 'string' && message.status.startsWith('sha256:')) importedId = message.status.trim()
+  }
+
+  if (digester.bytes !== layer.size) {
+    throw new Error(`the layer had ${digester.bytes} bytes, not the ${layer.size} measured`)
+  }
+
+  return {diffID: digester.digest(), importedId}
+}
+
 async function loadIntoEngine(
   engine: EngineClient,
   layer: {size: number; stream: NodeJS.ReadableStream},
-  image: {config: (diffID: string) => Buffer; epoch: number; tag: string},
+  image: EngineImage,
   signal: AbortSignal,
 ): Promise<{configDigest: string; diffID: string; id: string}> {
-  const archive = dockerArchive(
-    {size: layer.size, stream: layer.stream as never},
-    {config: image.config, epoch: image.epoch, tags: [image.tag]},
-    signal,
-  )
-  const [, written] = await Promise.all([engineLoad(engine, archive.stream, signal), archive.done])
+  const {imageStore} = await engine.facts(signal)
+  let written: {configDigest: string; diffID: string}
+  if (imageStore === 'classic') {
+    const imported = await importLayer(engine, layer, signal)
+    try {
+      const archive = dockerArchive({diffID: imported.diffID}, {...image, tags: [image.tag]}, signal)
+      ;[, written] = await Promise.all([engineLoad(engine, archive.stream, signal), archive.done])
+    } finally {
+      if (imported.importedId) {
+        await engine.json({method: 'DELETE', path: `/images/${imported.importedId}`, signal}).catch(() => {
+          // only an untagged leftover: nothing depends on it
+        })
+      }
+    }
+  } else {
+    const archive = dockerArchive(
+      {size: layer.size, stream: layer.stream as Readable},
+      {...image, tags: [image.tag]},
+      signal,
+    )
+    ;[, written] = await Promise.all([engineLoad(engine, archive.stream, signal), archive.done])
+  }
+
   const inspected = await engine.json<{Id: string; RootFS?: {Layers?: string[]}}>({
     path: `/images/${encodeURIComponent(image.tag)}/json`,
     signal,

@@ -36,20 +36,27 @@ function entry(pack: tar.Pack, header: {mtime: Date; name: string}, content: Buf
 
 /**
  * The archive stream and a promise of what went into it. The stream fails with the layer's error; the
- * promise rejects with it too.
+ * promise rejects with it too. Given only the layer's diffID, the archive leaves the layer out: a partial
+ * archive, for an engine that already holds that layer.
  */
 export function dockerArchive(
-  layer: {size: number; stream: Readable},
+  layer: {diffID: string} | {size: number; stream: Readable},
   image: DockerArchiveImage,
   signal?: AbortSignal,
 ): {done: Promise<DockerArchiveResult>; stream: Readable} {
   const pack = tar.pack()
   const mtime = new Date(image.epoch * 1000)
   const done = (async () => {
-    const tarDigest = new Digester()
-    const sink = pack.entry({mode: 0o644, mtime, name: 'layer.tar', size: layer.size, type: 'file'})
-    await pipeline(layer.stream, tarDigest, sink as unknown as NodeJS.WritableStream, {signal})
-    const diffID = tarDigest.digest()
+    let diffID: string
+    if ('diffID' in layer) {
+      diffID = layer.diffID
+    } else {
+      const tarDigest = new Digester()
+      const sink = pack.entry({mode: 0o644, mtime, name: 'layer.tar', size: layer.size, type: 'file'})
+      await pipeline(layer.stream, tarDigest, sink as unknown as NodeJS.WritableStream, {signal})
+      diffID = tarDigest.digest()
+    }
+
     const config = image.config(diffID)
     const digest = sha256(config)
     const configName = `${digest.slice('sha256:'.length)}.json`
