@@ -1,8 +1,6 @@
-import type {EngineClient} from '@transship/kit'
+import type {EngineClient, ImageReference} from '@transship/kit'
 
-import {EngineError, TransshipError} from '@transship/kit'
-
-import {type ImageReference, parseReference, repositoryName} from './reference.js'
+import {EngineError, parseReference, repositoryName, TransshipError} from '@transship/kit'
 
 export interface ImageSummary {
   Created: number

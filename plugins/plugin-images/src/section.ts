@@ -1,6 +1,15 @@
 import type {PlanContext, Reference, SectionProvider, Step} from '@transship/kit'
 
-import {formatBytes, indexArchive, isArchiveError, requireCompressor, TransshipError, UsageError} from '@transship/kit'
+import {
+  formatBytes,
+  formatReference,
+  indexArchive,
+  isArchiveError,
+  parseReference,
+  requireCompressor,
+  TransshipError,
+  UsageError,
+} from '@transship/kit'
 import {createReadStream} from 'node:fs'
 import {mkdir, stat} from 'node:fs/promises'
 import path from 'node:path'
@@ -8,7 +17,6 @@ import {z} from 'zod'
 
 import {outputChoice, saveImages} from './image-save.js'
 import {inspectImage, requireImage, tagImage} from './image-store.js'
-import {formatReference, parseReference} from './reference.js'
 import {assessDestinations, copyImages} from './transfer/copy.js'
 import {describeSourceImages, layerSizes, type SourceImage} from './transfer/images.js'
 

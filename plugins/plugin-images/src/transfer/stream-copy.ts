@@ -1,6 +1,15 @@
 import type {EngineClient, EngineMessage, Progress, ProgressTask, RemoteShell} from '@transship/kit'
 
-import {compressor, decompressor, EngineError, readMessages, sha256, shellQuote, TransshipError} from '@transship/kit'
+import {
+  compressor,
+  decompressor,
+  EngineError,
+  parseReference,
+  readMessages,
+  sha256,
+  shellQuote,
+  TransshipError,
+} from '@transship/kit'
 import {once} from 'node:events'
 import path from 'node:path'
 import {PassThrough, type Readable, Transform} from 'node:stream'
@@ -10,7 +19,6 @@ import tar from 'tar-stream'
 import type {DestinationState} from './destination.js'
 import type {SourceImage} from './images.js'
 
-import {parseReference} from '../reference.js'
 import {
   isLayerEntryName,
   isLegacyLayerName,

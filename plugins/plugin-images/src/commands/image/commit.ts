@@ -2,15 +2,17 @@ import {Args, Flags} from '@oclif/core'
 import {
   BaseCommand,
   EngineError,
+  formatReference,
   hostFlag,
   openHosts,
+  parseReference,
   recipeHostFlags,
+  repositoryName,
   TransshipError,
   UsageError,
 } from '@transship/kit'
 
 import {requireImage} from '../../image-store.js'
-import {formatReference, parseReference, repositoryName} from '../../reference.js'
 
 export interface CommitResult {
   container: {id: string; name: string}

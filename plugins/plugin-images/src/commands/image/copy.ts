@@ -5,12 +5,12 @@ import {
   formatDuration,
   formatTable,
   openHosts,
+  parseReference,
   ProgressReporter,
   recipeHostFlags,
   TransshipError,
 } from '@transship/kit'
 
-import {parseReference} from '../../reference.js'
 import {copyImages, type HostCopyReport} from '../../transfer/copy.js'
 
 export interface CopyResult {

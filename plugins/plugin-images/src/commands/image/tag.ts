@@ -1,8 +1,7 @@
 import {Args} from '@oclif/core'
-import {BaseCommand, hostFlag, openHosts, recipeHostFlags} from '@transship/kit'
+import {BaseCommand, formatReference, hostFlag, openHosts, parseReference, recipeHostFlags} from '@transship/kit'
 
 import {requireImage, tagImage} from '../../image-store.js'
-import {formatReference, parseReference} from '../../reference.js'
 
 export interface TagResult {
   host: string

@@ -1,4 +1,4 @@
-import {UsageError} from '@transship/kit'
+import {UsageError} from './errors.js'
 
 /** A parsed image reference, normalised as Docker does (`busybox` is `docker.io/library/busybox:latest`). */
 export interface ImageReference {
