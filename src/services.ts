@@ -4,7 +4,7 @@ import type {Logger, Services} from '@transship/kit'
 import type {Recipe} from './recipe/load.js'
 
 import {type HostSpec, RunHosts} from './hosts/run-hosts.js'
-import {loadRecipe} from './recipe/load.js'
+import {loadRecipe, recipeRegistries} from './recipe/load.js'
 import {sectionProviders} from './sections.js'
 
 export interface OpenHostsOptions {
@@ -39,6 +39,9 @@ export function coreServices(config: Interfaces.Config, log: Logger): Services {
     async openHosts(options) {
       const recipe = options.recipe ? await readRecipe(config, options.recipe, log) : undefined
       return openHosts({acceptNewHostKeys: options.acceptNewHostKeys, hosts: options.hosts, log, recipe})
+    },
+    async recipeRegistries(file) {
+      return file ? recipeRegistries(await readRecipe(config, file, log)) : {}
     },
     async recipeSection(file, section) {
       const recipe = await readRecipe(config, file, log)

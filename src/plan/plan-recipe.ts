@@ -2,8 +2,8 @@ import type {Interfaces} from '@oclif/core'
 import type {Logger} from '@transship/kit'
 
 import type {RunHosts} from '../hosts/run-hosts.js'
-import type {Recipe} from '../recipe/load.js'
 
+import {type Recipe, recipeContext} from '../recipe/load.js'
 import {openHosts, readRecipe} from '../services.js'
 import {makePlan, type Plan} from './plan.js'
 
@@ -25,12 +25,7 @@ export async function planRecipe(
     const plan = await makePlan(recipe.sections, {
       hosts,
       log: options.log,
-      recipe: {
-        dir: recipe.dir,
-        file: recipe.file,
-        hosts: Object.keys(recipe.hosts),
-        registries: Object.keys(recipe.registries),
-      },
+      recipe: recipeContext(recipe),
       signal: options.signal,
     })
     return {hosts, plan, recipe}

@@ -5,7 +5,13 @@
  */
 import type {z} from 'zod'
 
-import {type RecipeContext, RecipeError, type RecipeIssue, type SectionProvider} from '@transship/kit'
+import {
+  type RecipeContext,
+  RecipeError,
+  type RecipeIssue,
+  type RecipeRegistry,
+  type SectionProvider,
+} from '@transship/kit'
 import {readdir, readFile, stat} from 'node:fs/promises'
 import {basename, dirname, extname, join, resolve} from 'node:path'
 import {
@@ -66,7 +72,18 @@ export function recipeContext(recipe: Recipe): RecipeContext {
     file: recipe.file,
     hosts: Object.keys(recipe.hosts),
     registries: Object.keys(recipe.registries),
+    registrySpecs: recipeRegistries(recipe),
   }
+}
+
+/** The recipe's registries, with CA paths made absolute (they are relative to the recipe's directory). */
+export function recipeRegistries(recipe: Recipe): Record<string, RecipeRegistry> {
+  return Object.fromEntries(
+    Object.entries(recipe.registries).map(([name, spec]) => [
+      name,
+      {...spec, ca: spec.ca === undefined ? undefined : resolve(recipe.dir, spec.ca)},
+    ]),
+  )
 }
 
 /** Read, parse and validate a recipe file. Throws a RecipeError carrying every issue found. */

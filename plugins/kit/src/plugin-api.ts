@@ -8,6 +8,7 @@ import type {Interfaces} from '@oclif/core'
 import type {ZodType} from 'zod'
 
 import type {EngineClient, EngineFacts} from './engine.js'
+import type {RegistryAuthSpec} from './registry/types.js'
 
 export interface Logger {
   debug(message: string): void
@@ -73,6 +74,18 @@ export interface RecipeContext {
   file: string
   hosts: string[]
   registries: string[]
+  /** the recipe's registries by name (`ca` made absolute) */
+  registrySpecs: Record<string, RecipeRegistry>
+}
+
+/** A registry as a recipe declares it: where, how to trust it, and the names of the variables holding credentials. */
+export interface RecipeRegistry {
+  auth?: RegistryAuthSpec
+  /** absolute path of a PEM CA certificate */
+  ca?: string
+  insecure?: boolean
+  /** host[:port][/path], optionally prefixed with https:// or http:// */
+  url: string
 }
 
 export interface PlanContext {
@@ -138,6 +151,8 @@ export interface SectionProvider<T = unknown> {
 export interface Services {
   /** hosts from a recipe file, or ad-hoc ones (`local`, `ssh://user@host[:port]`) when no recipe */
   openHosts(options: {acceptNewHostKeys?: boolean; hosts?: string[]; recipe?: string}): Promise<AsyncDisposable & Hosts>
+  /** the registries a recipe declares (none without a recipe) */
+  recipeRegistries(file?: string): Promise<Record<string, RecipeRegistry>>
   /**
    * One section of a recipe file, validated with the whole recipe (undefined when the recipe has none), and
    * the recipe's directory, against which its paths are relative.

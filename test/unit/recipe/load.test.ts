@@ -68,6 +68,14 @@ describe('loadRecipe: valid recipes', () => {
       file: recipe.file,
       hosts: ['build', 'edge', 'my.mirror', 'local'],
       registries: ['corp', 'lab'],
+      registrySpecs: {
+        corp: {
+          auth: {passwordEnv: 'CORP_REGISTRY_PASSWORD', username: 'ci'},
+          ca: undefined,
+          url: 'registry.example.com',
+        },
+        lab: {ca: undefined, insecure: true, url: 'http://10.0.0.5:5000/mirror'},
+      },
     })
   })
 
