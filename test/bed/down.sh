@@ -26,6 +26,9 @@ stop() { # LABEL PIDFILE MARKER
 }
 
 stop sshd "$RUN/sshd.pid" "$SSH_DIR/sshd_config"
+for registry in "${REGISTRIES[@]}"; do
+  stop "$registry registry" "$RUN/$registry-registry.pid" "$STATE/conf/$registry-registry.yml"
+done
 # engines first (they stop their containers), then their containerds
 for engine in "${ENGINES[@]}"; do
   stop "$engine engine" "$RUN/$engine.pid" "unix://$RUN/$engine.sock"

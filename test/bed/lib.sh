@@ -12,6 +12,8 @@ TRIXIE_ROOT=$TRIXIE_DIR/x
 SSH_HOST=127.0.0.1
 SSH_PORT=2222
 ENGINES=(classic remote containerd)
+REGISTRY_DIR=$STATE/registry # storage of both registries, the CA and certificates, htpasswd
+REGISTRIES=(plain secure)    # Distribution registries: plain HTTP, and TLS with htpasswd auth
 
 # the docker CLI must not pick up the invoking user's config (credential helpers, contexts)
 export DOCKER_CONFIG=$STATE/docker-config
@@ -70,7 +72,7 @@ spec_of() { # ARGV...
   printf '%q ' "$@"
   for arg in "$@"; do
     case $arg in
-      *.toml | *.json | *_config) [[ -f $arg ]] && sha256sum "$arg" | cut -d' ' -f1 ;;
+      *.toml | *.json | *.yml | *_config) [[ -f $arg ]] && sha256sum "$arg" | cut -d' ' -f1 ;;
     esac
   done
   return 0
@@ -101,6 +103,14 @@ engine_ready() { # SOCKET
 
 containerd_ready() { # SOCKET
   [[ -S $1 ]]
+}
+
+registry_ready() { # URL  (the plain registry: /v2/ answers 200)
+  curl -sf --max-time 2 -o /dev/null "$1"
+}
+
+secure_registry_ready() { # URL  (TLS with the bed's CA, and no credentials: /v2/ answers 401)
+  [[ $(curl -s --max-time 2 --cacert "$REGISTRY_DIR/tls/ca.crt" -o /dev/null -w '%{http_code}' "$1") == 401 ]]
 }
 
 image_present() { # SOCKET REF
@@ -146,7 +156,9 @@ ensure_daemon() { # LABEL PIDFILE LOG PATH READY_FN SOCKET MARKER -- ARGV...
     stop_pid "$pid" "$label"
   fi
   # not running: a pidfile or socket left behind (a crash, a reboot without a tmpfs /run) is stale
-  rm -f "$pidfile" "$socket"
+  # (what a TCP daemon is checked on is a URL, not a file)
+  rm -f "$pidfile"
+  [[ $socket != /* ]] || rm -f "$socket"
   mkdir -p "$(dirname "$log")"
   printf '\n==== %s starting: %s\n' "$(date -Is)" "$*" >>"$log"
   PATH=$path /usr/bin/setsid "$@" </dev/null >>"$log" 2>&1 &

@@ -39,6 +39,36 @@ export interface TestbedSsh {
   engine: EngineName
 }
 
+export type RegistryName = 'plain' | 'secure'
+
+/**
+ * A Distribution registry (Debian's docker-registry 2.8) with deletes enabled. plain: HTTP, no
+ * auth (Docker allows plain HTTP to loopback registries by default). secure: HTTPS with a
+ * certificate from the bed's own CA (for localhost and 127.0.0.1) and htpasswd auth; every engine
+ * trusts that CA through /etc/docker/certs.d/{localhost,127.0.0.1}:5443/ca.crt.
+ */
+export interface TestbedRegistry {
+  /** host:port as used in image references, e.g. localhost:5000 */
+  host: string
+  /** base URL, e.g. http://localhost:5000 (the API is under /v2/) */
+  url: string
+  /** the registry's storage root (filesystem driver) */
+  storage: string
+  /** the registry's config.yml */
+  config: string
+  pidFile: string
+  /** the registry's log file */
+  log: string
+  /** secure only: the CA certificate (PEM) that signed the registry's certificate */
+  ca?: string
+  /** secure only: the one user of the htpasswd file */
+  username?: string
+  /** secure only: that user's password (random, made once per bed) */
+  password?: string
+  /** secure only: the htpasswd file (bcrypt) */
+  htpasswd?: string
+}
+
 export interface Testbed {
   stateDir: string
   runDir: string
@@ -53,6 +83,7 @@ export interface Testbed {
   }
   /** docker-archive (docker save) of all test images, as loaded into every engine */
   imagesArchive: string
+  registries: Record<RegistryName, TestbedRegistry>
 }
 
 declare module 'vitest' {
