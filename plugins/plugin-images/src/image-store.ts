@@ -13,6 +13,7 @@ export interface ImageInspect {
   Config?: Record<string, unknown>
   Created: string
   Id: string
+  RepoDigests?: string[]
   RepoTags: string[]
   RootFS: {Layers?: string[]; Type: string}
   Size: number

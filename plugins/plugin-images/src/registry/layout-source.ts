@@ -1,0 +1,235 @@
+/**
+ * An image on disk, as a registry push needs it: the root manifest (or index) with its exact bytes, and
+ * every blob readable on its own from any offset. Read from an OCI layout directory (`oci:DIR[:REF]`,
+ * what `rootfs build` and skopeo write), an OCI archive (`oci-archive:FILE[:REF]`) or a docker-archive
+ * (`docker-archive:FILE[:REF]`, what `docker save` and `image save` write). A manifest that is in the input
+ * is pushed byte for byte; a docker-archive has none, so an OCI manifest is written for it, naming the blobs
+ * as they are (layers stay uncompressed unless asked).
+ */
+import {
+  ArchiveError,
+  type ArchiveImage,
+  decompressed,
+  detectCompression,
+  fullName,
+  indexArchive,
+  indexTarFile,
+  ociManifest,
+  sha256,
+  type TarIndexEntry,
+  UsageError,
+} from '@transship/kit'
+import {createReadStream, createWriteStream} from 'node:fs'
+import {mkdtemp, open, readFile, rm, stat} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import {Readable} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
+
+export interface Descriptor {
+  annotations?: Record<string, string>
+  digest: string
+  mediaType: string
+  platform?: {architecture: string; os: string; variant?: string}
+  size: number
+}
+
+export const INDEX_TYPES = new Set([
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.oci.image.index.v1+json',
+])
+
+export interface ImageLayout extends AsyncDisposable {
+  /** what the user named, for messages */
+  readonly description: string
+  /** the manifest or index to push */
+  readonly root: Descriptor
+  /** names the input gives the image (e.g. app:1), if any */
+  readonly tags: string[]
+  /** a blob's content from `offset` */
+  open(digest: string, offset?: number): Readable
+  /** a (small) blob's bytes: a manifest, an index or a config */
+  read(digest: string): Promise<Buffer>
+}
+
+export type LayoutLocation = {kind: 'docker-archive' | 'oci' | 'oci-archive'; path: string; ref?: string}
+
+/** `oci:DIR[:REF]`, `oci-archive:FILE[:REF]`, `docker-archive:FILE[:REF]`; undefined when `value` is none of them. */
+export function parseLayoutLocation(value: string): LayoutLocation | undefined {
+  const match = /^(oci|oci-archive|docker-archive):([^:]+)(?::(.+))?$/.exec(value)
+  if (!match) return undefined
+  return {kind: match[1] as LayoutLocation['kind'], path: match[2]!, ref: match[3]}
+}
+
+function notFound(what: string, file: string): UsageError {
+  return new UsageError(`${what} ${file} does not exist`, {code: 'FILE_NOT_FOUND'})
+}
+
+function blobPath(dir: string, digest: string): string {
+  const [algorithm, hex] = digest.split(':')
+  return path.join(dir, 'blobs', algorithm!, hex!)
+}
+
+function choose<T>(items: T[], ref: string | undefined, matches: (item: T) => boolean, describe: string): T {
+  const chosen = ref === undefined ? items : items.filter((item) => matches(item))
+  if (chosen.length === 1) return chosen[0]!
+  throw new UsageError(
+    chosen.length === 0
+      ? `${describe} holds no image${ref === undefined ? '' : ` named ${ref}`}`
+      : `${describe} holds ${chosen.length} images: name one (e.g. ${describe}:NAME)`,
+    {code: 'IMAGE_NOT_FOUND'},
+  )
+}
+
+async function openOciDirectory(dir: string, ref: string | undefined): Promise<ImageLayout> {
+  let index: {manifests?: Descriptor[]}
+  try {
+    index = JSON.parse(await readFile(path.join(dir, 'index.json'), 'utf8')) as typeof index
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw notFound('the OCI layout', path.join(dir, 'index.json'))
+    throw new ArchiveError('ARCHIVE_CORRUPT', `${dir}/index.json is not valid JSON`, {cause: error})
+  }
+
+  const root = choose(
+    index.manifests ?? [],
+    ref,
+    (descriptor) =>
+      descriptor.annotations?.['org.opencontainers.image.ref.name'] === ref ||
+      descriptor.annotations?.['io.containerd.image.name'] === fullName(ref!),
+    `oci:${dir}`,
+  )
+  const tags = [root.annotations?.['io.containerd.image.name'] ?? ''].filter(Boolean)
+  return {
+    async [Symbol.asyncDispose]() {},
+    description: `oci:${dir}`,
+    open: (digest, offset = 0) => createReadStream(blobPath(dir, digest), {start: offset}),
+    read: (digest) => readFile(blobPath(dir, digest)),
+    root,
+    tags,
+  }
+}
+
+/** A compressed archive is decompressed into a temporary file: blobs are then read by offset. */
+async function plainTar(file: string): Promise<{file: string; remove: () => Promise<void>}> {
+  const head = Buffer.alloc(16)
+  const handle = await open(file, 'r')
+  try {
+    await handle.read(head, 0, head.length, 0)
+  } finally {
+    await handle.close()
+  }
+
+  if (detectCompression(head) === 'none') return {file, remove: async () => {}}
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'transship-push-'))
+  const plain = path.join(dir, 'archive.tar')
+  await pipeline((await decompressed(createReadStream(file))).stream, createWriteStream(plain))
+  return {file: plain, remove: () => rm(dir, {force: true, recursive: true})}
+}
+
+async function openArchive(location: LayoutLocation): Promise<ImageLayout> {
+  const {file, remove} = await plainTar(location.path)
+  try {
+    const entries = await indexTarFile(file)
+    const archive = await indexArchive(createReadStream(file), {source: location.path})
+    const image: ArchiveImage = choose(
+      archive.images,
+      location.ref,
+      (item) => item.repoTags.includes(location.ref!) || item.repoTags.map(fullName).includes(fullName(location.ref!)),
+      `${location.kind}:${location.path}`,
+    )
+    const small = new Map<string, Buffer>([[image.configDigest, image.config]])
+    const located = new Map<string, TarIndexEntry>()
+    const entryOf = (name: string): TarIndexEntry | undefined => {
+      let entry = entries.get(name)
+      // links (20.10 writes a shared layer once and links to it)
+      for (let hops = 0; entry && (entry.type === '1' || entry.type === '2') && hops < 8; hops++) {
+        const target = entry.type === '1' ? entry.linkname! : path.posix.join(path.posix.dirname(name), entry.linkname!)
+        entry = entries.get(path.posix.normalize(target))
+      }
+
+      return entry
+    }
+
+    for (const layer of image.layers) {
+      const entry = entryOf(layer.path)
+      if (!entry) throw new ArchiveError('ARCHIVE_CORRUPT', `${location.path} lists ${layer.path} but does not hold it`)
+      located.set(layer.digest, entry)
+    }
+
+    let root: Descriptor
+    const manifestEntry = image.manifestDigest && entryOf(`blobs/sha256/${image.manifestDigest.slice('sha256:'.length)}`)
+    if (image.manifestDigest && manifestEntry) {
+      located.set(image.manifestDigest, manifestEntry)
+      const bytes = await readEntry(file, manifestEntry)
+      const {mediaType} = JSON.parse(bytes.toString('utf8')) as {mediaType?: string}
+      root = {digest: image.manifestDigest, mediaType: mediaType ?? 'application/vnd.oci.image.manifest.v1+json', size: bytes.length}
+    } else {
+      const manifest = ociManifest({
+        config: image.config,
+        configDigest: image.configDigest,
+        layers: image.layers.map((layer) => ({...layer})),
+        tags: image.repoTags,
+      })
+      const digest = sha256(manifest)
+      small.set(digest, manifest)
+      root = {digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: manifest.length}
+    }
+
+    const openBlob = (digest: string, offset = 0): Readable => {
+      const bytes = small.get(digest)
+      if (bytes) return Readable.from([bytes.subarray(offset)])
+      const entry = located.get(digest)
+      if (!entry) throw new Error(`${location.path} holds no blob ${digest}`)
+      if (entry.size === 0) return Readable.from([])
+      return createReadStream(file, {end: entry.offset + entry.size - 1, start: entry.offset + offset})
+    }
+
+    return {
+      async [Symbol.asyncDispose]() {
+        await remove()
+      },
+      description: `${location.kind}:${location.path}`,
+      open: openBlob,
+      async read(digest) {
+        const bytes = small.get(digest)
+        if (bytes) return bytes
+        const entry = located.get(digest) ?? entryOf(`blobs/sha256/${digest.slice('sha256:'.length)}`)
+        if (!entry) throw new Error(`${location.path} holds no blob ${digest}`)
+        return readEntry(file, entry)
+      },
+      root,
+      tags: image.repoTags,
+    }
+  } catch (error) {
+    await remove()
+    throw error
+  }
+}
+
+async function readEntry(file: string, entry: TarIndexEntry): Promise<Buffer> {
+  const handle = await open(file, 'r')
+  try {
+    const bytes = Buffer.alloc(entry.size)
+    await handle.read(bytes, 0, entry.size, entry.offset)
+    return bytes
+  } finally {
+    await handle.close()
+  }
+}
+
+/** Opens the image at `location`. Dispose it to remove the temporary copy of a compressed archive. */
+export async function openImageLayout(location: LayoutLocation): Promise<ImageLayout> {
+  const stats = await stat(location.path).catch(() => undefined)
+  if (!stats) throw notFound(location.kind === 'oci' ? 'the OCI layout' : 'the archive', location.path)
+  if (location.kind === 'oci') {
+    if (!stats.isDirectory()) {
+      throw new UsageError(`${location.path} is not a directory: an OCI layout is one (for an archive, say oci-archive:)`, {
+        code: 'LAYOUT_INVALID',
+      })
+    }
+
+    return openOciDirectory(location.path, location.ref)
+  }
+
+  return openArchive(location)
+}
