@@ -130,5 +130,7 @@ export function engineAuthHeader(host: string, credentials: RegistryCredentials 
       : 'identityToken' in credentials
         ? {identitytoken: credentials.identityToken, serveraddress: host}
         : {password: credentials.password, serveraddress: host, username: credentials.username}
-  return Buffer.from(JSON.stringify(body)).toString('base64url')
+  // Go's base64.URLEncoding: the URL-safe alphabet with padding (Node's base64url drops the padding, which
+  // Docker 20.10 then fails to decode and silently treats as no credentials)
+  return Buffer.from(JSON.stringify(body)).toString('base64').replaceAll('+', '-').replaceAll('/', '_')
 }
