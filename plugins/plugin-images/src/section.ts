@@ -1,4 +1,4 @@
-import type {PlanContext, Reference, SectionProvider, Step} from '@transship/kit'
+import type {ImageReference, PlanContext, Reference, SectionProvider, Step} from '@transship/kit'
 
 import {
   formatBytes,
@@ -17,6 +17,8 @@ import {z} from 'zod'
 
 import {outputChoice, saveImages} from './image-save.js'
 import {inspectImage, requireImage, tagImage} from './image-store.js'
+import {pushImage} from './registry/push-image.js'
+import {Registries} from './registry/registries.js'
 import {assessDestinations, copyImages} from './transfer/copy.js'
 import {describeSourceImages, layerSizes, type SourceImage} from './transfer/images.js'
 
@@ -38,6 +40,20 @@ export const imageSchema = z.strictObject({
     .optional()
     .describe('Hosts the image is copied to, over SSH: only the layers each one lacks are sent.'),
   from: z.string().optional().describe('Host that has the image (default: local).'),
+  push: z
+    .array(
+      z.union([
+        z.string().min(1),
+        z.strictObject({
+          as: imageRef.optional().describe('Its name there, e.g. team/app:1.4 (default: the same repository and tag).'),
+          registry: z.string().min(1).describe('A registry of the recipe, or a registry host.'),
+        }),
+      ]),
+    )
+    .optional()
+    .describe(
+      'Registries to push the image to, from the host that has it: a registry of the recipe, a full reference (registry.example.com/team/app:1), or {registry, as} to rename it there.',
+    ),
   ref: imageRef.describe('The image, e.g. app:1.'),
   save: z
     .string()
@@ -92,12 +108,17 @@ export const imagesSection: SectionProvider<ImageSpec[]> = {
       }
     }
 
-    steps.push(...(await planSaves(images, context)))
+    steps.push(...(await planSaves(images, context)), ...(await planPushes(images, context)))
     return steps
   },
   plugin: '@transship/plugin-images',
   references(images): Reference[] {
     return images.flatMap((image, index) => [
+      ...(image.push ?? []).flatMap((target, position) => {
+        const name = typeof target === 'string' ? target : target.registry
+        // a bare word names a registry of the recipe; hosts and references stand for themselves
+        return /[./:]/.test(name) ? [] : [{kind: 'registry' as const, name, path: [index, 'push', position]}]
+      }),
       ...(image.from ? [{kind: 'host' as const, name: image.from, path: [index, 'from']}] : []),
       ...(image.copy ?? []).map((name, position) => ({kind: 'host' as const, name, path: [index, 'copy', position]})),
     ])
@@ -327,4 +348,55 @@ async function archiveState(
     })
     .map((source) => source.ref)
   return {missing, reason: missing.length === 0 ? 'up to date' : 'outdated'}
+}
+
+/**
+ * Whether the registry's tag already names the engine's image: its manifest's config is the image's config
+ * (a classic engine's image ID), or the manifest is the image (a containerd-store engine's ID).
+ */
+async function registryHolds(
+  registries: Registries,
+  target: ImageReference,
+  imageId: string,
+  signal: AbortSignal,
+): Promise<boolean> {
+  const held = await registries
+    .client(target.domain)
+    .getManifest(target.path, target.tag ?? 'latest', signal)
+    .catch(() => {})
+  if (!held) return false
+  if (held.digest === imageId) return true
+  const {config} = JSON.parse(held.body.toString('utf8')) as {config?: {digest?: string}}
+  return config?.digest === imageId
+}
+
+/** One push step per image and target, unless the registry already holds the engine's image under that name. */
+async function planPushes(images: ImageSpec[], context: PlanContext): Promise<Step[]> {
+  const registries = new Registries(context.recipe.registrySpecs, context.log)
+  const steps: Step[] = []
+  for (const image of images) {
+    const from = image.from ?? 'local'
+    for (const entry of image.push ?? []) {
+      const to = typeof entry === 'string' ? entry : entry.registry
+      const as = typeof entry === 'string' ? undefined : entry.as
+      const target = registries.target(parseReference(image.ref), to, as)
+      const shown = formatReference(target)
+      const engine = await context.hosts.engine(from, context.signal)
+      const local = await requireImage(engine, image.ref, context.signal)
+      if (await registryHolds(registries, target, local.Id, context.signal)) continue
+      steps.push({
+        detail: {from, image: image.ref, target: shown},
+        host: from,
+        id: `images:push:${from}:${image.ref}:${shown}`,
+        async run({hosts, log, signal}) {
+          const result = await pushImage({as, host: from, source: image.ref, to}, {hosts, log, registries, signal})
+          return {...result, summary: `${result.target}: ${result.digest}`}
+        },
+        section: 'images',
+        title: `push ${image.ref} to ${shown}`,
+      })
+    }
+  }
+
+  return steps
 }

@@ -22,7 +22,10 @@ function repository(reference: ImageReference): string {
   return formatReference({...reference, digest: undefined, tag: undefined})
 }
 
-async function drain(messages: AsyncIterable<EngineMessage>, onMessage?: (message: EngineMessage) => void): Promise<EngineMessage[]> {
+async function drain(
+  messages: AsyncIterable<EngineMessage>,
+  onMessage?: (message: EngineMessage) => void,
+): Promise<EngineMessage[]> {
   const all: EngineMessage[] = []
   for await (const message of messages) {
     all.push(message)
@@ -64,9 +67,15 @@ export async function pushThroughEngine(
       }),
       options.onMessage,
     )
-    const aux = messages.map((message) => message.aux as {Digest?: string; Size?: number} | undefined).find((item) => item?.Digest)
+    const aux = messages
+      .map((message) => message.aux as undefined | {Digest?: string; Size?: number})
+      .find((item) => item?.Digest)
     if (!aux?.Digest) {
-      throw new TransshipError('PUSH_NO_DIGEST', ExitCode.Failed, `${engine.host} pushed ${name} but did not report its digest`)
+      throw new TransshipError(
+        'PUSH_NO_DIGEST',
+        ExitCode.Failed,
+        `${engine.host} pushed ${name} but did not report its digest`,
+      )
     }
 
     return {digest: aux.Digest, size: aux.Size}
@@ -100,7 +109,8 @@ export async function pullThroughEngine(
   )
   const name = formatReference(reference)
   const image = await inspectImage(engine, name, signal)
-  if (!image) throw new TransshipError('PULL_MISSING', ExitCode.Failed, `${engine.host} pulled ${name} but does not list it`)
+  if (!image)
+    throw new TransshipError('PULL_MISSING', ExitCode.Failed, `${engine.host} pulled ${name} but does not list it`)
   const prefix = `${repository(reference)}@`
   const digest = (image.RepoDigests ?? []).find((item) => item.startsWith(prefix))?.slice(prefix.length)
   return {digest, id: image.Id}

@@ -86,7 +86,8 @@ async function openOciDirectory(dir: string, ref: string | undefined): Promise<I
   try {
     index = JSON.parse(await readFile(path.join(dir, 'index.json'), 'utf8')) as typeof index
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw notFound('the OCI layout', path.join(dir, 'index.json'))
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+      throw notFound('the OCI layout', path.join(dir, 'index.json'))
     throw new ArchiveError('ARCHIVE_CORRUPT', `${dir}/index.json is not valid JSON`, {cause: error})
   }
 
@@ -119,7 +120,7 @@ async function plainTar(file: string): Promise<{file: string; remove: () => Prom
     await handle.close()
   }
 
-  if (detectCompression(head) === 'none') return {file, remove: async () => {}}
+  if (detectCompression(head) === 'none') return {file, async remove() {}}
   const dir = await mkdtemp(path.join(os.tmpdir(), 'transship-push-'))
   const plain = path.join(dir, 'archive.tar')
   await pipeline((await decompressed(createReadStream(file))).stream, createWriteStream(plain))
@@ -134,7 +135,7 @@ async function openArchive(location: LayoutLocation): Promise<ImageLayout> {
     const image: ArchiveImage = choose(
       archive.images,
       location.ref,
-      (item) => item.repoTags.includes(location.ref!) || item.repoTags.map(fullName).includes(fullName(location.ref!)),
+      (item) => item.repoTags.includes(location.ref!) || item.repoTags.map((tag) => fullName(tag)).includes(fullName(location.ref!)),
       `${location.kind}:${location.path}`,
     )
     const small = new Map<string, Buffer>([[image.configDigest, image.config]])
@@ -157,12 +158,17 @@ async function openArchive(location: LayoutLocation): Promise<ImageLayout> {
     }
 
     let root: Descriptor
-    const manifestEntry = image.manifestDigest && entryOf(`blobs/sha256/${image.manifestDigest.slice('sha256:'.length)}`)
+    const manifestEntry =
+      image.manifestDigest && entryOf(`blobs/sha256/${image.manifestDigest.slice('sha256:'.length)}`)
     if (image.manifestDigest && manifestEntry) {
       located.set(image.manifestDigest, manifestEntry)
       const bytes = await readEntry(file, manifestEntry)
       const {mediaType} = JSON.parse(bytes.toString('utf8')) as {mediaType?: string}
-      root = {digest: image.manifestDigest, mediaType: mediaType ?? 'application/vnd.oci.image.manifest.v1+json', size: bytes.length}
+      root = {
+        digest: image.manifestDigest,
+        mediaType: mediaType ?? 'application/vnd.oci.image.manifest.v1+json',
+        size: bytes.length,
+      }
     } else {
       const manifest = ociManifest({
         config: image.config,
@@ -219,13 +225,16 @@ async function readEntry(file: string, entry: TarIndexEntry): Promise<Buffer> {
 
 /** Opens the image at `location`. Dispose it to remove the temporary copy of a compressed archive. */
 export async function openImageLayout(location: LayoutLocation): Promise<ImageLayout> {
-  const stats = await stat(location.path).catch(() => undefined)
+  const stats = await stat(location.path).catch(() => {})
   if (!stats) throw notFound(location.kind === 'oci' ? 'the OCI layout' : 'the archive', location.path)
   if (location.kind === 'oci') {
     if (!stats.isDirectory()) {
-      throw new UsageError(`${location.path} is not a directory: an OCI layout is one (for an archive, say oci-archive:)`, {
-        code: 'LAYOUT_INVALID',
-      })
+      throw new UsageError(
+        `${location.path} is not a directory: an OCI layout is one (for an archive, say oci-archive:)`,
+        {
+          code: 'LAYOUT_INVALID',
+        },
+      )
     }
 
     return openOciDirectory(location.path, location.ref)

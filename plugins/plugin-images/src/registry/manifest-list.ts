@@ -6,8 +6,8 @@
  * registry only accepts an index whose manifests its repository holds.
  */
 import {
-  type ImageReference,
   formatReference,
+  type ImageReference,
   parseReference,
   type RegistryClient,
   sha256,
@@ -37,7 +37,12 @@ const INDEX_MEDIA_TYPE = 'application/vnd.oci.image.index.v1+json'
 
 function draftFile(list: string): string {
   const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache')
-  return path.join(base, 'transship', 'manifests', `${formatReference(parseReference(list)).replaceAll(/[^\w.-]/g, '_')}.json`)
+  return path.join(
+    base,
+    'transship',
+    'manifests',
+    `${formatReference(parseReference(list)).replaceAll(/[^\w.-]/g, '_')}.json`,
+  )
 }
 
 export async function readDraft(list: string): Promise<ManifestListDraft> {
@@ -58,7 +63,12 @@ async function writeDraft(draft: ManifestListDraft): Promise<void> {
   await writeFile(file, JSON.stringify(draft, null, 2))
 }
 
-async function describe(client: RegistryClient, reference: ImageReference, image: string, signal?: AbortSignal): Promise<ListEntry> {
+async function describe(
+  client: RegistryClient,
+  reference: ImageReference,
+  image: string,
+  signal?: AbortSignal,
+): Promise<ListEntry> {
   const manifest = await client.getManifest(reference.path, reference.digest ?? reference.tag ?? 'latest', signal)
   if (!manifest) {
     throw new UsageError(`${image} is not in ${client.endpoint.name}: a list can only name images already pushed`, {
@@ -68,14 +78,20 @@ async function describe(client: RegistryClient, reference: ImageReference, image
   }
 
   if (INDEX_TYPES.has(manifest.mediaType)) {
-    throw new UsageError(`${image} is itself a multi-platform list: name its per-platform images`, {code: 'MANIFEST_IS_LIST'})
+    throw new UsageError(`${image} is itself a multi-platform list: name its per-platform images`, {
+      code: 'MANIFEST_IS_LIST',
+    })
   }
 
   const {config} = JSON.parse(manifest.body.toString('utf8')) as {config: Descriptor}
   const stream = await client.getBlob(reference.path, config.digest, signal)
   const chunks: Buffer[] = []
   for await (const chunk of stream) chunks.push(chunk as Buffer)
-  const image_ = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {architecture?: string; os?: string; variant?: string}
+  const image_ = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+    architecture?: string
+    os?: string
+    variant?: string
+  }
   return {
     descriptor: {
       digest: manifest.digest,
@@ -103,9 +119,12 @@ export async function createList(
   for (const image of images) {
     const reference = parseReference(image)
     if (reference.domain !== target.domain) {
-      throw new UsageError(`${image} is in ${reference.domain}, the list in ${target.domain}: a list names images of its own registry`, {
-        code: 'MANIFEST_LIST_REGISTRY',
-      })
+      throw new UsageError(
+        `${image} is in ${reference.domain}, the list in ${target.domain}: a list names images of its own registry`,
+        {
+          code: 'MANIFEST_LIST_REGISTRY',
+        },
+      )
     }
 
     manifests.push(await describe(registries.client(reference.domain), reference, image, signal))
@@ -145,7 +164,13 @@ export async function annotateList(list: string, image: string, annotation: Anno
 }
 
 /** A blob of another repository as a stream from `offset` (the bytes before it are read and dropped). */
-function remoteBlob(client: RegistryClient, repository: string, digest: string, offset: number, signal?: AbortSignal): Readable {
+function remoteBlob(
+  client: RegistryClient,
+  repository: string,
+  digest: string,
+  offset: number,
+  signal?: AbortSignal,
+): Readable {
   const output = new PassThrough()
   let skip = offset
   client
@@ -187,9 +212,12 @@ export async function pushList(
     if (await client.headManifest(target.path, entry.descriptor.digest, signal)) continue
     const manifest = await client.getManifest(source.path, entry.descriptor.digest, signal)
     if (!manifest) {
-      throw new UsageError(`${list} names ${entry.image} (${entry.descriptor.digest}), which ${target.domain} no longer has`, {
-        code: 'IMAGE_NOT_FOUND',
-      })
+      throw new UsageError(
+        `${list} names ${entry.image} (${entry.descriptor.digest}), which ${target.domain} no longer has`,
+        {
+          code: 'IMAGE_NOT_FOUND',
+        },
+      )
     }
 
     const body = JSON.parse(manifest.body.toString('utf8')) as {config: Descriptor; layers: Descriptor[]}
@@ -197,7 +225,12 @@ export async function pushList(
       if ((await client.headBlob(target.path, blob.digest, signal)) !== undefined) continue
       if (!(await client.mountBlob(target.path, blob.digest, source.path, signal))) {
         // the registry declined the mount: copy the blob through this machine
-        await client.uploadBlob(target.path, blob, (offset) => remoteBlob(client, source.path, blob.digest, offset, signal), {signal})
+        await client.uploadBlob(
+          target.path,
+          blob,
+          (offset) => remoteBlob(client, source.path, blob.digest, offset, signal),
+          {signal},
+        )
       }
     }
 

@@ -79,8 +79,7 @@ export async function pullToLayout(
     if (await exists(file)) return
     const temporary = `${file}.${process.pid}.tmp`
     try {
-      if (bytes) await writeFile(temporary, bytes)
-      else await pipeline(await client.getBlob(repository, digest, signal), createWriteStream(temporary), {signal})
+      await (bytes ? writeFile(temporary, bytes) : pipeline(await client.getBlob(repository, digest, signal), createWriteStream(temporary), {signal}));
       await rename(temporary, file)
     } catch (error) {
       await rm(temporary, {force: true})
@@ -99,7 +98,9 @@ export async function pullToLayout(
     const wanted = options.platform ?? defaultPlatform()
     const children = options.allPlatforms
       ? (parsed.manifests ?? [])
-      : (parsed.manifests ?? []).filter((child) => platformOf(child) === wanted || platformOf(child).startsWith(`${wanted}/`))
+      : (parsed.manifests ?? []).filter(
+          (child) => platformOf(child) === wanted || platformOf(child).startsWith(`${wanted}/`),
+        )
     if (children.length === 0) {
       throw new UsageError(`${source} has no image for ${wanted}`, {
         code: 'PLATFORM_NOT_FOUND',
@@ -109,7 +110,10 @@ export async function pullToLayout(
 
     for (const child of options.allPlatforms ? children : children.slice(0, 1)) {
       const manifest = await client.getManifest(repository, child.digest, signal)
-      if (!manifest) throw new UsageError(`${source} names ${child.digest}, which the registry does not have`, {code: 'IMAGE_NOT_FOUND'})
+      if (!manifest)
+        throw new UsageError(`${source} names ${child.digest}, which the registry does not have`, {
+          code: 'IMAGE_NOT_FOUND',
+        })
       manifests.push({body: manifest.body, descriptor: {...child, size: manifest.body.length}})
     }
 
@@ -140,7 +144,9 @@ export async function pullToLayout(
   const previous = (await exists(indexFile))
     ? ((JSON.parse(await readFile(indexFile, 'utf8')) as {manifests?: Descriptor[]}).manifests ?? [])
     : []
-  const kept = previous.filter((item) => item.annotations?.['io.containerd.image.name'] !== annotations['io.containerd.image.name'])
+  const kept = previous.filter(
+    (item) => item.annotations?.['io.containerd.image.name'] !== annotations['io.containerd.image.name'],
+  )
   const index = {
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.index.v1+json',
@@ -162,9 +168,12 @@ export async function tarDirectory(dir: string, file: string, signal?: AbortSign
     const full = path.join(dir, relative)
     const info = await stat(full)
     if (info.isDirectory()) {
-      if (relative) await new Promise<void>((resolve, reject) => {
-        pack.entry({mode: 0o755, mtime: new Date(0), name: `${relative}/`, type: 'directory'}, (error) => (error ? reject(error) : resolve()))
-      })
+      if (relative)
+        await new Promise<void>((resolve, reject) => {
+          pack.entry({mode: 0o755, mtime: new Date(0), name: `${relative}/`, type: 'directory'}, (error) =>
+            error ? reject(error) : resolve(),
+          )
+        })
       for (const name of (await readdir(full)).sort()) await add(relative ? `${relative}/${name}` : name)
       return
     }

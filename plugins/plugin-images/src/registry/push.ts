@@ -6,7 +6,7 @@
  */
 import type {RegistryClient} from '@transship/kit'
 
-import {TransshipError, ExitCode} from '@transship/kit'
+import {ExitCode, TransshipError} from '@transship/kit'
 
 import {blobLocations} from './blob-locations.js'
 import {type Descriptor, type ImageLayout, INDEX_TYPES} from './layout-source.js'

@@ -91,7 +91,8 @@ export class Registries {
       // a registry host (localhost:5000, registry.example.com); a bare word is an unknown registry name
       if (!/[.:]/.test(to) && to !== 'localhost') this.location(to)
       const name = as ?? (source ? sourcePath(source) : undefined)
-      if (!name) throw new UsageError(`say what to call the image in ${to}: --as team/app:1`, {code: 'PUSH_NAME_MISSING'})
+      if (!name)
+        throw new UsageError(`say what to call the image in ${to}: --as team/app:1`, {code: 'PUSH_NAME_MISSING'})
       return parseReference(`${to}/${name}`)
     }
 
@@ -106,7 +107,7 @@ export class Registries {
     return source
   }
 
-  private recipeEntry(host: string): {name: string; spec: RecipeRegistry} | undefined {
+  private recipeEntry(host: string): undefined | {name: string; spec: RecipeRegistry} {
     if (this.has(host)) return {name: host, spec: this.specs[host]!}
     for (const [name, spec] of Object.entries(this.specs)) {
       if (hostOf(spec.url).host === host) return {name, spec}

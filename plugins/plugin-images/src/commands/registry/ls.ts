@@ -13,7 +13,10 @@ export interface RegistryListing {
 
 export default class RegistryLs extends BaseCommand<typeof RegistryLs> {
   static override args = {
-    registry: Args.string({description: 'A registry of the recipe (--recipe) or a registry host, e.g. localhost:5000.', required: true}),
+    registry: Args.string({
+      description: 'A registry of the recipe (--recipe) or a registry host, e.g. localhost:5000.',
+      required: true,
+    }),
     repository: Args.string({description: 'A repository: list its tags instead.'}),
   }
   static override description = `List the repositories of a registry (every page of /v2/_catalog), or the tags of one repository: for private registries that have no web page. Credentials come from the recipe's variables or from \`docker login\`.`

@@ -8,9 +8,12 @@ export default class ImageManifestAnnotate extends BaseCommand<typeof ImageManif
     list: Args.string({description: 'The list made by `image manifest create`.', required: true}),
     image: Args.string({description: 'One of its images.', required: true}),
   }
-  static override description = 'Set the platform an image of a multi-platform list is for, before `image manifest push`.'
+  static override description =
+    'Set the platform an image of a multi-platform list is for, before `image manifest push`.'
   static override enableJsonFlag = true
-  static override examples = ['<%= config.bin %> <%= command.id %> localhost:5000/app:1 localhost:5000/app:1-arm64 --arch arm64 --variant v8']
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> localhost:5000/app:1 localhost:5000/app:1-arm64 --arch arm64 --variant v8',
+  ]
   static override flags = {
     arch: Flags.string({description: 'Architecture, e.g. arm64.'}),
     os: Flags.string({description: 'Operating system, e.g. linux.'}),

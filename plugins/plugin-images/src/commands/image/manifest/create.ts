@@ -26,7 +26,9 @@ export default class ImageManifestCreate extends BaseCommand<typeof ImageManifes
     const draft = await createList(registries, list!, images, this.signal)
     for (const entry of draft.manifests) {
       const {platform} = entry.descriptor
-      this.log(`${entry.image}: ${[platform.os, platform.architecture, platform.variant].filter(Boolean).join('/')} ${entry.descriptor.digest}`)
+      this.log(
+        `${entry.image}: ${[platform.os, platform.architecture, platform.variant].filter(Boolean).join('/')} ${entry.descriptor.digest}`,
+      )
     }
 
     return draft
