@@ -26,7 +26,7 @@ function field(header: Buffer, start: number, length: number): string {
 
 function octal(header: Buffer, start: number, length: number): number {
   // base-256 (GNU) for large values: the high bit of the first byte is set
-  if ((header[start]! & 0x80) !== 0) {
+  if (header[start]! >= 0x80) {
     let value = 0
     for (let i = start + 1; i < start + length; i++) value = value * 256 + header[i]!
     return value

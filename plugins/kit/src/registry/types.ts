@@ -9,6 +9,11 @@ export interface RegistryEndpoint {
   ca?: string
   /** how the user names the registry: the recipe's name for it, else its host */
   name: string
+  /**
+   * try HTTPS, and fall back to plain HTTP when the server does not speak TLS (insecure registries given
+   * without a scheme, and loopback hosts); the client remembers which worked
+   */
+  httpFallback?: boolean
   /** host[:port] as image references spell it, e.g. `localhost:5000`, `registry.example.com` (docker.io for Docker Hub) */
   host: string
   /**
@@ -87,6 +92,8 @@ export interface RegistryClient {
     body: (offset: number) => Readable,
     options?: BlobUploadOptions,
   ): Promise<void>
+  /** closes idle connections (the client is unusable afterwards) */
+  close?(): Promise<void>
   /** `GET /v2/_catalog`, every page */
   catalog(signal?: AbortSignal): AsyncIterable<string>
   /** `GET /v2/<repo>/tags/list`, every page */
