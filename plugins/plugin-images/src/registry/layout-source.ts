@@ -135,7 +135,9 @@ async function openArchive(location: LayoutLocation): Promise<ImageLayout> {
     const image: ArchiveImage = choose(
       archive.images,
       location.ref,
-      (item) => item.repoTags.includes(location.ref!) || item.repoTags.map((tag) => fullName(tag)).includes(fullName(location.ref!)),
+      (item) =>
+        item.repoTags.includes(location.ref!) ||
+        item.repoTags.map((tag) => fullName(tag)).includes(fullName(location.ref!)),
       `${location.kind}:${location.path}`,
     )
     const small = new Map<string, Buffer>([[image.configDigest, image.config]])

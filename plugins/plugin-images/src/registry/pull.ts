@@ -79,7 +79,9 @@ export async function pullToLayout(
     if (await exists(file)) return
     const temporary = `${file}.${process.pid}.tmp`
     try {
-      await (bytes ? writeFile(temporary, bytes) : pipeline(await client.getBlob(repository, digest, signal), createWriteStream(temporary), {signal}));
+      await (bytes
+        ? writeFile(temporary, bytes)
+        : pipeline(await client.getBlob(repository, digest, signal), createWriteStream(temporary), {signal}))
       await rename(temporary, file)
     } catch (error) {
       await rm(temporary, {force: true})

@@ -26,13 +26,19 @@ function hostOf(url: string): {host: string; prefix: string} {
   return slash === -1 ? {host: bare, prefix: ''} : {host: bare.slice(0, slash), prefix: bare.slice(slash + 1)}
 }
 
-export class Registries {
+export class Registries implements AsyncDisposable {
   private readonly clients = new Map<string, RegistryClient>()
 
   constructor(
     private readonly specs: Record<string, RecipeRegistry> = {},
     private readonly log?: Logger,
   ) {}
+
+  /** Closes every client's connections. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await Promise.all([...this.clients.values()].map((client) => client.close?.()))
+    this.clients.clear()
+  }
 
   /** The client of a registry named by the recipe, or by its host. */
   client(host: string): RegistryClient {

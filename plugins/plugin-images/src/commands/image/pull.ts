@@ -53,7 +53,7 @@ Credentials come from the recipe's variables or from \`docker login\` (config.js
     const started = performance.now()
     const reference = parseReference(this.args.image)
     const services = await coreServices(this.config)
-    const registries = new Registries(await services.recipeRegistries(this.flags.recipe), this.logger())
+    await using registries = new Registries(await services.recipeRegistries(this.flags.recipe), this.logger())
     const client = registries.client(reference.domain)
     const image = formatReference(reference)
     let result: PullResult

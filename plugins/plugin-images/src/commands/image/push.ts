@@ -37,7 +37,7 @@ Straight pushes keep the manifest and blob digests of the input exactly (nothing
   async run(): Promise<PushResult[]> {
     const {argv} = await this.parse(ImagePush)
     const services = await coreServices(this.config)
-    const registries = new Registries(await services.recipeRegistries(this.flags.recipe), this.logger())
+    await using registries = new Registries(await services.recipeRegistries(this.flags.recipe), this.logger())
     const needsEngine = (argv as string[]).some((source) => !/^(oci|oci-archive|docker-archive):/.test(source))
     await using hosts = needsEngine ? await openHosts(this.config, this.flags, [this.flags.host]) : undefined
     const results: PushResult[] = []

@@ -31,7 +31,7 @@ export default class RegistryLs extends BaseCommand<typeof RegistryLs> {
 
   async run(): Promise<RegistryListing> {
     const services = await coreServices(this.config)
-    const registries = new Registries(await services.recipeRegistries(this.flags.recipe), this.logger())
+    await using registries = new Registries(await services.recipeRegistries(this.flags.recipe), this.logger())
     const {registry, repository} = this.args
     const host = registries.has(registry) ? registries.location(registry).host : registry
     const client = registries.client(host)

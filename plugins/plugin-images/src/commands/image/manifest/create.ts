@@ -22,7 +22,7 @@ export default class ImageManifestCreate extends BaseCommand<typeof ImageManifes
     const {argv} = await this.parse(ImageManifestCreate)
     const [list, ...images] = argv as string[]
     const services = await coreServices(this.config)
-    const registries = new Registries(await services.recipeRegistries(this.flags.recipe), this.logger())
+    await using registries = new Registries(await services.recipeRegistries(this.flags.recipe), this.logger())
     const draft = await createList(registries, list!, images, this.signal)
     for (const entry of draft.manifests) {
       const {platform} = entry.descriptor

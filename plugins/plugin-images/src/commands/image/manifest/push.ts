@@ -16,7 +16,7 @@ export default class ImageManifestPush extends BaseCommand<typeof ImageManifestP
 
   async run(): Promise<{digest: string; list: string; manifests: number}> {
     const services = await coreServices(this.config)
-    const registries = new Registries(await services.recipeRegistries(this.flags.recipe), this.logger())
+    await using registries = new Registries(await services.recipeRegistries(this.flags.recipe), this.logger())
     const result = await pushList(registries, this.args.list, this.signal)
     this.log(`${result.list}: ${result.digest} (${result.manifests} platforms)`)
     return result
