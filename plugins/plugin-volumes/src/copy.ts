@@ -1,0 +1,251 @@
+/**
+ * A volume from one host to another: the source's GNU tar streams the data through transship (which builds
+ * the content manifest on the way) into the destination's GNU tar; then the destination is read back and
+ * its manifest compared with the source's, file by file. The destination is created like the source
+ * (driver, options, labels); until the comparison passes it holds a `.transship-incomplete` marker, so a
+ * failed copy never looks finished. The source is only read.
+ */
+import type {EngineClient, Hosts, Logger, RemoteShell} from '@transship/kit'
+
+import {byteCounter, ExitCode, hostShell, shellQuote, TransshipError, UsageError} from '@transship/kit'
+import {pipeline} from 'node:stream/promises'
+
+import {compareManifests, formatDifferences} from './manifest/compare.js'
+import {manifestOfTar, manifestTap} from './manifest/tar-manifest.js'
+import {finishInterrupted, withStopped} from './quiesce.js'
+import {createVolumeLike, inspectVolume, requireVolume, type VolumeInfo, volumeUsers} from './volume-store.js'
+import {createCommand, extractCommand, requireGnuTar, TAR_FILE_CHANGED} from './volume-tar.js'
+
+export const INCOMPLETE_MARKER = '.transship-incomplete'
+
+export type CopyMode = 'create' | 'replace' | 'sync'
+
+export interface VolumeCopyRequest {
+  /** the destination volume's name (default: the same) */
+  as?: string
+  from: string
+  /** seconds containers get to stop (quiesce: stop) */
+  grace?: number
+  mode?: CopyMode
+  name: string
+  /** stop the containers that use the volume for the copy, and start them again after */
+  quiesce?: 'none' | 'stop'
+  /** refuse (instead of warning) to copy a volume that running containers use without quiesce */
+  strict?: boolean
+  to: string
+}
+
+export interface VolumeCopyReport {
+  /** bytes of the tar stream sent */
+  bytes: number
+  destination: string
+  files: number
+  seconds: number
+  source: string
+  /** containers stopped and started again */
+  stopped: string[]
+  verified: boolean
+}
+
+export interface CopyContext {
+  hosts: Hosts
+  log: Logger
+  signal: AbortSignal
+}
+
+async function isEmpty(shell: RemoteShell, mountpoint: string, signal: AbortSignal): Promise<boolean> {
+  const {stdout} = await shell.run(
+    `find ${shellQuote(mountpoint)} -mindepth 1 -maxdepth 1 ! -name ${shellQuote(INCOMPLETE_MARKER)} -print -quit`,
+    {signal},
+  )
+  return stdout.trim() === ''
+}
+
+async function mustRun(shell: RemoteShell, host: string, command: string, signal: AbortSignal): Promise<void> {
+  const result = await shell.run(command, {signal})
+  if (result.code !== 0) {
+    throw new TransshipError(
+      'VOLUME_COMMAND_FAILED',
+      ExitCode.Failed,
+      `${host}: ${command} failed: ${result.stderr.trim()}`,
+    )
+  }
+}
+
+/** Prepares the destination volume for the mode; resolves to it. */
+async function prepareDestination(
+  engine: EngineClient,
+  shell: RemoteShell,
+  request: VolumeCopyRequest,
+  source: VolumeInfo,
+  signal: AbortSignal,
+): Promise<VolumeInfo> {
+  const name = request.as ?? request.name
+  const mode = request.mode ?? 'create'
+  let destination = await inspectVolume(engine, name, signal)
+  if (destination && !(await isEmpty(shell, destination.Mountpoint, signal))) {
+    if (mode === 'create') {
+      throw new UsageError(`${name} on ${request.to} is not empty: nothing was copied`, {
+        code: 'VOLUME_NOT_EMPTY',
+        suggestions: ['say `mode: replace` (--mode replace) to overwrite it, or `mode: sync` to make it equal'],
+      })
+    }
+
+    if (mode === 'sync') {
+      throw new UsageError('mode sync is not available yet: use replace', {code: 'VOLUME_MODE_UNSUPPORTED'})
+    }
+  }
+
+  destination ??= await createVolumeLike(engine, name, source, signal)
+  const mountpoint = shellQuote(destination.Mountpoint)
+  await mustRun(shell, request.to, `touch ${mountpoint}/${INCOMPLETE_MARKER}`, signal)
+  if (mode === 'replace') {
+    await mustRun(
+      shell,
+      request.to,
+      `find ${mountpoint} -mindepth 1 -maxdepth 1 ! -name ${shellQuote(INCOMPLETE_MARKER)} -exec rm -rf -- {} +`,
+      signal,
+    )
+  }
+
+  return destination
+}
+
+/** Streams the source volume into the destination; resolves to the source's manifest and the bytes sent. */
+async function transfer(
+  source: {host: string; mountpoint: string; shell: RemoteShell},
+  destination: {host: string; mountpoint: string; shell: RemoteShell},
+  log: Logger,
+  signal: AbortSignal,
+) {
+  const reader = source.shell.exec(createCommand(source.mountpoint), {signal})
+  const writer = destination.shell.exec(extractCommand(destination.mountpoint), {signal})
+  reader.stdin.end()
+  const tap = manifestTap()
+  let bytes = 0
+  await pipeline(
+    reader.stdout,
+    tap.stream,
+    byteCounter((n) => {
+      bytes += n
+    }),
+    writer.stdin,
+    {signal},
+  )
+  const [read, wrote] = await Promise.all([reader.exit, writer.exit])
+  if (read.code === TAR_FILE_CHANGED) {
+    log.warn(`${source.host}: files changed while they were read (${read.stderr.trim()}); the comparison will tell`)
+  } else if (read.code !== 0) {
+    throw new TransshipError(
+      'VOLUME_READ_FAILED',
+      ExitCode.Failed,
+      `${source.host}: tar failed reading the volume: ${read.stderr.trim()}`,
+    )
+  }
+
+  if (wrote.code !== 0) {
+    throw new TransshipError(
+      'VOLUME_WRITE_FAILED',
+      ExitCode.Failed,
+      `${destination.host}: tar failed writing the volume: ${wrote.stderr.trim()}`,
+    )
+  }
+
+  return {bytes, manifest: await tap.manifest}
+}
+
+/** The manifest of a volume as its host's tar reads it now. */
+export async function readVolumeManifest(shell: RemoteShell, host: string, mountpoint: string, signal: AbortSignal) {
+  const reader = shell.exec(createCommand(mountpoint), {signal})
+  reader.stdin.end()
+  const [manifest, exit] = await Promise.all([manifestOfTar(reader.stdout, {signal}), reader.exit])
+  if (exit.code !== 0 && exit.code !== TAR_FILE_CHANGED) {
+    throw new TransshipError(
+      'VOLUME_READ_FAILED',
+      ExitCode.Failed,
+      `${host}: tar failed reading the volume: ${exit.stderr.trim()}`,
+    )
+  }
+
+  return manifest
+}
+
+export async function copyVolume(request: VolumeCopyRequest, context: CopyContext): Promise<VolumeCopyReport> {
+  const {hosts, log, signal} = context
+  const started = performance.now()
+  const [sourceEngine, destinationEngine] = await Promise.all([
+    hosts.engine(request.from, signal),
+    hosts.engine(request.to, signal),
+  ])
+  const [sourceShell, destinationShell] = await Promise.all([
+    hostShell(hosts, request.from, signal),
+    hostShell(hosts, request.to, signal),
+  ])
+  await finishInterrupted(sourceEngine, request.from, request.name, log)
+  const source = await requireVolume(sourceEngine, request.name, signal)
+  await requireGnuTar(sourceShell, request.from, signal)
+  await requireGnuTar(destinationShell, request.to, signal)
+  const users = await volumeUsers(sourceEngine, request.name, signal)
+  const running = users.filter((user) => user.State === 'running')
+  if (running.length > 0 && request.quiesce !== 'stop') {
+    const names = running.map((user) => user.Names[0]?.replace(/^\//, '') ?? user.Id).join(', ')
+    if (request.strict) {
+      throw new UsageError(`${request.name} is in use by ${names} on ${request.from}`, {
+        code: 'VOLUME_IN_USE',
+        suggestions: ['say `quiesce: stop` (--quiesce stop) to stop them for the copy and start them again after'],
+      })
+    }
+
+    log.warn(
+      `${request.name} is in use by ${names} on ${request.from}: the copy may catch files mid-write (quiesce: stop avoids it)`,
+    )
+  }
+
+  const destination = await prepareDestination(destinationEngine, destinationShell, request, source, signal)
+  const destinationName = request.as ?? request.name
+  const stopped = request.quiesce === 'stop' ? running.map((user) => user.Names[0]?.replace(/^\//, '') ?? user.Id) : []
+  const sent = await withStopped(
+    sourceEngine,
+    request.from,
+    request.name,
+    request.quiesce === 'stop' ? users : [],
+    {grace: request.grace, log},
+    () =>
+      transfer(
+        {host: request.from, mountpoint: source.Mountpoint, shell: sourceShell},
+        {host: request.to, mountpoint: destination.Mountpoint, shell: destinationShell},
+        log,
+        signal,
+      ),
+  )
+
+  const landed = await readVolumeManifest(destinationShell, request.to, destination.Mountpoint, signal)
+  const comparison = compareManifests(sent.manifest, landed, {ignore: (path) => path === INCOMPLETE_MARKER})
+  if (!comparison.equal) {
+    throw new TransshipError(
+      'VOLUME_VERIFY_FAILED',
+      ExitCode.Verify,
+      `${destinationName} on ${request.to} differs from ${request.name} on ${request.from}:\n${formatDifferences(comparison).join('\n')}`,
+      {details: {differences: comparison.differences}},
+    )
+  }
+
+  // removing the marker touches the volume's root: give it back the source's time
+  const root = sent.manifest.entries.find((entry) => entry.path === '.')
+  const mountpoint = shellQuote(destination.Mountpoint)
+  await mustRun(
+    destinationShell,
+    request.to,
+    `rm -f ${mountpoint}/${INCOMPLETE_MARKER}${root ? ` && touch -m -d @${root.mtime} ${mountpoint}` : ''}`,
+    signal,
+  )
+  return {
+    bytes: sent.bytes,
+    destination: `${request.to}:${destinationName}`,
+    files: sent.manifest.entries.length,
+    seconds: (performance.now() - started) / 1000,
+    source: `${request.from}:${request.name}`,
+    stopped,
+    verified: true,
+  }
+}

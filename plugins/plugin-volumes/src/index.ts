@@ -1,0 +1,1 @@
+export {volumesSection} from './section.js'
