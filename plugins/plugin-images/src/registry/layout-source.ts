@@ -81,6 +81,23 @@ function choose<T>(items: T[], ref: string | undefined, matches: (item: T) => bo
   )
 }
 
+/** The image an OCI index.json names (by ref name or full name), and its name. */
+function chooseInIndex(
+  index: {manifests?: Descriptor[]},
+  ref: string | undefined,
+  description: string,
+): {root: Descriptor; tags: string[]} {
+  const root = choose(
+    index.manifests ?? [],
+    ref,
+    (descriptor) =>
+      descriptor.annotations?.['org.opencontainers.image.ref.name'] === ref ||
+      descriptor.annotations?.['io.containerd.image.name'] === fullName(ref!),
+    description,
+  )
+  return {root, tags: [root.annotations?.['io.containerd.image.name'] ?? ''].filter(Boolean)}
+}
+
 async function openOciDirectory(dir: string, ref: string | undefined): Promise<ImageLayout> {
   let index: {manifests?: Descriptor[]}
   try {
@@ -91,15 +108,7 @@ async function openOciDirectory(dir: string, ref: string | undefined): Promise<I
     throw new ArchiveError('ARCHIVE_CORRUPT', `${dir}/index.json is not valid JSON`, {cause: error})
   }
 
-  const root = choose(
-    index.manifests ?? [],
-    ref,
-    (descriptor) =>
-      descriptor.annotations?.['org.opencontainers.image.ref.name'] === ref ||
-      descriptor.annotations?.['io.containerd.image.name'] === fullName(ref!),
-    `oci:${dir}`,
-  )
-  const tags = [root.annotations?.['io.containerd.image.name'] ?? ''].filter(Boolean)
+  const {root, tags} = chooseInIndex(index, ref, `oci:${dir}`)
   return {
     async [Symbol.asyncDispose]() {},
     description: `oci:${dir}`,
@@ -131,6 +140,17 @@ async function openArchive(location: LayoutLocation): Promise<ImageLayout> {
   const {file, remove} = await plainTar(location.path)
   try {
     const entries = await indexTarFile(file)
+    const description = `${location.kind}:${location.path}`
+    // an OCI layout (or Docker 25+'s docker+oci) names its manifests: no need to read the layers first
+    const indexEntry = entries.get('index.json')
+    if (indexEntry) {
+      const index = JSON.parse((await readEntry(file, indexEntry)).toString('utf8')) as {manifests?: Descriptor[]}
+      const {root, tags} = chooseInIndex(index, location.ref, description)
+      return tarLayout({description, entries, file, remove, root, small: new Map(), tags})
+    }
+
+    const fast = await dockerArchiveLayout(file, entries, location, description)
+    if (fast) return tarLayout({...fast, description, entries, file, remove})
     const archive = await indexArchive(createReadStream(file), {source: location.path})
     const image: ArchiveImage = choose(
       archive.images,
@@ -211,6 +231,119 @@ async function openArchive(location: LayoutLocation): Promise<ImageLayout> {
   } catch (error) {
     await remove()
     throw error
+  }
+}
+
+interface TarLayoutParts {
+  description: string
+  entries: Map<string, TarIndexEntry>
+  file: string
+  /** blobs located by digest other than at blobs/sha256/<hex> (docker-archive layers) */
+  located?: Map<string, TarIndexEntry>
+  remove: () => Promise<void>
+  root: Descriptor
+  /** blobs kept in memory (a config, a manifest written for a docker-archive) */
+  small: Map<string, Buffer>
+  tags: string[]
+}
+
+function entryOfDigest(parts: TarLayoutParts, digest: string): TarIndexEntry | undefined {
+  return parts.located?.get(digest) ?? resolveLink(parts.entries, `blobs/sha256/${digest.slice('sha256:'.length)}`)
+}
+
+/** A tar entry, following hard and symbolic links (20.10 writes a shared layer once and links to it). */
+function resolveLink(entries: Map<string, TarIndexEntry>, name: string): TarIndexEntry | undefined {
+  let entry = entries.get(name)
+  let current = name
+  for (let hops = 0; entry && (entry.type === '1' || entry.type === '2') && hops < 8; hops++) {
+    current =
+      entry.type === '1'
+        ? entry.linkname!
+        : path.posix.normalize(path.posix.join(path.posix.dirname(current), entry.linkname!))
+    entry = entries.get(current)
+  }
+
+  return entry
+}
+
+function tarLayout(parts: TarLayoutParts): ImageLayout {
+  return {
+    async [Symbol.asyncDispose]() {
+      await parts.remove()
+    },
+    description: parts.description,
+    open(digest, offset = 0) {
+      const bytes = parts.small.get(digest)
+      if (bytes) return Readable.from([bytes.subarray(offset)])
+      const entry = entryOfDigest(parts, digest)
+      if (!entry) throw new ArchiveError('ARCHIVE_CORRUPT', `${parts.description} holds no blob ${digest}`)
+      if (entry.size <= offset) return Readable.from([])
+      return createReadStream(parts.file, {end: entry.offset + entry.size - 1, start: entry.offset + offset})
+    },
+    async read(digest) {
+      const bytes = parts.small.get(digest)
+      if (bytes) return bytes
+      const entry = entryOfDigest(parts, digest)
+      if (!entry) throw new ArchiveError('ARCHIVE_CORRUPT', `${parts.description} holds no blob ${digest}`)
+      return readEntry(parts.file, entry)
+    },
+    root: parts.root,
+    tags: parts.tags,
+  }
+}
+
+/**
+ * A docker-archive read from its manifest.json and config alone: layers are named by their diffIDs (they are
+ * plain tars), so nothing is hashed here (the registry checks every upload against its digest). Undefined
+ * when a layer turns out compressed: the caller then reads the archive whole.
+ */
+async function dockerArchiveLayout(
+  file: string,
+  entries: Map<string, TarIndexEntry>,
+  location: LayoutLocation,
+  description: string,
+): Promise<Omit<TarLayoutParts, 'description' | 'entries' | 'file' | 'remove'> | undefined> {
+  const manifestEntry = entries.get('manifest.json')
+  if (!manifestEntry) return undefined
+  const manifests = JSON.parse((await readEntry(file, manifestEntry)).toString('utf8')) as Array<{
+    Config: string
+    Layers: string[]
+    RepoTags?: null | string[]
+  }>
+  const chosen = choose(
+    manifests,
+    location.ref,
+    (item) => (item.RepoTags ?? []).some((tag) => tag === location.ref || fullName(tag) === fullName(location.ref!)),
+    description,
+  )
+  const configEntry = resolveLink(entries, chosen.Config)
+  if (!configEntry) return undefined
+  const config = await readEntry(file, configEntry)
+  const diffIDs = (JSON.parse(config.toString('utf8')) as {rootfs?: {diff_ids?: string[]}}).rootfs?.diff_ids ?? []
+  if (diffIDs.length !== chosen.Layers.length) return undefined
+  const located = new Map<string, TarIndexEntry>()
+  const layers = []
+  for (const [index, layerPath] of chosen.Layers.entries()) {
+    const entry = resolveLink(entries, layerPath)
+    if (!entry) return undefined
+    const head = await readEntry(file, {...entry, size: Math.min(entry.size, 16)})
+    if (detectCompression(head) !== 'none') return undefined
+    const diffID = diffIDs[index]!
+    located.set(diffID, entry)
+    layers.push({diffID, digest: diffID, mediaType: 'application/vnd.docker.image.rootfs.diff.tar', size: entry.size})
+  }
+
+  const configDigest = sha256(config)
+  const manifest = ociManifest({config, configDigest, layers, tags: chosen.RepoTags ?? []})
+  const digest = sha256(manifest)
+  return {
+    located,
+    root: {digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: manifest.length},
+    small: new Map([
+      [configDigest, config],
+      [digest, manifest],
+    ]),
+    tags: chosen.RepoTags ?? [],
   }
 }
 
