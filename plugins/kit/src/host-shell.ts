@@ -10,29 +10,29 @@ import type {Hosts, RemoteProcess, RemoteShell} from './plugin-api.js'
 /** stderr kept for messages: the end of it */
 const STDERR_LIMIT = 64 * 1024
 
+function execLocal(command: string, options: {signal?: AbortSignal} = {}): RemoteProcess {
+  const child = spawn('/bin/sh', ['-c', command], {signal: options.signal, stdio: ['pipe', 'pipe', 'pipe']})
+  let stderr = ''
+  child.stderr.setEncoding('utf8')
+  child.stderr.on('data', (chunk: string) => {
+    stderr = (stderr + chunk).slice(-STDERR_LIMIT)
+  })
+  // an aborted or failed spawn surfaces through `exit`
+  child.on('error', () => {})
+  child.stdin.on('error', () => {})
+  const exit = new Promise<{code: null | number; signal?: string; stderr: string}>((resolve) => {
+    child.on('close', (code, signal) => resolve({code, signal: signal ?? undefined, stderr}))
+  })
+  return {exit, stdin: child.stdin, stdout: child.stdout}
+}
+
 /** This machine's shell, shaped like a RemoteShell. */
 export function localShell(engineSocket = '/var/run/docker.sock'): RemoteShell {
-  const exec = (command: string, options: {signal?: AbortSignal} = {}): RemoteProcess => {
-    const child = spawn('/bin/sh', ['-c', command], {signal: options.signal, stdio: ['pipe', 'pipe', 'pipe']})
-    let stderr = ''
-    child.stderr.setEncoding('utf8')
-    child.stderr.on('data', (chunk: string) => {
-      stderr = (stderr + chunk).slice(-STDERR_LIMIT)
-    })
-    // an aborted or failed spawn surfaces through `exit`
-    child.on('error', () => {})
-    child.stdin.on('error', () => {})
-    const exit = new Promise<{code: null | number; signal?: string; stderr: string}>((resolve) => {
-      child.on('close', (code, signal) => resolve({code, signal: signal ?? undefined, stderr}))
-    })
-    return {exit, stdin: child.stdin, stdout: child.stdout}
-  }
-
   return {
     engineSocket,
-    exec,
+    exec: execLocal,
     async run(command, options) {
-      const process = exec(command, options)
+      const process = execLocal(command, options)
       process.stdin.end()
       let stdout = ''
       process.stdout.setEncoding('utf8')

@@ -8,6 +8,7 @@
 import type {EngineClient, Hosts, Logger, RemoteShell} from '@transship/kit'
 
 import {byteCounter, ExitCode, hostShell, shellQuote, TransshipError, UsageError} from '@transship/kit'
+import path from 'node:path'
 import {pipeline} from 'node:stream/promises'
 
 import {compareManifests, formatDifferences} from './manifest/compare.js'
@@ -26,6 +27,7 @@ export interface VolumeCopyRequest {
   from: string
   /** seconds containers get to stop (quiesce: stop) */
   grace?: number
+  /** create (default): destination absent or empty; replace: overwrite it; sync: send only what differs */
   mode?: CopyMode
   name: string
   /** stop the containers that use the volume for the copy, and start them again after */
@@ -83,18 +85,12 @@ async function prepareDestination(
   const name = request.as ?? request.name
   const mode = request.mode ?? 'create'
   let destination = await inspectVolume(engine, name, signal)
-  if (destination && !(await isEmpty(shell, destination.Mountpoint, signal))) {
-    if (mode === 'create') {
+  if (destination && !(await isEmpty(shell, destination.Mountpoint, signal)) && mode === 'create') {
       throw new UsageError(`${name} on ${request.to} is not empty: nothing was copied`, {
         code: 'VOLUME_NOT_EMPTY',
         suggestions: ['say `mode: replace` (--mode replace) to overwrite it, or `mode: sync` to make it equal'],
       })
     }
-
-    if (mode === 'sync') {
-      throw new UsageError('mode sync is not available yet: use replace', {code: 'VOLUME_MODE_UNSUPPORTED'})
-    }
-  }
 
   destination ??= await createVolumeLike(engine, name, source, signal)
   const mountpoint = shellQuote(destination.Mountpoint)
@@ -154,6 +150,112 @@ async function transfer(
   return {bytes, manifest: await tap.manifest}
 }
 
+/** A manifest path as the bytes tar knows it by (`\\xNN` escapes back to bytes). */
+function rawPath(manifestPath: string): Buffer {
+  const parts: Buffer[] = []
+  let text = ''
+  for (let i = 0; i < manifestPath.length; i++) {
+    const escape = /^\\x([\dA-F]{2})/.exec(manifestPath.slice(i))
+    if (escape) {
+      parts.push(Buffer.from(text), Buffer.from([Number.parseInt(escape[1]!, 16)]))
+      text = ''
+      i += 3
+    } else {
+      text += manifestPath[i]
+    }
+  }
+
+  parts.push(Buffer.from(text))
+  return Buffer.concat(parts)
+}
+
+function nulList(paths: string[]): Buffer {
+  return Buffer.concat(paths.flatMap((item) => [Buffer.from('./'), rawPath(item), Buffer.from([0])]))
+}
+
+/**
+ * mode sync: the destination made equal to the source by sending only what differs. Both volumes are read
+ * for their manifests; paths only in the destination are removed; changed and new paths (with their
+ * directories, whose times the changes disturb) are sent as one tar of just those entries.
+ */
+async function syncTransfer(
+  source: {host: string; mountpoint: string; shell: RemoteShell},
+  destination: {host: string; mountpoint: string; shell: RemoteShell},
+  log: Logger,
+  signal: AbortSignal,
+) {
+  const [wanted, present] = await Promise.all([
+    readVolumeManifest(source.shell, source.host, source.mountpoint, signal),
+    readVolumeManifest(destination.shell, destination.host, destination.mountpoint, signal),
+  ])
+  const comparison = compareManifests(wanted, present, {
+    ignore: (item) => item === INCOMPLETE_MARKER,
+    limit: Number.MAX_SAFE_INTEGER,
+  })
+  const removed = comparison.differences.filter((item) => item.kind === 'only-in-destination').map((item) => item.path)
+  const touched = new Set(
+    comparison.differences.filter((item) => item.kind !== 'only-in-destination').map((item) => item.path),
+  )
+  // a hard link group goes whole; the directories holding any change get their times back
+  for (const entry of wanted.entries) {
+    if (entry.hardlinkOf && (touched.has(entry.path) || touched.has(entry.hardlinkOf))) {
+      touched.add(entry.path)
+      touched.add(entry.hardlinkOf)
+    }
+  }
+
+  for (const changed of [...touched, ...removed]) {
+    for (let parent = path.posix.dirname(changed); ; parent = path.posix.dirname(parent)) {
+      touched.add(parent === '' ? '.' : parent)
+      if (parent === '.' || parent === '/' || parent === '') break
+    }
+  }
+
+  if (removed.length > 0) {
+    const remover = destination.shell.exec(`cd ${shellQuote(destination.mountpoint)} && xargs -0 rm -rf --`, {signal})
+    remover.stdout.resume()
+    const deepestFirst = [...removed].sort((a, b) => b.split('/').length - a.split('/').length)
+    remover.stdin.end(nulList(deepestFirst))
+    const exit = await remover.exit
+    if (exit.code !== 0)
+      throw new TransshipError('VOLUME_WRITE_FAILED', ExitCode.Failed, `${destination.host}: ${exit.stderr.trim()}`)
+  }
+
+  // in the source's order, so a hard link's target comes before it and directories before their files
+  const order = wanted.entries.map((entry) => entry.path).filter((item) => touched.has(item))
+  log.info(`sync: ${order.length} entries to send, ${removed.length} to remove, of ${wanted.entries.length}`)
+  const reader = source.shell.exec(createCommand(source.mountpoint, {files: 'stdin'}), {signal})
+  reader.stdin.end(nulList(order))
+  const writer = destination.shell.exec(extractCommand(destination.mountpoint), {signal})
+  let bytes = 0
+  await pipeline(
+    reader.stdout,
+    byteCounter((n) => {
+      bytes += n
+    }),
+    writer.stdin,
+    {signal},
+  )
+  const [read, wrote] = await Promise.all([reader.exit, writer.exit])
+  if (read.code !== 0 && read.code !== TAR_FILE_CHANGED) {
+    throw new TransshipError(
+      'VOLUME_READ_FAILED',
+      ExitCode.Failed,
+      `${source.host}: tar failed reading the volume: ${read.stderr.trim()}`,
+    )
+  }
+
+  if (wrote.code !== 0) {
+    throw new TransshipError(
+      'VOLUME_WRITE_FAILED',
+      ExitCode.Failed,
+      `${destination.host}: tar failed writing the volume: ${wrote.stderr.trim()}`,
+    )
+  }
+
+  return {bytes, manifest: wanted}
+}
+
 /** The manifest of a volume as its host's tar reads it now. */
 export async function readVolumeManifest(shell: RemoteShell, host: string, mountpoint: string, signal: AbortSignal) {
   const reader = shell.exec(createCommand(mountpoint), {signal})
@@ -211,7 +313,7 @@ export async function copyVolume(request: VolumeCopyRequest, context: CopyContex
     request.quiesce === 'stop' ? users : [],
     {grace: request.grace, log},
     () =>
-      transfer(
+      (request.mode === 'sync' ? syncTransfer : transfer)(
         {host: request.from, mountpoint: source.Mountpoint, shell: sourceShell},
         {host: request.to, mountpoint: destination.Mountpoint, shell: destinationShell},
         log,

@@ -4,7 +4,13 @@ import {
   COMPRESSION_MAGIC_LENGTH,
   decompressed,
   detectCompression,
+  parsePaxRecords,
+  parseTarNumber,
+  parseTarOctal,
   requireCompressor,
+  TAR_BLOCK,
+  tarFieldEnd,
+  tarPadding,
   TransshipError,
   UsageError,
 } from '@transship/kit'
@@ -515,7 +521,6 @@ function iterationError(error: unknown, label: string, signal: AbortSignal | und
   )
 }
 
-const BLOCK = 512
 /** tar-stream's limit on a pax or GNU long-name header */
 const MAX_META_SIZE = 4 * 1024 * 1024
 const META_TYPEFLAGS = new Set([...'xgLKN'].map((flag) => flag.codePointAt(0)!))
@@ -541,7 +546,7 @@ class TarFramer extends Transform {
   private localPax: Map<string, Buffer> | undefined
   private longName: string | undefined
   private metaType = 0
-  private need = BLOCK
+  private need = TAR_BLOCK
   private state: 'data' | 'header' | 'meta' | 'padding' = 'header'
 
   constructor(private readonly label: string) {
@@ -550,14 +555,14 @@ class TarFramer extends Transform {
 
   override _flush(callback: TransformCallback): void {
     const after = this.current ? `after entry ${JSON.stringify(this.current.name)}` : 'before its first entry'
-    if (this.blocks === 0 && this.state === 'header' && this.need === BLOCK) {
+    if (this.blocks === 0 && this.state === 'header' && this.need === TAR_BLOCK) {
       callback(truncated(this.label, 'it is empty'))
     } else if (this.state === 'data' && this.current) {
       const {name, read, size} = this.current
       callback(
         truncated(this.label, `it ends in the middle of entry ${JSON.stringify(name)} (${read} of ${size} bytes)`),
       )
-    } else if (this.state !== 'header' || this.need !== BLOCK) {
+    } else if (this.state !== 'header' || this.need !== TAR_BLOCK) {
       callback(truncated(this.label, `it ends in the middle of a tar header, ${after}`))
     } else if (this.lastWasZero) {
       callback()
@@ -590,7 +595,7 @@ class TarFramer extends Transform {
     this.collected = []
     switch (this.state) {
       case 'data': {
-        this.expect('padding', padding(this.current?.size ?? 0))
+        this.expect('padding', tarPadding(this.current?.size ?? 0))
         break
       }
 
@@ -602,12 +607,12 @@ class TarFramer extends Transform {
 
       case 'meta': {
         this.meta(bytes)
-        this.expect('padding', padding(bytes.length))
+        this.expect('padding', tarPadding(bytes.length))
         break
       }
 
       case 'padding': {
-        this.expect('header', BLOCK)
+        this.expect('header', TAR_BLOCK)
         break
       }
     }
@@ -617,7 +622,7 @@ class TarFramer extends Transform {
   private expect(state: TarFramer['state'], need: number): void {
     if (need === 0 && state !== 'meta') {
       this.state = 'header'
-      this.need = BLOCK
+      this.need = TAR_BLOCK
     } else if (need === 0) {
       this.state = 'meta'
       this.need = 0
@@ -630,17 +635,17 @@ class TarFramer extends Transform {
 
   private header(block: Buffer): void {
     let sum = 0
-    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0 : block[i]!
+    for (let i = 0; i < TAR_BLOCK; i++) sum += i >= 148 && i < 156 ? 0 : block[i]!
     if (sum === 0) {
       // an end-of-archive block (tar-stream reads on after it, and so does this)
       this.lastWasZero = true
-      this.expect('header', BLOCK)
+      this.expect('header', TAR_BLOCK)
       return
     }
 
     this.lastWasZero = false
     const after = this.current ? `after entry ${JSON.stringify(this.current.name)}` : 'at its start'
-    const stored = parseOctal(block, 148, 8)
+    const stored = parseTarOctal(block, 148, 8)
     if (stored !== sum + 8 * 0x20) {
       throw corrupt(
         this.label,
@@ -651,7 +656,7 @@ class TarFramer extends Transform {
     }
 
     const typeflag = block[156]!
-    const size = parseNumber(block, 124, 12)
+    const size = parseTarNumber(block, 124, 12)
     if (META_TYPEFLAGS.has(typeflag)) {
       if (!(size >= 0 && size <= MAX_META_SIZE)) throw corrupt(this.label, `the tar header ${after} is not valid`)
       this.metaType = typeflag
@@ -665,9 +670,9 @@ class TarFramer extends Transform {
   /** The header of an entry tar-stream emits (not a pax or long-name header). */
   private entryHeader(block: Buffer, typeflag: number, headerSize: number): void {
     let size = headerSize
-    let name = block.toString('utf8', 0, nulAt(block, 0, 100))
+    let name = block.toString('utf8', 0, tarFieldEnd(block, 0, 100))
     if (block.toString('latin1', 257, 263) === 'ustar\0' && block[345]) {
-      name = `${block.toString('utf8', 345, nulAt(block, 345, 155))}/${name}`
+      name = `${block.toString('utf8', 345, tarFieldEnd(block, 345, 155))}/${name}`
     }
 
     const pax = this.localPax && this.globalPax ? new Map([...this.globalPax, ...this.localPax]) : this.localPax
@@ -692,84 +697,32 @@ class TarFramer extends Transform {
     this.expect('data', size)
   }
 
+  private pax(payload: Buffer): Map<string, Buffer> {
+    const records = parsePaxRecords(payload)
+    if (!records) throw corrupt(this.label, 'a pax extended header is malformed')
+    return records
+  }
+
   private meta(payload: Buffer): void {
     // (a GNU long link name, 'K', is left to tar-stream)
     const type = String.fromCodePoint(this.metaType)
     switch (type) {
       case 'g': {
-        this.globalPax = parsePax(payload, this.label)
+        this.globalPax = this.pax(payload)
         break
       }
 
       case 'x': {
-        this.localPax = parsePax(payload, this.label)
+        this.localPax = this.pax(payload)
         break
       }
 
       case 'L':
       case 'N': {
-        this.longName = payload.toString('utf8', 0, nulAt(payload, 0, payload.length))
+        this.longName = payload.toString('utf8', 0, tarFieldEnd(payload, 0, payload.length))
         break
       }
       // No default
     }
   }
-}
-
-function padding(size: number): number {
-  return (BLOCK - (size % BLOCK)) % BLOCK
-}
-
-function nulAt(buffer: Buffer, offset: number, length: number): number {
-  const end = Math.min(offset + length, buffer.length)
-  const at = buffer.indexOf(0, offset)
-  return at === -1 || at > end ? end : at
-}
-
-function parseOctal(block: Buffer, offset: number, length: number): number {
-  const text = block
-    .toString('latin1', offset, offset + length)
-    .replaceAll('\0', ' ')
-    .trim()
-  return text === '' ? 0 : /^[0-7]+$/.test(text) ? Number.parseInt(text, 8) : Number.NaN
-}
-
-/** A numeric header field: octal, or GNU's base-256 (first byte 0x80) for values octal cannot hold. */
-function parseNumber(block: Buffer, offset: number, length: number): number {
-  if (block[offset]! === 0x80) {
-    let value = 0
-    for (let i = offset + 1; i < offset + length; i++) value = value * 256 + block[i]!
-    return value
-  }
-
-  if (block[offset]! >= 0x80) return Number.NaN
-  return parseOctal(block, offset, length)
-}
-
-/** pax records (`LENGTH KEY=VALUE\n`, LENGTH in bytes) with their values as raw bytes. */
-function parsePax(payload: Buffer, label: string): Map<string, Buffer> {
-  const records = new Map<string, Buffer>()
-  let offset = 0
-  while (offset < payload.length) {
-    // some writers pad the records with NULs
-    if (payload.subarray(offset).every((byte) => byte === 0)) break
-    const space = payload.indexOf(0x20, offset)
-    const length = space === -1 ? Number.NaN : Number(payload.toString('latin1', offset, space))
-    const end = offset + length
-    const equals = space === -1 ? -1 : payload.indexOf(0x3d, space + 1)
-    if (
-      !Number.isSafeInteger(length) ||
-      end > payload.length ||
-      payload[end - 1] !== 0x0a ||
-      equals === -1 ||
-      equals >= end
-    ) {
-      throw corrupt(label, 'a pax extended header is malformed')
-    }
-
-    records.set(payload.toString('utf8', space + 1, equals), Buffer.from(payload.subarray(equals + 1, end - 1)))
-    offset = end
-  }
-
-  return records
 }

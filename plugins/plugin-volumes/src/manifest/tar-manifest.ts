@@ -338,59 +338,78 @@ class ManifestBuilder {
     let dataSize = paxSize ? this.paxNumber(paxSize, 'size', entryPath) : headerSize
     // like tar-stream and GNU tar: a directory has no data, whatever its size says
     if (type === 'directory') dataSize = 0
-    const mtime = pax?.get('mtime')
     const entry: ManifestEntry = {
       path: entryPath,
       type,
       size: type === 'file' ? dataSize : 0,
+      ...this.attributes(block, pax, entryPath),
+      xattrs: xattrsOf(pax),
+    }
+    this.current = this.typeFields(entry, block, pax, longLink, dataSize)
+    this.entries.push(entry)
+    this.expect('data', dataSize)
+  }
+
+  /** Mode, owner and mtime from the header, the pax records overriding it. */
+  private attributes(
+    block: Buffer,
+    pax: Map<string, Buffer> | undefined,
+    entryPath: string,
+  ): Pick<ManifestEntry, 'gid' | 'mode' | 'mtime' | 'uid'> {
+    const mtime = pax?.get('mtime')
+    const attributes = {
       // eslint-disable-next-line no-bitwise -- the permission bits
       mode: parseTarOctal(block, 100, 8) & 0o7777,
       uid: pax?.has('uid') ? this.paxNumber(pax.get('uid')!, 'uid', entryPath) : parseTarNumber(block, 108, 8),
       gid: pax?.has('gid') ? this.paxNumber(pax.get('gid')!, 'gid', entryPath) : parseTarNumber(block, 116, 8),
       mtime: mtime ? this.paxMtime(mtime, entryPath) : String(parseTarNumber(block, 136, 12)),
-      xattrs: xattrsOf(pax),
     }
-    if ([entry.mode, entry.uid, entry.gid, Number(entry.mtime)].some((value) => Number.isNaN(value))) {
+    if ([attributes.mode, attributes.uid, attributes.gid, Number(attributes.mtime)].some((n) => Number.isNaN(n))) {
       throw this.error('ARCHIVE_CORRUPT', `the tar header of entry ${JSON.stringify(entryPath)} is not valid`)
     }
 
+    return attributes
+  }
+
+  /** Adds the fields of the entry's type; the reader of its data. */
+  private typeFields(
+    entry: ManifestEntry,
+    block: Buffer,
+    pax: Map<string, Buffer> | undefined,
+    longLink: Buffer | undefined,
+    dataSize: number,
+  ): Current {
     const rawLink = pax?.get('linkpath') ?? longLink ?? block.subarray(157, tarFieldEnd(block, 157, 100))
-    switch (type) {
+    switch (entry.type) {
       case 'block':
       case 'char': {
         entry.devmajor = parseTarNumber(block, 329, 8)
         entry.devminor = parseTarNumber(block, 337, 8)
-        break
+        return {dataSize, entry}
       }
 
       case 'file': {
-        const sparse = this.sparseOf(pax, entryPath, dataSize)
-        if (sparse) {
-          entry.size = sparse.realSize
-          entry.sparse = true
-          this.current = {dataSize, entry, sparse}
-        }
-
-        break
+        const sparse = this.sparseOf(pax, entry.path, dataSize)
+        if (!sparse) return {dataSize, entry, hash: createHash('sha256')}
+        entry.size = sparse.realSize
+        entry.sparse = true
+        return {dataSize, entry, sparse}
       }
 
       case 'hardlink': {
         entry.hardlinkOf = normalise(decodeName(rawLink))
-        break
+        return {dataSize, entry}
       }
 
       case 'symlink': {
         entry.linkTarget = decodeName(rawLink)
-        break
+        return {dataSize, entry}
       }
 
-      default:
+      default: {
+        return {dataSize, entry}
+      }
     }
-
-    if (type === 'file' && !entry.sparse) this.current = {dataSize, entry, hash: createHash('sha256')}
-    else if (!entry.sparse) this.current = {dataSize, entry}
-    this.entries.push(entry)
-    this.expect('data', dataSize)
   }
 
   private meta(payload: Buffer): void {
@@ -611,7 +630,7 @@ function normalise(name: string): string {
   )
 }
 
-const utf8 = new TextDecoder('utf-8', {fatal: true})
+const utf8 = new TextDecoder('utf8', {fatal: true})
 
 /** The raw bytes of a name as a string: itself when valid UTF-8, else with each bad byte escaped as `\xNN`. */
 export function decodeName(raw: Uint8Array): string {

@@ -22,8 +22,9 @@ The destination is created like the source (driver, options, labels, the root's 
     grace: Flags.integer({default: 10, description: 'Seconds containers get to stop (--quiesce stop).', min: 0}),
     mode: Flags.string({
       default: 'create',
-      description: 'create: the destination must be absent or empty; replace: overwrite it.',
-      options: ['create', 'replace'],
+      description:
+        'create: the destination must be absent or empty; replace: overwrite it; sync: send only what differs.',
+      options: ['create', 'replace', 'sync'],
     }),
     quiesce: Flags.string({
       default: 'none',
@@ -43,7 +44,7 @@ The destination is created like the source (driver, options, labels, the root's 
         as: flags.as,
         from: flags.from,
         grace: flags.grace,
-        mode: flags.mode as 'create' | 'replace',
+        mode: flags.mode as 'create' | 'replace' | 'sync',
         name: this.args.name,
         quiesce: flags.quiesce as 'none' | 'stop',
         strict: flags.strict,
