@@ -4,18 +4,9 @@
  * volume, nothing is reached through a symbolic link, the tar is complete), then extracts it with the
  * destination's GNU tar and compares what landed with the archive, file by file.
  */
-import type {Hosts, Logger, RemoteShell} from '@transship/kit'
+import type {Hosts, Logger} from '@transship/kit'
 
-import {
-  ArchiveError,
-  compressor,
-  decompressed,
-  ExitCode,
-  hostShell,
-  shellQuote,
-  TransshipError,
-  UsageError,
-} from '@transship/kit'
+import {ArchiveError, compressor, decompressed, ExitCode, shellQuote, TransshipError, UsageError} from '@transship/kit'
 import {createReadStream, createWriteStream} from 'node:fs'
 import {mkdtemp, rename, rm} from 'node:fs/promises'
 import os from 'node:os'
@@ -28,7 +19,7 @@ import {INCOMPLETE_MARKER, readVolumeManifest} from './copy.js'
 import {compareManifests, formatDifferences} from './manifest/compare.js'
 import {manifestTap} from './manifest/tar-manifest.js'
 import {createVolumeLike, inspectVolume, requireVolume} from './volume-store.js'
-import {createCommand, extractCommand, requireGnuTar, TAR_FILE_CHANGED} from './volume-tar.js'
+import {readTar, requireGnuTar, TAR_FILE_CHANGED, tarEnd, writeTar} from './volume-tar.js'
 
 function compressionOf(file: string): 'bzip2' | 'gzip' | 'none' | 'xz' | 'zstd' {
   if (/\.(tgz|gz)$/.test(file)) return 'gzip'
@@ -44,10 +35,9 @@ export async function exportVolume(
 ): Promise<{bytes: number; files: number}> {
   const engine = await options.hosts.engine(options.host, signal)
   const volume = await requireVolume(engine, options.name, signal)
-  const shell = await hostShell(options.hosts, options.host, signal)
-  await requireGnuTar(shell, options.host, signal)
-  const reader = shell.exec(createCommand(volume.Mountpoint), {signal})
-  reader.stdin.end()
+  const end = await tarEnd(options.hosts, options.host, signal)
+  await requireGnuTar(end.shell, options.host, signal)
+  const reader = readTar(end, volume.Mountpoint, {signal})
   const tap = manifestTap()
   const toStdout = options.file === '-'
   const temporary = `${options.file}.${process.pid}.tmp`
@@ -132,7 +122,8 @@ export async function importVolume(
   try {
     await checkVolumeArchive(file, signal)
     const engine = await options.hosts.engine(options.host, signal)
-    const shell: RemoteShell = await hostShell(options.hosts, options.host, signal)
+    const end = await tarEnd(options.hosts, options.host, signal)
+    const {shell} = end
     await requireGnuTar(shell, options.host, signal)
     let volume = await inspectVolume(engine, options.name, signal)
     if (volume) {
@@ -163,7 +154,7 @@ export async function importVolume(
       )
     }
 
-    const writer = shell.exec(extractCommand(volume.Mountpoint), {signal})
+    const writer = writeTar(end, volume.Mountpoint, {signal})
     const tap = manifestTap()
     const {stream} = await decompressed(createReadStream(file))
     await pipeline(stream as Readable, tap.stream, writer.stdin, {signal})
@@ -177,7 +168,7 @@ export async function importVolume(
     }
 
     const expected = await tap.manifest
-    const landed = await readVolumeManifest(shell, options.host, volume.Mountpoint, signal)
+    const landed = await readVolumeManifest(end, volume.Mountpoint, signal)
     const comparison = compareManifests(expected, landed, {ignore: (entry) => entry === INCOMPLETE_MARKER})
     if (!comparison.equal) {
       throw new TransshipError(

@@ -7,7 +7,7 @@
  */
 import type {EngineClient, Hosts, Logger, RemoteShell} from '@transship/kit'
 
-import {byteCounter, ExitCode, hostShell, shellQuote, TransshipError, UsageError} from '@transship/kit'
+import {byteCounter, ExitCode, shellQuote, TransshipError, UsageError} from '@transship/kit'
 import path from 'node:path'
 import {pipeline} from 'node:stream/promises'
 
@@ -15,7 +15,7 @@ import {compareManifests, formatDifferences} from './manifest/compare.js'
 import {manifestOfTar, manifestTap} from './manifest/tar-manifest.js'
 import {finishInterrupted, withStopped} from './quiesce.js'
 import {createVolumeLike, inspectVolume, requireVolume, type VolumeInfo, volumeUsers} from './volume-store.js'
-import {createCommand, extractCommand, requireGnuTar, TAR_FILE_CHANGED} from './volume-tar.js'
+import {readTar, requireGnuTar, TAR_FILE_CHANGED, type TarEnd, tarEnd, writeTar} from './volume-tar.js'
 
 export const INCOMPLETE_MARKER = '.transship-incomplete'
 
@@ -86,11 +86,11 @@ async function prepareDestination(
   const mode = request.mode ?? 'create'
   let destination = await inspectVolume(engine, name, signal)
   if (destination && !(await isEmpty(shell, destination.Mountpoint, signal)) && mode === 'create') {
-      throw new UsageError(`${name} on ${request.to} is not empty: nothing was copied`, {
-        code: 'VOLUME_NOT_EMPTY',
-        suggestions: ['say `mode: replace` (--mode replace) to overwrite it, or `mode: sync` to make it equal'],
-      })
-    }
+    throw new UsageError(`${name} on ${request.to} is not empty: nothing was copied`, {
+      code: 'VOLUME_NOT_EMPTY',
+      suggestions: ['say `mode: replace` (--mode replace) to overwrite it, or `mode: sync` to make it equal'],
+    })
+  }
 
   destination ??= await createVolumeLike(engine, name, source, signal)
   const mountpoint = shellQuote(destination.Mountpoint)
@@ -109,14 +109,13 @@ async function prepareDestination(
 
 /** Streams the source volume into the destination; resolves to the source's manifest and the bytes sent. */
 async function transfer(
-  source: {host: string; mountpoint: string; shell: RemoteShell},
-  destination: {host: string; mountpoint: string; shell: RemoteShell},
+  source: {end: TarEnd; mountpoint: string},
+  destination: {end: TarEnd; mountpoint: string},
   log: Logger,
   signal: AbortSignal,
 ) {
-  const reader = source.shell.exec(createCommand(source.mountpoint), {signal})
-  const writer = destination.shell.exec(extractCommand(destination.mountpoint), {signal})
-  reader.stdin.end()
+  const reader = readTar(source.end, source.mountpoint, {signal})
+  const writer = writeTar(destination.end, destination.mountpoint, {signal})
   const tap = manifestTap()
   let bytes = 0
   await pipeline(
@@ -130,12 +129,12 @@ async function transfer(
   )
   const [read, wrote] = await Promise.all([reader.exit, writer.exit])
   if (read.code === TAR_FILE_CHANGED) {
-    log.warn(`${source.host}: files changed while they were read (${read.stderr.trim()}); the comparison will tell`)
+    log.warn(`${source.end.host}: files changed while they were read (${read.stderr.trim()}); the comparison will tell`)
   } else if (read.code !== 0) {
     throw new TransshipError(
       'VOLUME_READ_FAILED',
       ExitCode.Failed,
-      `${source.host}: tar failed reading the volume: ${read.stderr.trim()}`,
+      `${source.end.host}: tar failed reading the volume: ${read.stderr.trim()}`,
     )
   }
 
@@ -143,7 +142,7 @@ async function transfer(
     throw new TransshipError(
       'VOLUME_WRITE_FAILED',
       ExitCode.Failed,
-      `${destination.host}: tar failed writing the volume: ${wrote.stderr.trim()}`,
+      `${destination.end.host}: tar failed writing the volume: ${wrote.stderr.trim()}`,
     )
   }
 
@@ -179,14 +178,14 @@ function nulList(paths: string[]): Buffer {
  * directories, whose times the changes disturb) are sent as one tar of just those entries.
  */
 async function syncTransfer(
-  source: {host: string; mountpoint: string; shell: RemoteShell},
-  destination: {host: string; mountpoint: string; shell: RemoteShell},
+  source: {end: TarEnd; mountpoint: string},
+  destination: {end: TarEnd; mountpoint: string},
   log: Logger,
   signal: AbortSignal,
 ) {
   const [wanted, present] = await Promise.all([
-    readVolumeManifest(source.shell, source.host, source.mountpoint, signal),
-    readVolumeManifest(destination.shell, destination.host, destination.mountpoint, signal),
+    readVolumeManifest(source.end, source.mountpoint, signal),
+    readVolumeManifest(destination.end, destination.mountpoint, signal),
   ])
   const comparison = compareManifests(wanted, present, {
     ignore: (item) => item === INCOMPLETE_MARKER,
@@ -212,21 +211,22 @@ async function syncTransfer(
   }
 
   if (removed.length > 0) {
-    const remover = destination.shell.exec(`cd ${shellQuote(destination.mountpoint)} && xargs -0 rm -rf --`, {signal})
+    const remover = destination.end.shell.exec(`cd ${shellQuote(destination.mountpoint)} && xargs -0 rm -rf --`, {
+      signal,
+    })
     remover.stdout.resume()
     const deepestFirst = [...removed].sort((a, b) => b.split('/').length - a.split('/').length)
     remover.stdin.end(nulList(deepestFirst))
     const exit = await remover.exit
     if (exit.code !== 0)
-      throw new TransshipError('VOLUME_WRITE_FAILED', ExitCode.Failed, `${destination.host}: ${exit.stderr.trim()}`)
+      throw new TransshipError('VOLUME_WRITE_FAILED', ExitCode.Failed, `${destination.end.host}: ${exit.stderr.trim()}`)
   }
 
   // in the source's order, so a hard link's target comes before it and directories before their files
   const order = wanted.entries.map((entry) => entry.path).filter((item) => touched.has(item))
   log.info(`sync: ${order.length} entries to send, ${removed.length} to remove, of ${wanted.entries.length}`)
-  const reader = source.shell.exec(createCommand(source.mountpoint, {files: 'stdin'}), {signal})
-  reader.stdin.end(nulList(order))
-  const writer = destination.shell.exec(extractCommand(destination.mountpoint), {signal})
+  const reader = readTar(source.end, source.mountpoint, {files: nulList(order), signal})
+  const writer = writeTar(destination.end, destination.mountpoint, {signal})
   let bytes = 0
   await pipeline(
     reader.stdout,
@@ -241,7 +241,7 @@ async function syncTransfer(
     throw new TransshipError(
       'VOLUME_READ_FAILED',
       ExitCode.Failed,
-      `${source.host}: tar failed reading the volume: ${read.stderr.trim()}`,
+      `${source.end.host}: tar failed reading the volume: ${read.stderr.trim()}`,
     )
   }
 
@@ -249,7 +249,7 @@ async function syncTransfer(
     throw new TransshipError(
       'VOLUME_WRITE_FAILED',
       ExitCode.Failed,
-      `${destination.host}: tar failed writing the volume: ${wrote.stderr.trim()}`,
+      `${destination.end.host}: tar failed writing the volume: ${wrote.stderr.trim()}`,
     )
   }
 
@@ -257,9 +257,9 @@ async function syncTransfer(
 }
 
 /** The manifest of a volume as its host's tar reads it now. */
-export async function readVolumeManifest(shell: RemoteShell, host: string, mountpoint: string, signal: AbortSignal) {
-  const reader = shell.exec(createCommand(mountpoint), {signal})
-  reader.stdin.end()
+export async function readVolumeManifest(end: TarEnd, mountpoint: string, signal: AbortSignal) {
+  const {host} = end
+  const reader = readTar(end, mountpoint, {signal})
   const [manifest, exit] = await Promise.all([manifestOfTar(reader.stdout, {signal}), reader.exit])
   if (exit.code !== 0 && exit.code !== TAR_FILE_CHANGED) {
     throw new TransshipError(
@@ -279,10 +279,12 @@ export async function copyVolume(request: VolumeCopyRequest, context: CopyContex
     hosts.engine(request.from, signal),
     hosts.engine(request.to, signal),
   ])
-  const [sourceShell, destinationShell] = await Promise.all([
-    hostShell(hosts, request.from, signal),
-    hostShell(hosts, request.to, signal),
+  const [sourceEnd, destinationEnd] = await Promise.all([
+    tarEnd(hosts, request.from, signal),
+    tarEnd(hosts, request.to, signal),
   ])
+  const sourceShell = sourceEnd.shell
+  const destinationShell = destinationEnd.shell
   await finishInterrupted(sourceEngine, request.from, request.name, log)
   const source = await requireVolume(sourceEngine, request.name, signal)
   await requireGnuTar(sourceShell, request.from, signal)
@@ -314,14 +316,14 @@ export async function copyVolume(request: VolumeCopyRequest, context: CopyContex
     {grace: request.grace, log},
     () =>
       (request.mode === 'sync' ? syncTransfer : transfer)(
-        {host: request.from, mountpoint: source.Mountpoint, shell: sourceShell},
-        {host: request.to, mountpoint: destination.Mountpoint, shell: destinationShell},
+        {end: sourceEnd, mountpoint: source.Mountpoint},
+        {end: destinationEnd, mountpoint: destination.Mountpoint},
         log,
         signal,
       ),
   )
 
-  const landed = await readVolumeManifest(destinationShell, request.to, destination.Mountpoint, signal)
+  const landed = await readVolumeManifest(destinationEnd, destination.Mountpoint, signal)
   const comparison = compareManifests(sent.manifest, landed, {ignore: (path) => path === INCOMPLETE_MARKER})
   if (!comparison.equal) {
     throw new TransshipError(

@@ -1,11 +1,12 @@
 import type {Reference, SectionProvider, Step} from '@transship/kit'
 
-import {ExitCode, hostShell, TransshipError} from '@transship/kit'
+import {ExitCode, TransshipError} from '@transship/kit'
 import {z} from 'zod'
 
 import {copyVolume, INCOMPLETE_MARKER, readVolumeManifest} from './copy.js'
 import {compareManifests, formatDifferences} from './manifest/compare.js'
 import {inspectVolume, requireVolume} from './volume-store.js'
+import {tarEnd} from './volume-tar.js'
 
 const volumeName = z.string().regex(/^[\w][\w.-]*$/, {message: 'a volume name: letters, digits, _ . -'})
 
@@ -54,7 +55,7 @@ export const volumesSection: SectionProvider<VolumeSpec[]> = {
           async run({hosts, signal}) {
             const read = async (host: string, name: string) => {
               const volume = await requireVolume(await hosts.engine(host, signal), name, signal)
-              return readVolumeManifest(await hostShell(hosts, host, signal), host, volume.Mountpoint, signal)
+              return readVolumeManifest(await tarEnd(hosts, host, signal), volume.Mountpoint, signal)
             }
 
             const comparison = compareManifests(

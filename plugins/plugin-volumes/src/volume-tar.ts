@@ -4,9 +4,10 @@
  * capabilities included), POSIX ACLs, holes of sparse files, numeric owners (never mapped by name), and the
  * POSIX format (long and non-UTF-8 names, nanosecond times). Extraction runs as root, keeps owners and modes.
  */
-import type {RemoteShell} from '@transship/kit'
+import type {Hosts, RemoteShell} from '@transship/kit'
+import type {Readable, Writable} from 'node:stream'
 
-import {shellQuote, UsageError} from '@transship/kit'
+import {compressor, decompressor, hasCommand, localShell, shellQuote, UsageError} from '@transship/kit'
 
 const COMMON = "--xattrs --xattrs-include='*' --acls --numeric-owner"
 
@@ -41,4 +42,65 @@ export async function requireGnuTar(shell: RemoteShell, host: string, signal?: A
       suggestions: ['reach the host as root (ssh://root@host), or run transship as root for the local host'],
     })
   }
+}
+
+/** One side of a transfer: a host's shell, and whether its tar stream is zstd-compressed on the wire. */
+export interface TarEnd {
+  host: string
+  shell: RemoteShell
+  /** zstd when the host is reached over SSH and both it and this machine have zstd */
+  wire: 'none' | 'zstd'
+}
+
+export async function tarEnd(hosts: Hosts, host: string, signal?: AbortSignal): Promise<TarEnd> {
+  const remote = await hosts.shell(host, signal)
+  if (!remote) return {host, shell: localShell(), wire: 'none'}
+  const probe = await remote.run('command -v zstd', {signal})
+  return {host, shell: remote, wire: probe.code === 0 && (await hasCommand('zstd')) ? 'zstd' : 'none'}
+}
+
+/** tar's own exit code, reported on stderr when its output goes through a compressor (the pipe's status is the compressor's) */
+const EXIT_MARK = 'TRANSSHIP_TAR_EXIT='
+
+function tarExit(result: {code: null | number; signal?: string; stderr: string}, wire: TarEnd['wire']) {
+  if (wire === 'none') return result
+  const mark = new RegExp(`${EXIT_MARK}(\\d+)`).exec(result.stderr)
+  const stderr = result.stderr.replace(new RegExp(`${EXIT_MARK}\\d+\\n?`), '')
+  return {...result, code: result.code === 0 && mark ? Number(mark[1]) : result.code, stderr}
+}
+
+export interface TarProcess {
+  exit: Promise<{code: null | number; signal?: string; stderr: string}>
+}
+
+/** The volume at `mountpoint` as a tar stream (uncompressed here, whatever travelled on the wire). */
+export function readTar(
+  end: TarEnd,
+  mountpoint: string,
+  options: {files?: Buffer; signal?: AbortSignal} = {},
+): TarProcess & {stdout: Readable} {
+  const create = createCommand(mountpoint, options.files ? {files: 'stdin'} : {})
+  const command = end.wire === 'zstd' ? `{ ${create}; echo ${EXIT_MARK}$? >&2; } | zstd -q -T0 -3 -c` : create
+  const process = end.shell.exec(command, {signal: options.signal})
+  if (options.files) process.stdin.end(options.files)
+  else process.stdin.end()
+  const stdout =
+    end.wire === 'zstd'
+      ? (process.stdout as Readable).pipe(decompressor('zstd', {signal: options.signal}))
+      : (process.stdout as Readable)
+  return {exit: process.exit.then((result) => tarExit(result, end.wire)), stdout}
+}
+
+/** A writable tar stream extracted into the volume at `mountpoint` (compressed on the wire as the end says). */
+export function writeTar(
+  end: TarEnd,
+  mountpoint: string,
+  options: {signal?: AbortSignal} = {},
+): TarProcess & {stdin: Writable} {
+  const extract = extractCommand(mountpoint)
+  const process = end.shell.exec(end.wire === 'zstd' ? `zstd -q -d -c | ${extract}` : extract, {signal: options.signal})
+  if (end.wire === 'none') return {exit: process.exit, stdin: process.stdin as Writable}
+  const compress = compressor('zstd', {level: 3, signal: options.signal})
+  compress.pipe(process.stdin as Writable)
+  return {exit: process.exit, stdin: compress}
 }

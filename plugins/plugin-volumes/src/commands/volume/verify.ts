@@ -1,19 +1,12 @@
 import {Args, Flags} from '@oclif/core'
-import {
-  BaseCommand,
-  decompressed,
-  ExitCode,
-  hostShell,
-  openHosts,
-  recipeHostFlags,
-  TransshipError,
-} from '@transship/kit'
+import {BaseCommand, decompressed, ExitCode, openHosts, recipeHostFlags, TransshipError} from '@transship/kit'
 import {createReadStream, existsSync} from 'node:fs'
 
 import {INCOMPLETE_MARKER, readVolumeManifest} from '../../copy.js'
 import {compareManifests, formatDifferences} from '../../manifest/compare.js'
 import {manifestOfTar} from '../../manifest/tar-manifest.js'
 import {requireVolume} from '../../volume-store.js'
+import {tarEnd} from '../../volume-tar.js'
 
 export default class VolumeVerify extends BaseCommand<typeof VolumeVerify> {
   static override args = {
@@ -42,7 +35,7 @@ export default class VolumeVerify extends BaseCommand<typeof VolumeVerify> {
     await using hosts = await openHosts(this.config, flags, againstFile ? [flags.on] : [flags.on, flags.against])
     const read = async (host: string, name: string) => {
       const volume = await requireVolume(await hosts.engine(host, this.signal), name, this.signal)
-      return readVolumeManifest(await hostShell(hosts, host, this.signal), host, volume.Mountpoint, this.signal)
+      return readVolumeManifest(await tarEnd(hosts, host, this.signal), volume.Mountpoint, this.signal)
     }
 
     const mine = await read(flags.on, this.args.name)
