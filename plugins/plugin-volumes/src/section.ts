@@ -15,10 +15,10 @@ export const volumeSchema = z.strictObject({
   from: z.string().min(1).describe('Host that has the volume.'),
   grace: z.number().int().min(0).optional().describe('Seconds containers get to stop (quiesce: stop; default 10).'),
   mode: z
-    .enum(['create', 'replace'])
+    .enum(['create', 'replace', 'sync'])
     .optional()
     .describe(
-      'create (default): the destination must be absent or empty (a copy already there is verified); replace: overwrite it.',
+      'create (default): the destination must be absent or empty (a copy already there is verified); replace: overwrite it; sync: make it equal, sending only what differs.',
     ),
   name: volumeName.describe('The volume.'),
   quiesce: z
