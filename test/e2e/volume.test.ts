@@ -1,0 +1,654 @@
+/* eslint-disable no-bitwise -- file modes are bit fields */
+// The volume commands against real engines: a local one (classic) and one reached over SSH (remote). Every
+// engine of the bed runs on this machine, so each volume's Mountpoint is a local path: what landed is checked
+// here with lstat, sha256, readlink and the xattrs of every path, not with transship's own manifest.
+import {readXattrs, writeXattrs} from '@transship/kit'
+import {type ChildProcess, spawn} from 'node:child_process'
+import {createHash, randomBytes} from 'node:crypto'
+import {once} from 'node:events'
+import {
+  chmod,
+  chown,
+  copyFile,
+  link,
+  lstat,
+  lutimes,
+  mkdir,
+  mkdtemp,
+  open,
+  readdir,
+  readFile,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import {gzipSync} from 'node:zlib'
+import tar from 'tar-stream'
+import {afterAll, beforeAll, expect, it} from 'vitest'
+
+import {repoRoot, transship} from '../helpers/cli.js'
+import {exists, head} from '../helpers/files.js'
+import {describeE2E, dockerCli, type EngineName, run, tempHome, type TempHome} from '../helpers/testbed.js'
+
+const MARKER = '.transship-incomplete'
+const MiB = 1024 * 1024
+/** a file name that is not UTF-8: "caf\xE9.txt" (Latin-1) */
+const NON_UTF8 = Buffer.concat([Buffer.from('caf'), Buffer.from([0xe9]), Buffer.from('.txt')])
+/** cap_net_raw+ep as the security.capability xattr (VFS_CAP_REVISION_2) */
+const RAW_CAPABILITY = Buffer.from('0100000200200000000000000000000000000000', 'hex')
+
+/** system.posix_acl_access for `u::rw-,u:1234:r--,g::r--,m::r--,o::r--` (what `setfacl -m u:1234:r` makes) */
+function rawAcl(): Buffer {
+  const entries: Array<[number, number, number]> = [
+    [0x01, 6, 0xff_ff_ff_ff],
+    [0x02, 4, 1234],
+    [0x04, 4, 0xff_ff_ff_ff],
+    [0x10, 4, 0xff_ff_ff_ff],
+    [0x20, 4, 0xff_ff_ff_ff],
+  ]
+  const buffer = Buffer.alloc(4 + entries.length * 8)
+  buffer.writeUInt32LE(2, 0)
+  for (const [i, [tag, perm, id]] of entries.entries()) {
+    buffer.writeUInt16LE(tag, 4 + i * 8)
+    buffer.writeUInt16LE(perm, 6 + i * 8)
+    buffer.writeUInt32LE(id, 8 + i * 8)
+  }
+
+  return buffer
+}
+
+async function which(command: string): Promise<boolean> {
+  return (await run('sh', ['-c', `command -v ${command}`])).code === 0
+}
+
+/** A path relative to a volume's root as text; bytes that are not ASCII as \xNN. */
+function display(relative: Buffer): string {
+  if (relative.length === 0) return '.'
+  return [...relative].map((byte) => (byte < 0x80 ? String.fromCodePoint(byte) : `\\x${byte.toString(16)}`)).join('')
+}
+
+interface Entry {
+  gid: number
+  /** the other names of the same inode, for files with more than one link */
+  hardlinks?: string[]
+  /** symlink target */
+  link?: string
+  mode: string
+  mtime: number
+  nlink: number
+  sha256?: string
+  size?: number
+  type: 'dir' | 'fifo' | 'file' | 'other' | 'symlink'
+  uid: number
+  xattrs: Record<string, string>
+}
+
+/** Every path under `root` (root included, as "."), read with our own lstat, sha256, readlink and xattrs. */
+async function snapshot(root: string): Promise<Record<string, Entry>> {
+  const entries: Record<string, Entry> = {}
+  const inodes = new Map<number, string[]>()
+  const visit = async (relative: Buffer) => {
+    const full = relative.length === 0 ? Buffer.from(root) : Buffer.concat([Buffer.from(`${root}/`), relative])
+    const info = await lstat(full)
+    const type = info.isDirectory()
+      ? 'dir'
+      : info.isFile()
+        ? 'file'
+        : info.isSymbolicLink()
+          ? 'symlink'
+          : info.isFIFO()
+            ? 'fifo'
+            : 'other'
+    const xattrs = Object.fromEntries([...readXattrs(full)].map(([name, value]) => [name, value.toString('hex')]))
+    const entry: Entry = {
+      gid: info.gid,
+      mode: (info.mode & 0o7777).toString(8),
+      mtime: Math.floor(info.mtimeMs / 1000),
+      nlink: type === 'dir' ? 0 : info.nlink,
+      type,
+      uid: info.uid,
+      xattrs,
+    }
+    if (type !== 'dir') entry.size = info.size
+    if (type === 'file')
+      entry.sha256 = createHash('sha256')
+        .update(await readFile(full))
+        .digest('hex')
+    if (type === 'symlink') entry.link = display(await readlink(full, {encoding: 'buffer'}))
+    const key = display(relative)
+    entries[key] = entry
+    if (type !== 'dir' && info.nlink > 1) inodes.set(info.ino, [...(inodes.get(info.ino) ?? []), key])
+    if (type === 'dir') {
+      for (const name of await readdir(full, {encoding: 'buffer'})) {
+        await visit(relative.length === 0 ? name : Buffer.concat([relative, Buffer.from('/'), name]))
+      }
+    }
+  }
+
+  await visit(Buffer.alloc(0))
+  for (const names of inodes.values()) for (const name of names) entries[name]!.hardlinks = names.toSorted()
+  return entries
+}
+
+/**
+ * Fills a volume's data directory with every kind of file `volume copy` promises to keep, each with its own
+ * old mtime. Says whether the ACL was set with setfacl (else as the raw xattr).
+ */
+async function fillRich(root: string): Promise<{setfacl: boolean}> {
+  const at = (name: string) => path.join(root, name)
+  await writeFile(at('regular.txt'), 'regular content\n')
+  await mkdir(at('empty-dir'))
+  await mkdir(at('nested/deeper'), {recursive: true})
+  await writeFile(at('nested/deeper/random.bin'), randomBytes(70_000))
+  await symlink('regular.txt', at('link-to-regular'))
+  await symlink('/nonexistent/target', at('dangling-link'))
+  await writeFile(at('hard-a'), 'one inode, two names\n')
+  await link(at('hard-a'), at('nested/hard-b'))
+  const fifo = await run('mkfifo', [at('fifo')])
+  expect(fifo.code, fifo.stderr).toBe(0)
+  const sparse = await open(at('sparse.img'), 'w')
+  await sparse.truncate(100 * MiB)
+  await sparse.write(Buffer.from('x'), 0, 1, 50 * MiB)
+  await sparse.close()
+  await writeFile(at('setuid-999'), '#!/bin/sh\necho hi\n')
+  await chown(at('setuid-999'), 999, 999)
+  await chmod(at('setuid-999'), 0o4755)
+  await writeFile(at('xattr.txt'), 'has a user xattr\n')
+  writeXattrs(at('xattr.txt'), new Map([['user.e2e', Buffer.from('value of a user xattr')]]))
+  await copyFile('/bin/true', at('cap-true'))
+  await chmod(at('cap-true'), 0o755)
+  if (await which('setcap')) {
+    const setcap = await run('setcap', ['cap_net_raw+ep', at('cap-true')])
+    expect(setcap.code, setcap.stderr).toBe(0)
+  } else {
+    writeXattrs(at('cap-true'), new Map([['security.capability', RAW_CAPABILITY]]))
+  }
+
+  await writeFile(at('acl.txt'), 'has an ACL\n')
+  const setfacl = await which('setfacl')
+  if (setfacl) {
+    const result = await run('setfacl', ['-m', 'u:1234:r', at('acl.txt')])
+    expect(result.code, result.stderr).toBe(0)
+  } else {
+    writeXattrs(at('acl.txt'), new Map([['system.posix_acl_access', rawAcl()]]))
+  }
+
+  await writeFile(Buffer.concat([Buffer.from(`${root}/`), NON_UTF8]), 'a name that is not UTF-8\n')
+  await chown(root, 70, 70)
+  await chmod(root, 0o750)
+  // old, distinct times (set last: creating an entry touches its directory)
+  const names = Object.keys(await snapshot(root)).filter((name) => name !== '.')
+  for (const [i, name] of names.entries()) {
+    const full = name.includes(String.raw`\x`) ? Buffer.concat([Buffer.from(`${root}/`), NON_UTF8]) : at(name)
+    await lutimes(full, 1_000_000_000 + i * 86_400, 1_000_000_000 + i * 86_400)
+  }
+
+  await lutimes(root, 999_000_000, 999_000_000)
+  return {setfacl}
+}
+
+/** A tar of `entries`, as tar-stream writes it. */
+async function makeTar(
+  entries: Array<{content?: Buffer | string; linkname?: string; name: string; type?: 'directory' | 'file' | 'symlink'}>,
+): Promise<Buffer> {
+  const pack = tar.pack()
+  const chunks: Buffer[] = []
+  pack.on('data', (chunk: unknown) => {
+    chunks.push(chunk as Buffer)
+  })
+  const ended = once(pack, 'end')
+  for (const entry of entries) {
+    const type = entry.type ?? 'file'
+    const header = {linkname: entry.linkname, mode: type === 'file' ? 0o644 : 0o755, name: entry.name, type}
+    await new Promise<void>((resolve, reject) => {
+      const callback = (error?: Error | null) => (error ? reject(error) : resolve())
+      if (type === 'file') pack.entry(header, Buffer.from(entry.content ?? ''), callback)
+      else pack.entry(header, callback)
+    })
+  }
+
+  pack.finalize()
+  await ended
+  return Buffer.concat(chunks)
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeout = 30_000, every = 100): Promise<void> {
+  const deadline = Date.now() + timeout
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => {
+      setTimeout(resolve, every)
+    })
+  }
+}
+
+async function isRunning(container: string): Promise<boolean> {
+  return (await dockerCli('classic', ['inspect', '--format', '{{.State.Running}}', container])).trim() === 'true'
+}
+
+/** Whether a process has `text` in its command line. */
+async function processesNaming(text: string): Promise<boolean> {
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')
+    if (cmdline.includes(text)) return true
+  }
+
+  return false
+}
+
+describeE2E('transship volume', (bed) => {
+  let home: TempHome
+  let work: string
+  let options: {dockerHost: string; home: string}
+  const prefix = `e2e-vol-${randomBytes(4).toString('hex')}`
+  const volumes: Array<[EngineName, string]> = []
+  const containers: string[] = []
+
+  const remote = () => `ssh://${bed.ssh.user}@${bed.ssh.host}:${bed.ssh.port}${bed.engines.remote.socket}`
+
+  /** The volume's Mountpoint, or undefined when the engine has no such volume. */
+  async function mountpointOf(engine: EngineName, name: string): Promise<string | undefined> {
+    const result = await run(bed.docker, ['-H', bed.engines[engine].host, 'volume', 'inspect', name])
+    if (result.code !== 0) return undefined
+    return (JSON.parse(result.stdout) as Array<{Mountpoint: string}>)[0]!.Mountpoint
+  }
+
+  async function labelsOf(engine: EngineName, name: string): Promise<unknown> {
+    return JSON.parse(await dockerCli(engine, ['volume', 'inspect', '--format', '{{json .Labels}}', name]))
+  }
+
+  async function createVolume(engine: EngineName, name: string, labels: Record<string, string> = {}): Promise<string> {
+    volumes.push([engine, name])
+    const flags = Object.entries(labels).flatMap(([key, value]) => ['--label', `${key}=${value}`])
+    await dockerCli(engine, ['volume', 'create', '--driver', 'local', ...flags, name])
+    return (await mountpointOf(engine, name))!
+  }
+
+  /** a name for a volume that a command under test creates (removed in afterAll) */
+  function expectVolume(engine: EngineName, name: string): string {
+    volumes.push([engine, name])
+    return name
+  }
+
+  /** a container that appends the date to /data/log five times a second; stops at once on SIGTERM */
+  async function startWriter(container: string, volume: string): Promise<void> {
+    containers.push(container)
+    const script = "trap 'exit 0' TERM; while true; do date >> /data/log; sleep 0.2; done"
+    await dockerCli('classic', [
+      'run',
+      '-d',
+      '--name',
+      container,
+      '-v',
+      `${volume}:/data`,
+      bed.images.busybox,
+      'sh',
+      '-c',
+      script,
+    ])
+  }
+
+  beforeAll(async () => {
+    home = await tempHome({identity: true})
+    options = {dockerHost: bed.engines.classic.host, home: home.home}
+    work = await mkdtemp(path.join(os.tmpdir(), 'transship-e2e-volume-'))
+  })
+
+  afterAll(async () => {
+    for (const container of containers) await dockerCli('classic', ['rm', '-f', container]).catch(() => '')
+    for (const [engine, name] of volumes) await dockerCli(engine, ['volume', 'rm', '-f', name]).catch(() => '')
+    await rm(work, {force: true, recursive: true})
+    await home?.cleanup()
+  })
+
+  it('copies every kind of file to a host over SSH as it was: owners, modes, times, links, holes, xattrs', async () => {
+    const name = `${prefix}-rich`
+    const source = await createVolume('classic', name, {'com.docker.compose.project': 'e2e'})
+    const {setfacl} = await fillRich(source)
+    if (!setfacl) console.warn('setfacl is missing: the ACL was set as the raw system.posix_acl_access xattr')
+    const before = await snapshot(source)
+    // the fixture is what it should be, so that comparing with it means something
+    expect(before['.']).toMatchObject({gid: 70, mode: '750', uid: 70})
+    expect(before['setuid-999']).toMatchObject({gid: 999, mode: '4755', uid: 999})
+    expect(before['cap-true']!.xattrs['security.capability']).toBeDefined()
+    expect(before['acl.txt']!.xattrs['system.posix_acl_access']).toBeDefined()
+    expect(before['hard-a']!.hardlinks).toEqual(['hard-a', 'nested/hard-b'])
+    expect(before[String.raw`caf\xe9.txt`]!.type).toBe('file')
+
+    const result = await transship(
+      ['volume', 'copy', expectVolume('remote', name), '--to', remote(), '--json'],
+      options,
+    )
+    expect(result.code, result.stderr).toBe(0)
+    const report = JSON.parse(result.stdout) as {files: number; verified: boolean}
+    expect(report.verified).toBe(true)
+    expect(report.files).toBe(Object.keys(before).length)
+
+    const destination = await mountpointOf('remote', name)
+    expect(destination).toBeDefined()
+    expect(destination).not.toBe(source)
+    const after = await snapshot(destination!)
+    // type, mode, owner, size, mtime (s), sha256, symlink target, xattrs (capability and ACL included), hardlinks
+    expect(after).toEqual(before)
+    expect(await exists(path.join(destination!, MARKER))).toBe(false)
+
+    // hardlinks stay one inode; the sparse file stays sparse; the odd name is there byte for byte
+    const [a, b] = await Promise.all([
+      lstat(path.join(destination!, 'hard-a')),
+      lstat(path.join(destination!, 'nested/hard-b')),
+    ])
+    expect(a.ino).toBe(b.ino)
+    const sparse = await stat(path.join(destination!, 'sparse.img'))
+    expect(sparse.size).toBe(100 * MiB)
+    expect(sparse.blocks * 512).toBeLessThan(MiB)
+    const du = await run('du', ['-k', path.join(destination!, 'sparse.img')])
+    expect(Number.parseInt(du.stdout, 10)).toBeLessThan(1024)
+    const names = await readdir(destination!, {encoding: 'buffer'})
+    expect(names.some((entry) => entry.equals(NON_UTF8))).toBe(true)
+    const root = await lstat(destination!)
+    expect([root.uid, root.gid, root.mode & 0o7777]).toEqual([70, 70, 0o750])
+
+    // the same as the system tools see it
+    const xattrsOf = async (file: string) =>
+      (await run('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', file])).stdout.replace(
+        /^# file:.*\n/m,
+        '',
+      )
+    for (const file of ['xattr.txt', 'cap-true', 'acl.txt']) {
+      expect(await xattrsOf(path.join(destination!, file))).toBe(await xattrsOf(path.join(source, file)))
+    }
+
+    expect(await xattrsOf(path.join(destination!, 'xattr.txt'))).toContain(
+      `user.e2e=0x${Buffer.from('value of a user xattr').toString('hex')}`,
+    )
+    if (await which('getcap')) {
+      const getcap = await run('getcap', [path.join(destination!, 'cap-true')])
+      expect(getcap.stdout).toMatch(/cap_net_raw[=+]ep/)
+    }
+
+    if (await which('getfacl')) {
+      const acl = async (dir: string) =>
+        (await run('getfacl', ['--omit-header', '--numeric', path.join(dir, 'acl.txt')])).stdout
+      expect(await acl(destination!)).toBe(await acl(source))
+      expect(await acl(destination!)).toContain('user:1234:r--')
+    }
+
+    expect(await labelsOf('remote', name)).toEqual(await labelsOf('classic', name))
+    expect(await labelsOf('remote', name)).toEqual({'com.docker.compose.project': 'e2e'})
+    // the source was only read
+    expect(await snapshot(source)).toEqual(before)
+  })
+
+  it('stops the containers that write to a volume for the copy and starts them again; --strict refuses', async () => {
+    const name = `${prefix}-busy`
+    const source = await createVolume('classic', name)
+    const writer = `${prefix}-writer`
+    await startWriter(writer, name)
+    await waitFor('the writer to write', () => exists(path.join(source, 'log')))
+
+    // in use, no quiesce, --strict: refused, naming the container, nothing made at the destination
+    const strict = await transship(['volume', 'copy', name, '--to', remote(), '--as', `${name}-3`, '--strict'], options)
+    expect(strict.code).toBe(2)
+    expect(strict.stderr).toContain(writer)
+    expect(await mountpointOf('remote', expectVolume('remote', `${name}-3`))).toBeUndefined()
+    expect(await isRunning(writer)).toBe(true)
+
+    const startedBefore = (await dockerCli('classic', ['inspect', '--format', '{{.State.StartedAt}}', writer])).trim()
+    const target = expectVolume('remote', `${name}-2`)
+    const copy = await transship(
+      ['volume', 'copy', name, '--to', remote(), '--as', target, '--quiesce', 'stop', '--grace', '5', '--json'],
+      options,
+    )
+    expect(copy.code, copy.stderr).toBe(0)
+    const report = JSON.parse(copy.stdout) as {stopped: string[]; verified: boolean}
+    expect(report.stopped).toEqual([writer])
+    expect(report.verified).toBe(true)
+    expect(await isRunning(writer)).toBe(true)
+    // it was really stopped and started again
+    const startedAfter = (await dockerCli('classic', ['inspect', '--format', '{{.State.StartedAt}}', writer])).trim()
+    expect(startedAfter).not.toBe(startedBefore)
+
+    // a still picture: the copied log is whole lines, and the source's log went on from exactly there
+    const copied = await readFile(path.join((await mountpointOf('remote', target))!, 'log'), 'utf8')
+    expect(copied.length).toBeGreaterThan(0)
+    expect(copied.endsWith('\n')).toBe(true)
+    await waitFor('the writer to write again', async () => (await stat(path.join(source, 'log'))).size > copied.length)
+    expect((await readFile(path.join(source, 'log'), 'utf8')).startsWith(copied)).toBe(true)
+  })
+
+  it('restarts on the next run the containers a killed copy left stopped; the half copy looks unfinished', async () => {
+    const name = `${prefix}-big`
+    const source = await createVolume('classic', name)
+    const fill = await run('sh', ['-c', `head -c 300M /dev/urandom > '${source}/blob'`])
+    expect(fill.code, fill.stderr).toBe(0)
+    const writer = `${prefix}-bigwriter`
+    await startWriter(writer, name)
+    await waitFor('the writer to write', () => exists(path.join(source, 'log')))
+    const target = expectVolume('remote', `${name}-copy`)
+    const args = ['volume', 'copy', name, '--to', remote(), '--as', target, '--quiesce', 'stop', '--grace', '5']
+
+    const env: NodeJS.ProcessEnv = {...process.env, DOCKER_HOST: options.dockerHost, HOME: home.home, NO_COLOR: '1'}
+    delete env.SSH_AUTH_SOCK
+    delete env.DEBUG
+    const child: ChildProcess = spawn(process.execPath, [path.join(repoRoot, 'bin', 'run.js'), ...args], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    const collect = (chunk: Buffer) => {
+      output += chunk.toString()
+    }
+
+    child.stdout!.on('data', collect)
+    child.stderr!.on('data', collect)
+    const closed = once(child, 'close') as Promise<[null | number, NodeJS.Signals | null]>
+    await waitFor(
+      'the copy to stop the writer',
+      async () => child.exitCode !== null || !(await isRunning(writer)),
+      60_000,
+      20,
+    )
+    expect(child.exitCode, `the copy ended before it could be killed: ${output}`).toBeNull()
+    child.kill('SIGKILL')
+    const [, signal] = await closed
+    expect(signal).toBe('SIGKILL')
+    expect(await isRunning(writer)).toBe(false)
+
+    // the killed copy's destination is marked as unfinished (or was never made)
+    const destination = await mountpointOf('remote', target)
+    if (destination) {
+      const entries = await readdir(destination)
+      expect(entries.length === 0 || entries.includes(MARKER), `left: ${entries.join(', ')}`).toBe(true)
+    }
+
+    // let the orphaned tar of the killed copy finish before its destination is replaced
+    await waitFor(
+      'the killed copy to let go of the destination',
+      async () => !(await processesNaming(target)),
+      20_000,
+      200,
+    )
+
+    const again = await transship([...args, '--mode', 'replace', '--json'], options)
+    expect(again.code, again.stderr).toBe(0)
+    const report = JSON.parse(again.stdout) as {stopped: string[]; verified: boolean}
+    expect(report.verified).toBe(true)
+    // the journal started it first, so this run found it running, stopped it and started it again
+    expect(report.stopped).toEqual([writer])
+    expect(await isRunning(writer)).toBe(true)
+    const copied = (await mountpointOf('remote', target))!
+    expect(await exists(path.join(copied, MARKER))).toBe(false)
+    const [sent, landed] = await Promise.all([snapshot(source), snapshot(copied)])
+    expect(landed.blob).toEqual(sent.blob)
+  })
+
+  it('refuses a destination that is not empty, changing nothing; --mode replace makes it equal', async () => {
+    const name = `${prefix}-full`
+    const source = await createVolume('classic', name)
+    await mkdir(path.join(source, 'dir'))
+    await writeFile(path.join(source, 'dir', 'new.txt'), 'from the source\n')
+    await writeFile(path.join(source, 'a.txt'), 'source a\n')
+    await lutimes(path.join(source, 'a.txt'), 1_100_000_000, 1_100_000_000)
+    const target = `${name}-dest`
+    const destination = await createVolume('remote', target)
+    await mkdir(path.join(destination, 'dir'))
+    await writeFile(path.join(destination, 'dir', 'keep.txt'), 'already there\n')
+    await writeFile(path.join(destination, 'a.txt'), 'destination a\n')
+    const before = await snapshot(destination)
+
+    const refused = await transship(['volume', 'copy', name, '--to', remote(), '--as', target], options)
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toContain(target)
+    expect(await snapshot(destination)).toEqual(before)
+
+    const replaced = await transship(
+      ['volume', 'copy', name, '--to', remote(), '--as', target, '--mode', 'replace', '--json'],
+      options,
+    )
+    expect(replaced.code, replaced.stderr).toBe(0)
+    expect((JSON.parse(replaced.stdout) as {verified: boolean}).verified).toBe(true)
+    expect(await snapshot(destination)).toEqual(await snapshot(source))
+  })
+
+  it('exports a volume to a .tar.zst, imports it on another host, and verifies it against the archive', async () => {
+    const name = `${prefix}-exp`
+    const source = await createVolume('classic', name)
+    await fillRich(source)
+    const archive = path.join(work, 'volume.tar.zst')
+    const exported = await transship(['volume', 'export', name, '-o', archive], options)
+    expect(exported.code, exported.stderr).toBe(0)
+    expect((await head(archive, 4)).toString('hex')).toBe('28b52ffd') // zstd, by the suffix
+
+    const target = expectVolume('remote', `${name}-imported`)
+    const imported = await transship(['volume', 'import', archive, target, '--host', remote()], options)
+    expect(imported.code, imported.stderr).toBe(0)
+    const destination = (await mountpointOf('remote', target))!
+    expect(await snapshot(destination)).toEqual(await snapshot(source))
+
+    const verify = await transship(['volume', 'verify', target, '--on', remote(), '--against', archive], options)
+    expect(verify.code, verify.stderr).toBe(0)
+
+    // one byte changed, same size and mtime: only the content tells
+    const file = path.join(destination, 'nested', 'deeper', 'random.bin')
+    const {atime, mtime} = await stat(file)
+    const content = await readFile(file)
+    content[35_000] = 0xff - content[35_000]!
+    await writeFile(file, content)
+    await utimes(file, atime, mtime)
+    const differs = await transship(['volume', 'verify', target, '--on', remote(), '--against', archive], options)
+    expect(differs.code).toBe(5)
+    expect(differs.stderr).toContain('nested/deeper/random.bin')
+    expect(differs.stderr).not.toContain('regular.txt')
+  })
+
+  it('refuses hostile and broken archives with nothing written', async () => {
+    const tag = randomBytes(4).toString('hex')
+    const escape = `e2e-escape-${tag}`
+    const absolute = `e2e-abs-${tag}`
+    const through = `e2e-through-${tag}`
+    const whole = gzipSync(await makeTar([{name: 'ok.txt'}, {content: randomBytes(300_000), name: 'blob'}]))
+    const archives: Array<{data: Buffer; file: string; names: string[]}> = [
+      {
+        data: await makeTar([
+          {content: 'ok', name: 'ok.txt'},
+          {content: 'x', name: `../../tmp/${escape}`},
+        ]),
+        file: 'escape.tar',
+        names: [escape],
+      },
+      {
+        data: await makeTar([
+          {content: 'ok', name: 'ok.txt'},
+          {content: 'x', name: `/tmp/${absolute}`},
+        ]),
+        file: 'absolute.tar',
+        names: [absolute],
+      },
+      {
+        data: await makeTar([
+          {content: 'ok', name: 'ok.txt'},
+          {linkname: '/tmp', name: 'd', type: 'symlink'},
+          {content: 'x', name: `d/${through}`},
+        ]),
+        file: 'through.tar',
+        names: [through],
+      },
+      {data: whole.subarray(0, Math.floor(whole.length / 2)), file: 'truncated.tar.gz', names: []},
+    ]
+    const volumesDir = path.join(bed.engines.classic.dataRoot, 'volumes')
+    for (const [i, archive] of archives.entries()) {
+      const file = path.join(work, archive.file)
+      await writeFile(file, archive.data)
+      const target = expectVolume('classic', `${prefix}-hostile-${i}`)
+      const result = await transship(['volume', 'import', file, target], options)
+      expect(result.code, `${archive.file}: ${result.stderr}`).toBe(2)
+      for (const name of archive.names) {
+        expect(result.stderr).toContain(name)
+        expect(await exists(path.join('/tmp', name))).toBe(false)
+        // where ../../tmp lands from a volume's data directory
+        expect(await exists(path.join(volumesDir, 'tmp', name))).toBe(false)
+      }
+
+      const mountpoint = await mountpointOf('classic', target)
+      if (mountpoint) expect(await readdir(mountpoint), archive.file).toEqual([])
+    }
+  })
+
+  it('names an unknown volume (exit 2); a recipe copies a volume, and a second apply verifies it', async () => {
+    const missing = `${prefix}-missing`
+    const unknown = await transship(['volume', 'copy', missing, '--to', remote()], options)
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toContain(missing)
+    const unknownExport = await transship(['volume', 'export', missing, '-o', path.join(work, 'x.tar')], options)
+    expect(unknownExport.code).toBe(2)
+    expect(unknownExport.stderr).toContain(missing)
+    expect(await exists(path.join(work, 'x.tar'))).toBe(false)
+
+    const name = `${prefix}-recipe`
+    const source = await createVolume('classic', name, {'com.docker.compose.project': 'e2e'})
+    await mkdir(path.join(source, 'sub'))
+    await writeFile(path.join(source, 'sub', 'data.txt'), 'through a recipe\n')
+    await lutimes(path.join(source, 'sub', 'data.txt'), 1_200_000_000, 1_200_000_000)
+    const target = expectVolume('remote', `${name}-copy`)
+    const recipe = path.join(work, 'volumes.yaml')
+    await writeFile(
+      recipe,
+      [
+        'version: 1',
+        'hosts:',
+        '  edge:',
+        `    ssh: ${bed.ssh.user}@${bed.ssh.host}:${bed.ssh.port}`,
+        `    engine: ${bed.engines.remote.socket}`,
+        'volumes:',
+        `  - name: ${name}`,
+        '    from: local',
+        '    to: edge',
+        `    as: ${target}`,
+        '',
+      ].join('\n'),
+    )
+
+    const apply = await transship(['apply', recipe], options)
+    expect(apply.code, apply.stderr + apply.stdout).toBe(0)
+    expect(apply.stdout + apply.stderr).toContain(`copy volume ${name} from local to edge as ${target}`)
+    const destination = (await mountpointOf('remote', target))!
+    expect(await snapshot(destination)).toEqual(await snapshot(source))
+    expect(await labelsOf('remote', target)).toEqual({'com.docker.compose.project': 'e2e'})
+
+    const again = await transship(['apply', recipe], options)
+    expect(again.code, again.stderr + again.stdout).toBe(0)
+    expect(again.stdout + again.stderr).toMatch(new RegExp(`verify volume ${target} on edge .*\\(already there\\)`))
+
+    // a copy already there that differs is not taken for done
+    await writeFile(path.join(destination, 'sub', 'data.txt'), 'through a recipe?\n')
+    const differs = await transship(['apply', recipe], options)
+    expect(differs.code).not.toBe(0)
+    expect(differs.stdout + differs.stderr).toContain('sub/data.txt')
+  })
+})
