@@ -52,9 +52,20 @@ export interface TarEnd {
   wire: 'none' | 'zstd'
 }
 
+/** An SSH host on this machine: compressing for it costs time and saves nothing. */
+function isLoopback(target: string): boolean {
+  try {
+    const {hostname} = new URL(target)
+    return hostname === 'localhost' || hostname === '[::1]' || /^127\./.test(hostname)
+  } catch {
+    return false
+  }
+}
+
 export async function tarEnd(hosts: Hosts, host: string, signal?: AbortSignal): Promise<TarEnd> {
   const remote = await hosts.shell(host, signal)
   if (!remote) return {host, shell: localShell(), wire: 'none'}
+  if (isLoopback(hosts.describe(host).target)) return {host, shell: remote, wire: 'none'}
   const probe = await remote.run('command -v zstd', {signal})
   return {host, shell: remote, wire: probe.code === 0 && (await hasCommand('zstd')) ? 'zstd' : 'none'}
 }
