@@ -55,7 +55,7 @@ export interface TarEnd {
 /** An SSH host on this machine: compressing for it costs time and saves nothing. */
 function isLoopback(target: string): boolean {
   try {
-    const {hostname} = new URL(target)
+    const {hostname} = new URL(target.split(' ')[0]!)
     return hostname === 'localhost' || hostname === '[::1]' || /^127\./.test(hostname)
   } catch {
     return false
