@@ -27,7 +27,20 @@ export async function makePlan(
     for (const step of planned) steps.push({...step, section: step.section ?? section.provider.section, run: step.run})
   }
 
-  return {steps: orderSteps(steps)}
+  // a step may run after every step of other sections (checks run on what the copies brought)
+  const withSections = steps.map((step) =>
+    step.afterSections?.length
+      ? {
+          ...step,
+          dependsOn: [
+            ...(step.dependsOn ?? []),
+            ...steps.filter((other) => step.afterSections!.includes(other.section)).map((other) => other.id),
+          ],
+          run: step.run,
+        }
+      : step,
+  )
+  return {steps: orderSteps(withSections)}
 }
 
 /** Topological order (Kahn), stable with respect to the order the plugins gave. */

@@ -110,6 +110,8 @@ export interface StepOutcome {
 
 /** One unit of work of a plan; runs after the steps it depends on. */
 export interface Step {
+  /** sections whose every step must finish before this one starts (e.g. checks after the copies) */
+  afterSections?: string[]
   /** bytes expected to move, when known */
   bytes?: number
   dependsOn?: string[]

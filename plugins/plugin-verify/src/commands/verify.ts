@@ -1,0 +1,132 @@
+import {Args, Flags} from '@oclif/core'
+import {
+  BaseCommand,
+  coreServices,
+  ExitCode,
+  openHosts,
+  recipeHostFlags,
+  TransshipError,
+  UsageError,
+} from '@transship/kit'
+import {writeFile} from 'node:fs/promises'
+import path from 'node:path'
+
+import type {VerifyConfig, VerifyReport} from '../config/types.js'
+
+import {loadVerifyConfig} from '../config/load.js'
+import {junitXml} from '../report/junit.js'
+import {formatReport, passed} from '../report/text.js'
+import {runVerification} from '../run/run-verification.js'
+import {type VerifyEntry} from '../section.js'
+
+export default class Verify extends BaseCommand<typeof Verify> {
+  static override args = {
+    target: Args.string({
+      description: 'With --config: the image to check. Without: a recipe whose `verify` section to run.',
+      required: true,
+    }),
+  }
+  static override description = `Prove an image works where it landed: file existence, permissions, owners and content, the image's metadata, and commands run in containers, in container-structure-test's v2 schema (its test files work unchanged), plus a file's sha256, a symlink's target, waiting for a log line, a healthy state or a TCP port, and "the image has a healthcheck".
+
+Static checks read the image through the engine without starting anything, so they work on images without a shell. Commands run with --network none and a timeout each; every container and temporary image is removed afterwards, also on failure, timeout or Ctrl-C. Hosts reached over SSH run the same checks through their engine. Exit 5 when a check fails.`
+  static override enableJsonFlag = true
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> --config tests/app.yaml app:1',
+    '<%= config.bin %> <%= command.id %> --config tests/app.yaml app:1 --host ssh://deploy@edge.example.com --junit report.xml',
+    '<%= config.bin %> <%= command.id %> recipes/verify.yaml',
+  ]
+  static override flags = {
+    ...recipeHostFlags,
+    config: Flags.string({
+      char: 'c',
+      description: "A test file (container-structure-test's v2 schema).",
+      multiple: true,
+      multipleNonGreedy: true,
+    }),
+    host: Flags.string({
+      description: 'Hosts to check the image on (default local).',
+      multiple: true,
+      multipleNonGreedy: true,
+    }),
+    junit: Flags.string({description: 'Also write the results as JUnit XML to this file.'}),
+  }
+  static override summary = 'Run checks on an image, on any host.'
+
+  async run(): Promise<VerifyReport[]> {
+    const jobs = this.flags.config ? await this.flagJobs() : await this.recipeJobs(this.args.target)
+    const hostNames = [...new Set(jobs.map((job) => job.host))]
+    await using hosts = await openHosts(this.config, this.flags, hostNames)
+    const reports: VerifyReport[] = []
+    for (const job of jobs) {
+      const engine = await hosts.engine(job.host, this.signal)
+      const report = await runVerification(engine, job.image, job.config, {
+        host: job.host,
+        log: this.logger(),
+        signal: this.signal,
+      })
+      reports.push(report)
+      if (!this.jsonEnabled()) this.log(formatReport(report).join('\n'))
+    }
+
+    if (this.flags.junit) await writeFile(this.flags.junit, junitXml(reports))
+    if (!reports.every((report) => passed(report))) {
+      throw new TransshipError('VERIFY_FAILED', ExitCode.Verify, 'some checks failed', {details: {reports}})
+    }
+
+    return reports
+  }
+
+  private async flagJobs(): Promise<Array<{config: VerifyConfig; host: string; image: string}>> {
+    const configs = await Promise.all((this.flags.config ?? []).map((file) => loadVerifyConfig(file)))
+    const merged = mergeConfigs(configs)
+    return (this.flags.host ?? ['local']).map((host) => ({config: merged, host, image: this.args.target}))
+  }
+
+  private async recipeJobs(file: string): Promise<Array<{config: VerifyConfig; host: string; image: string}>> {
+    const services = await coreServices(this.config)
+    const section = await services.recipeSection(file, 'verify')
+    if (!section) {
+      throw new UsageError(`${file} has no verify section`, {
+        code: 'RECIPE_NOTHING_TO_VERIFY',
+        suggestions: ['give a test file and an image instead: transship verify --config FILE IMAGE'],
+      })
+    }
+
+    const jobs: Array<{config: VerifyConfig; host: string; image: string}> = []
+    for (const entry of section.value as VerifyEntry[]) {
+      const config = await loadVerifyConfig(path.resolve(section.dir, entry.config))
+      for (const host of entry.on ?? ['local']) jobs.push({config, host, image: entry.image})
+    }
+
+    return jobs
+  }
+}
+
+/** Several test files as one (CST accepts several --config): their tests one after the other. */
+function mergeConfigs(configs: VerifyConfig[]): VerifyConfig {
+  const [first, ...rest] = configs
+  const merged: VerifyConfig = {...first!}
+  for (const config of rest) {
+    for (const key of [
+      'commandTests',
+      'fileExistenceTests',
+      'fileContentTests',
+      'globalEnvVars',
+      'waitTests',
+      'licenseTests',
+    ] as const) {
+      const items = config[key] as undefined | unknown[]
+      if (items)
+        (merged as unknown as Record<string, unknown[]>)[key] = [
+          ...((merged[key] as undefined | unknown[]) ?? []),
+          ...items,
+        ]
+    }
+
+    if (config.metadataTest) merged.metadataTest = {...merged.metadataTest, ...config.metadataTest}
+    if (config.containerRunOptions)
+      merged.containerRunOptions = {...merged.containerRunOptions, ...config.containerRunOptions}
+  }
+
+  return merged
+}

@@ -1,0 +1,377 @@
+/**
+ * Loading a verification config: read the file, parse it (YAML or JSON, as container-structure-test
+ * accepts both) keeping positions, validate it. Every problem found becomes a RecipeIssue with file, line,
+ * column and key path, and all of them are thrown at once in a RecipeError.
+ */
+import type {z} from 'zod'
+
+import {RecipeError, type RecipeIssue, UsageError} from '@transship/kit'
+import {readdir, readFile, stat} from 'node:fs/promises'
+import {basename, dirname, join, resolve} from 'node:path'
+import {
+  type Document,
+  isAlias,
+  isCollection,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  type Pair,
+  parseDocument,
+  type YAMLError,
+} from 'yaml'
+
+import type {VerifyConfig} from './types.js'
+
+import {closest, describeValue, REQUIRED_MESSAGE, SCHEMA_VERSION, verifyConfigSchema, verifyErrorMap} from './schema.js'
+
+/** More alias expansions than this in one document and it is refused (a "billion laughs" file). */
+export const MAX_ALIAS_COUNT = 100
+
+const START_HINT = `start with \`schemaVersion: "${SCHEMA_VERSION}"\``
+
+/** Read, parse and validate a config file. Throws a UsageError when it cannot be read, a RecipeError when invalid. */
+export async function loadVerifyConfig(file: string): Promise<VerifyConfig> {
+  const path = resolve(file)
+  let text: string
+  try {
+    const stats = await stat(path)
+    if (stats.isDirectory()) {
+      throw new UsageError(`${file} is a directory, not a verification config file`, {code: 'NOT_A_FILE'})
+    }
+
+    text = await readFile(path, 'utf8')
+  } catch (error) {
+    if (error instanceof UsageError) throw error
+    const {code} = error as NodeJS.ErrnoException
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new UsageError(`verification config ${file} not found`, {
+        cause: error,
+        code: 'FILE_NOT_FOUND',
+        details: {file},
+        suggestions: await notFoundSuggestions(file, path),
+      })
+    }
+
+    const reason = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (error as Error).message
+    throw new UsageError(`verification config ${file} cannot be read: ${reason}`, {
+      cause: error,
+      code: 'FILE_UNREADABLE',
+      details: {file},
+    })
+  }
+
+  return parseVerifyConfig(text, file)
+}
+
+async function notFoundSuggestions(file: string, path: string): Promise<string[]> {
+  let siblings: string[] = []
+  try {
+    const entries = await readdir(dirname(path), {withFileTypes: true})
+    siblings = entries.filter((entry) => entry.isFile() && /\.(?:ya?ml|json)$/i.test(entry.name)).map((e) => e.name)
+  } catch {
+    // the directory is missing too
+  }
+
+  const match = closest(basename(path), siblings)
+  const suggestions = match === undefined ? [] : [`did you mean ${join(dirname(file), match)}?`]
+  suggestions.push(`check the path${file === path ? '' : ` (relative to ${process.cwd()})`}`)
+  return suggestions
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// parsing
+
+/** Parse and validate config text (YAML or JSON); `file` names it in messages. Throws a RecipeError. */
+export function parseVerifyConfig(text: string, file: string): VerifyConfig {
+  const lineCounter = new LineCounter()
+  const doc = parseDocument(text, {lineCounter, merge: true, prettyErrors: false, uniqueKeys: true})
+
+  const yamlProblems = [...doc.errors, ...doc.warnings]
+  if (yamlProblems.length > 0) {
+    throw new RecipeError(
+      sortIssues(dedupe(yamlProblems.map((problem) => yamlIssue(problem, lineCounter, file, text)))),
+    )
+  }
+
+  const {contents} = doc
+  if (contents === null || (isScalar(contents) && contents.value === null)) {
+    throw new RecipeError([{file, message: `the config is empty: ${START_HINT}`, path: ''}])
+  }
+
+  let data: unknown
+  try {
+    data = doc.toJS({maxAliasCount: MAX_ALIAS_COUNT})
+  } catch (error) {
+    const message = /excessive alias count/i.test((error as Error).message)
+      ? `its anchors and aliases expand too much (more than ${MAX_ALIAS_COUNT} aliases): refused`
+      : `invalid YAML: ${lowerFirst((error as Error).message)}`
+    throw new RecipeError([{file, message, path: ''}], {cause: error})
+  }
+
+  if (!isMap(contents)) {
+    throw new RecipeError([
+      {
+        file,
+        ...positionOf(doc, lineCounter, [], 'value'),
+        message: `a config is a map of keys, not ${describeValue(data)}: ${START_HINT}`,
+        path: '',
+      },
+    ])
+  }
+
+  let result = verifyConfigSchema.safeParse(data, {error: verifyErrorMap})
+  if (!result.success && useScalarSources(doc, data, result.error.issues)) {
+    result = verifyConfigSchema.safeParse(data, {error: verifyErrorMap})
+  }
+
+  if (result.success) return result.data
+  const locator = new IssueLocator(doc, lineCounter, file, data)
+  for (const issue of result.error.issues) locator.addZodIssue(issue, issue.path)
+  throw new RecipeError(sortIssues(dedupe(locator.issues)))
+}
+
+/**
+ * container-structure-test reads YAML with go-yaml, which gives a string field the text of any scalar:
+ * `value: 8080` is the string "8080". Do the same: where a string is expected and a plain number or
+ * boolean is found, use its source text. Returns whether anything was changed.
+ */
+function useScalarSources(doc: Document, data: unknown, issues: readonly z.core.$ZodIssue[]): boolean {
+  let changed = false
+  for (const issue of issues) {
+    if (issue.code !== 'invalid_type' || issue.expected !== 'string' || issue.path.length === 0) continue
+    const {depth, node} = locate(doc, issue.path)
+    if (depth !== issue.path.length || !isScalar(node) || node.source === undefined) continue
+    if (typeof node.value !== 'number' && typeof node.value !== 'boolean') continue
+    const parent = valueAt(data, issue.path.slice(0, -1))
+    if (parent === null || typeof parent !== 'object') continue
+    ;(parent as Record<PropertyKey, unknown>)[issue.path.at(-1) as PropertyKey] = node.source
+    changed = true
+  }
+
+  return changed
+}
+
+function lowerFirst(message: string): string {
+  return /^[A-Z][a-z]/.test(message) ? message[0]!.toLowerCase() + message.slice(1) : message
+}
+
+function yamlIssue(problem: YAMLError, lineCounter: LineCounter, file: string, text: string): RecipeIssue {
+  const {col, line} = problem.linePos?.[0] ?? lineCounter.linePos(problem.pos[0])
+  const where = {column: col, file, line}
+  switch (problem.code) {
+    case 'DUPLICATE_KEY': {
+      const key = text.slice(problem.pos[0], problem.pos[1]).trim()
+      return {...where, message: `duplicate key ${key ? `${key} ` : ''}(each key may appear once in a map)`, path: ''}
+    }
+
+    case 'MULTIPLE_DOCS': {
+      return {
+        ...where,
+        message: 'a config is a single YAML document: give each further one in a file of its own',
+        path: '',
+      }
+    }
+
+    default: {
+      return {
+        ...where,
+        message: `invalid ${looksLikeJson(file) ? 'JSON' : 'YAML'}: ${lowerFirst(problem.message)}`,
+        path: '',
+      }
+    }
+  }
+}
+
+function looksLikeJson(file: string): boolean {
+  return /\.json$/i.test(file)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// key paths and their positions in the source
+
+type KeyPath = ReadonlyArray<PropertyKey>
+
+const IDENTIFIER = /^[A-Za-z_][\w-]*$/
+
+/** `commandTests[0].expectedOutput[1]`, `metadataTest.labels[0]`, `["odd key"]` */
+export function formatPath(path: KeyPath): string {
+  let out = ''
+  for (const segment of path) {
+    if (typeof segment === 'number') out += `[${segment}]`
+    else if (typeof segment === 'string' && IDENTIFIER.test(segment)) out += out ? `.${segment}` : segment
+    else out += `[${JSON.stringify(String(segment))}]`
+  }
+
+  return out
+}
+
+function keyName(key: unknown): string {
+  if (isScalar(key)) return typeof key.value === 'symbol' ? (key.value.description ?? '') : String(key.value)
+  return String(key)
+}
+
+function resolveAlias(doc: Document, node: unknown): unknown {
+  return isAlias(node) ? node.resolve(doc) : node
+}
+
+interface Located {
+  /** how many segments of the path were found */
+  depth: number
+  /** the key node of the pair holding `node`, when `node` is a map value */
+  key: Node | undefined
+  /** the deepest node found along the path */
+  node: Node | undefined
+}
+
+/** Walk the YAML nodes along a key path, as far as they go. */
+function locate(doc: Document, path: KeyPath): Located {
+  let node = doc.contents ?? undefined
+  let key: Node | undefined
+  let depth = 0
+  for (const segment of path) {
+    const current = resolveAlias(doc, node)
+    let pair: Pair | undefined
+    let next: unknown
+    if (isMap(current)) {
+      pair = current.items.find((item) => isPair(item) && isScalar(item.key) && keyName(item.key) === String(segment))
+      if (pair === undefined) break
+      next = pair.value
+    } else if (isSeq(current)) {
+      const index = Number(segment)
+      if (!Number.isInteger(index) || index < 0 || index >= current.items.length) break
+      next = current.items[index]
+    } else {
+      break
+    }
+
+    key = pair ? ((pair.key as Node | null) ?? undefined) : undefined
+    node = (next as Node | null) ?? undefined
+    depth++
+  }
+
+  return {depth, key, node}
+}
+
+interface Position {
+  column: number
+  line: number
+}
+
+function start(node: Node | undefined): number | undefined {
+  return node?.range?.[0]
+}
+
+function isEmptyScalar(node: Node | undefined): boolean {
+  return node === undefined || (isScalar(node) && node.value === null && !node.source)
+}
+
+/**
+ * Where a path is in the source. `key`: at the key itself (unknown keys). `value`: at the value, except
+ * that a map or list, or an empty value, is pointed at by its key when it has one. A path that is not all
+ * there (a missing key) is pointed at by its deepest part that is.
+ */
+function positionOf(
+  doc: Document,
+  lineCounter: LineCounter,
+  path: KeyPath,
+  anchor: 'key' | 'value',
+): Partial<Position> {
+  const found = locate(doc, path)
+  let offset: number | undefined
+  if (found.depth === path.length && anchor === 'key') {
+    offset = start(found.key) ?? start(found.node)
+  } else if (found.key !== undefined && (isCollection(resolveAlias(doc, found.node)) || isEmptyScalar(found.node))) {
+    offset = start(found.key)
+  } else {
+    offset = start(found.node) ?? start(found.key)
+  }
+
+  if (offset === undefined) return {}
+  const {col, line} = lineCounter.linePos(offset)
+  return {column: col, line}
+}
+
+function valueAt(data: unknown, path: KeyPath): unknown {
+  let value = data
+  for (const segment of path) {
+    if (value === null || typeof value !== 'object') return undefined
+    value = (value as Record<PropertyKey, unknown>)[segment as string]
+  }
+
+  return value
+}
+
+function isPlainMap(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
+
+class IssueLocator {
+  readonly issues: RecipeIssue[] = []
+
+  constructor(
+    private readonly doc: Document,
+    private readonly lineCounter: LineCounter,
+    private readonly file: string,
+    private readonly data: unknown,
+  ) {}
+
+  add(path: KeyPath, anchor: 'key' | 'value', message: string): void {
+    const at = positionOf(this.doc, this.lineCounter, path, anchor)
+    this.issues.push({file: this.file, ...at, message, path: formatPath(path)})
+  }
+
+  addZodIssue(issue: z.core.$ZodIssue, path: KeyPath): void {
+    if (issue.code === 'unrecognized_keys') {
+      const lines = issue.message.split('\n')
+      for (const [i, key] of issue.keys.entries()) {
+        const message = lines.length === issue.keys.length ? (lines[i] ?? issue.message) : issue.message
+        this.add([...path, key], 'key', message)
+      }
+
+      return
+    }
+
+    if (issue.code === 'invalid_union') {
+      // no unions in the schema today; report the first branch's problems should one be added
+      const branch = issue.errors[0]
+      if (branch !== undefined && branch.length > 0) {
+        for (const inner of branch) this.addZodIssue(inner, [...path, ...inner.path])
+        return
+      }
+    }
+
+    const key = path.at(-1)
+    const parentPath = path.slice(0, -1)
+    const parent = valueAt(this.data, parentPath)
+    if (path.length > 0 && isPlainMap(parent) && !Object.hasOwn(parent, key as string)) {
+      const why = issue.message === REQUIRED_MESSAGE ? '' : `: ${issue.message}`
+      this.add(parentPath, 'value', `missing required key ${JSON.stringify(String(key))}${why}`)
+      return
+    }
+
+    this.add(path, 'value', issue.message)
+  }
+}
+
+function dedupe(issues: RecipeIssue[]): RecipeIssue[] {
+  const seen = new Set<string>()
+  return issues.filter((issue) => {
+    const key = `${issue.line}:${issue.column}:${issue.path}:${issue.message}`
+    if (seen.has(key)) return false
+    seen.add(key)
+    return true
+  })
+}
+
+function sortIssues(issues: RecipeIssue[]): RecipeIssue[] {
+  return issues
+    .map((issue, index) => ({index, issue}))
+    .sort(
+      (a, b) =>
+        (a.issue.line ?? 0) - (b.issue.line ?? 0) || (a.issue.column ?? 0) - (b.issue.column ?? 0) || a.index - b.index,
+    )
+    .map(({issue}) => issue)
+}

@@ -1,0 +1,1 @@
+export {verifySection} from './section.js'

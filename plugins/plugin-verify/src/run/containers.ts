@@ -1,0 +1,373 @@
+/**
+ * The Engine API calls the runner makes on containers and the images it commits: create, start, wait, kill,
+ * logs (with the demuxer of the multiplexed log stream), exec, archive reads, commit and removal. Everything
+ * created is recorded in a Resources tracker whose dispose() removes it, even after an abort.
+ */
+import type {EngineClient} from '@transship/kit'
+import type {IncomingMessage} from 'node:http'
+import type {Readable} from 'node:stream'
+
+import {EngineError} from '@transship/kit'
+import {createHash} from 'node:crypto'
+import {pipeline} from 'node:stream/promises'
+import tar from 'tar-stream'
+
+/** The label put on every container the runner creates (and so on the images it commits). */
+export const RUNNER_LABEL = 'io.transship.verify'
+
+/** How long cleanup calls may take: they run without the (possibly aborted) caller's signal. */
+const CLEANUP_TIMEOUT_MS = 120_000
+
+export interface ContainerSpec {
+  capAdd?: string[]
+  cmd?: string[]
+  /** undefined: the image's; [] clears it */
+  entrypoint?: string[]
+  env?: string[]
+  image: string
+  /** default 'none' */
+  networkMode?: string
+  privileged?: boolean
+  user?: string
+}
+
+/** Containers and images made by a run; dispose() removes them all (containers first), ignoring errors. */
+export class Resources {
+  private readonly containers = new Set<string>()
+  private readonly images: string[] = []
+
+  constructor(
+    private readonly engine: EngineClient,
+    private readonly log?: {debug(m: string): void},
+  ) {}
+
+  addImage(id: string): void {
+    this.images.push(id)
+  }
+
+  async create(spec: ContainerSpec, signal: AbortSignal): Promise<string> {
+    const {Id: id} = await this.engine.json<{Id: string}>({
+      body: {
+        AttachStderr: false,
+        AttachStdin: false,
+        AttachStdout: false,
+        Cmd: spec.cmd,
+        Entrypoint: spec.entrypoint,
+        Env: spec.env,
+        HostConfig: {
+          CapAdd: spec.capAdd,
+          NetworkMode: spec.networkMode ?? 'none',
+          Privileged: spec.privileged ?? false,
+        },
+        Image: spec.image,
+        Labels: {[RUNNER_LABEL]: 'runner'},
+        Tty: false,
+        User: spec.user,
+      },
+      method: 'POST',
+      path: '/containers/create',
+      signal,
+    })
+    this.containers.add(id)
+    return id
+  }
+
+  async dispose(): Promise<void> {
+    for (const id of this.containers) {
+      await removeContainer(this.engine, id).catch((error: unknown) =>
+        this.log?.debug(`verify: removing container ${id} failed: ${String(error)}`),
+      )
+      this.containers.delete(id)
+    }
+
+    for (const id of this.images.reverse()) {
+      await removeImage(this.engine, id).catch((error: unknown) =>
+        this.log?.debug(`verify: removing image ${id} failed: ${String(error)}`),
+      )
+    }
+
+    this.images.length = 0
+  }
+
+  /** Removes one container now (it is forgotten either way). */
+  async remove(id: string): Promise<void> {
+    this.containers.delete(id)
+    await removeContainer(this.engine, id).catch((error: unknown) =>
+      this.log?.debug(`verify: removing container ${id} failed: ${String(error)}`),
+    )
+  }
+}
+
+export async function startContainer(engine: EngineClient, id: string, signal: AbortSignal): Promise<void> {
+  await engine.json({method: 'POST', path: `/containers/${id}/start`, signal})
+}
+
+/** Waits for the container to stop; its exit code. Rejects when `signal` aborts. */
+export async function waitContainer(engine: EngineClient, id: string, signal: AbortSignal): Promise<number> {
+  const reply = await engine.json<{Error?: null | {Message?: string}; StatusCode: number}>({
+    method: 'POST',
+    path: `/containers/${id}/wait`,
+    query: {condition: 'not-running'},
+    signal,
+  })
+  return reply.StatusCode
+}
+
+/** Sends SIGKILL; a container that already stopped (409) or is gone (404) is fine. */
+export async function killContainer(engine: EngineClient, id: string): Promise<void> {
+  try {
+    await engine.json({method: 'POST', path: `/containers/${id}/kill`, signal: AbortSignal.timeout(CLEANUP_TIMEOUT_MS)})
+  } catch (error) {
+    if (error instanceof EngineError && (error.status === 409 || error.status === 404)) return
+    throw error
+  }
+}
+
+export async function removeContainer(engine: EngineClient, id: string): Promise<void> {
+  try {
+    await engine.json({
+      method: 'DELETE',
+      path: `/containers/${id}`,
+      query: {force: true, v: true},
+      signal: AbortSignal.timeout(CLEANUP_TIMEOUT_MS),
+    })
+  } catch (error) {
+    if (error instanceof EngineError && error.status === 404) return
+    throw error
+  }
+}
+
+export async function removeImage(engine: EngineClient, id: string): Promise<void> {
+  try {
+    await engine.json({
+      method: 'DELETE',
+      path: `/images/${id}`,
+      query: {force: true},
+      signal: AbortSignal.timeout(CLEANUP_TIMEOUT_MS),
+    })
+  } catch (error) {
+    if (error instanceof EngineError && error.status === 404) return
+    throw error
+  }
+}
+
+/** Commits the container as an untagged image; its ID. */
+export async function commitContainer(engine: EngineClient, id: string, signal: AbortSignal): Promise<string> {
+  const reply = await engine.json<{Id: string}>({method: 'POST', path: '/commit', query: {container: id}, signal})
+  return reply.Id
+}
+
+export interface ContainerState {
+  ExitCode?: number
+  Health?: {Log?: Array<{ExitCode?: number; Output?: string}>; Status?: string}
+  Running?: boolean
+  Status?: string
+}
+
+export interface ContainerInspect {
+  Config?: {Healthcheck?: {Test?: null | string[]}}
+  State?: ContainerState
+}
+
+export async function inspectContainer(
+  engine: EngineClient,
+  id: string,
+  signal: AbortSignal,
+): Promise<ContainerInspect> {
+  return engine.json<ContainerInspect>({path: `/containers/${id}/json`, signal})
+}
+
+/** One frame of a multiplexed stream: 0 stdin, 1 stdout, 2 stderr. */
+export interface Frame {
+  data: Buffer
+  stream: number
+}
+
+/**
+ * Splits Docker's multiplexed stream (non-TTY logs, attach, exec): frames of an 8-byte header [stream, 0, 0, 0,
+ * size as big-endian uint32] and `size` bytes, cut anywhere by the transport.
+ * @yields each frame, whole
+ */
+export async function* demuxFrames(source: AsyncIterable<Buffer | string | Uint8Array>): AsyncGenerator<Frame> {
+  let pending = Buffer.alloc(0)
+  for await (const chunk of source) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk)
+    pending = pending.length === 0 ? bytes : Buffer.concat([pending, bytes])
+    while (pending.length >= 8) {
+      const size = pending.readUInt32BE(4)
+      if (pending.length < 8 + size) break
+      const stream = pending[0] ?? 1
+      const data = pending.subarray(8, 8 + size)
+      pending = pending.subarray(8 + size)
+      yield {data, stream}
+    }
+  }
+}
+
+export interface Output {
+  stderr: string
+  stdout: string
+}
+
+/** Reads a whole multiplexed stream into stdout and stderr. */
+export async function collectOutput(source: AsyncIterable<Buffer | string | Uint8Array>): Promise<Output> {
+  const out: Buffer[] = []
+  const err: Buffer[] = []
+  for await (const frame of demuxFrames(source)) (frame.stream === 2 ? err : out).push(frame.data)
+  return {stderr: Buffer.concat(err).toString('utf8'), stdout: Buffer.concat(out).toString('utf8')}
+}
+
+/** The container's logs so far (stdout and stderr apart). */
+export async function containerLogs(engine: EngineClient, id: string, signal: AbortSignal): Promise<Output> {
+  const reply = await engine.stream({path: `/containers/${id}/logs`, query: {stderr: 1, stdout: 1}, signal})
+  return collectOutput(reply)
+}
+
+/** The container's log stream, following it until the container stops or `signal` aborts. */
+export async function followLogs(engine: EngineClient, id: string, signal: AbortSignal): Promise<IncomingMessage> {
+  return engine.stream({path: `/containers/${id}/logs`, query: {follow: 1, stderr: 1, stdout: 1}, signal})
+}
+
+/** Runs `cmd` in a running container (no shell, no TTY); its output and exit code. */
+export async function execCapture(
+  engine: EngineClient,
+  id: string,
+  cmd: string[],
+  signal: AbortSignal,
+): Promise<Output & {exitCode: number}> {
+  const {Id: execId} = await engine.json<{Id: string}>({
+    body: {AttachStderr: true, AttachStdin: false, AttachStdout: true, Cmd: cmd, Tty: false},
+    method: 'POST',
+    path: `/containers/${id}/exec`,
+    signal,
+  })
+  const reply = await engine.stream({
+    body: {Detach: false, Tty: false},
+    method: 'POST',
+    path: `/exec/${execId}/start`,
+    signal,
+  })
+  const output = await collectOutput(reply)
+  const inspected = await engine.json<{ExitCode: null | number; Running: boolean}>({
+    path: `/exec/${execId}/json`,
+    signal,
+  })
+  return {...output, exitCode: inspected.ExitCode ?? -1}
+}
+
+export type EntryType = tar.Header['type']
+
+/** What the archive API says about one path (the path itself: a symlink is not followed). */
+export interface PathEntry {
+  gid: number
+  /** a symlink's target as stored (readlink) */
+  linkname: string
+  /** permission bits plus setuid (0o4000), setgid (0o2000) and sticky (0o1000) */
+  mode: number
+  /** a symlink's target with every link along it resolved, absolute (from the engine's path stat) */
+  resolvedTarget?: string
+  size: number
+  type: EntryType
+  uid: number
+}
+
+export interface PathRead extends PathEntry {
+  /** the content (regular files, when asked for) */
+  content?: Buffer
+  /** hex sha256 of the content (regular files, when asked for) */
+  sha256?: string
+}
+
+/** The bound on a content read into memory (hashing streams and has none). */
+export const MAX_CONTENT_BYTES = 64 * 1024 * 1024
+
+/**
+ * Reads `path` of a container (created or running) through `GET /containers/{id}/archive`: the header of the
+ * tar's first entry and, for a regular file, its sha256 and/or content. undefined when the path is absent (404).
+ * Only the first entry is read: a directory's tar is cut off there.
+ */
+export async function readPath(
+  engine: EngineClient,
+  id: string,
+  path: string,
+  want: {content?: boolean; sha256?: boolean},
+  signal: AbortSignal,
+): Promise<PathRead | undefined> {
+  let reply: IncomingMessage
+  try {
+    reply = await engine.stream({path: `/containers/${id}/archive`, query: {path}, signal})
+  } catch (error) {
+    if (error instanceof EngineError && error.status === 404) return undefined
+    throw error
+  }
+
+  const resolvedTarget = pathStat(reply)?.linkTarget || undefined
+  const extract = tar.extract()
+  const feeding = feed(reply, extract)
+  try {
+    const first = await extract[Symbol.asyncIterator]().next()
+    if (first.done) return undefined
+    return await readEntry(first.value, path, want, resolvedTarget)
+  } finally {
+    reply.destroy()
+    extract.destroy()
+    await feeding
+  }
+}
+
+type TarEntry = tar.Extract extends AsyncIterable<infer S> ? S : never
+
+async function readEntry(
+  entry: TarEntry,
+  path: string,
+  want: {content?: boolean; sha256?: boolean},
+  resolvedTarget: string | undefined,
+): Promise<PathRead> {
+  const {header} = entry
+  const result: PathRead = {
+    gid: header.gid,
+    linkname: header.linkname ?? '',
+    // eslint-disable-next-line no-bitwise -- the permission, setuid, setgid and sticky bits
+    mode: header.mode & 0o7777,
+    resolvedTarget,
+    size: header.size,
+    type: header.type,
+    uid: header.uid,
+  }
+  if (header.type !== 'file' || (!want.content && !want.sha256)) return result
+  const hash = createHash('sha256')
+  const chunks: Buffer[] = []
+  let length = 0
+  for await (const chunk of entry as AsyncIterable<Buffer>) {
+    hash.update(chunk)
+    if (want.content && length < MAX_CONTENT_BYTES) chunks.push(chunk)
+    length += chunk.length
+  }
+
+  if (want.sha256) result.sha256 = hash.digest('hex')
+  if (want.content) {
+    if (length > MAX_CONTENT_BYTES) {
+      throw new RangeError(`${path} is larger than ${MAX_CONTENT_BYTES} bytes: its content is not checked`)
+    }
+
+    result.content = Buffer.concat(chunks)
+  }
+
+  return result
+}
+
+/** The X-Docker-Container-Path-Stat header: base64 JSON {name, size, mode, mtime, linkTarget}. */
+function pathStat(reply: IncomingMessage): undefined | {linkTarget?: string; mode?: number} {
+  const header = reply.headers['x-docker-container-path-stat']
+  if (typeof header !== 'string') return undefined
+  try {
+    return JSON.parse(Buffer.from(header, 'base64').toString('utf8')) as {linkTarget?: string; mode?: number}
+  } catch {
+    return undefined
+  }
+}
+
+/** Writes the reply into the extractor; settles (never rejects) when either side ends or is destroyed. */
+async function feed(source: Readable, extract: tar.Extract): Promise<void> {
+  await pipeline(source, extract as unknown as NodeJS.WritableStream).catch(() => {})
+}

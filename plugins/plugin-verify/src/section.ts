@@ -1,0 +1,66 @@
+import type {Reference, SectionProvider, Step} from '@transship/kit'
+
+import {ExitCode, TransshipError} from '@transship/kit'
+import path from 'node:path'
+import {z} from 'zod'
+
+import {loadVerifyConfig} from './config/load.js'
+import {formatReport, passed} from './report/text.js'
+import {runVerification} from './run/run-verification.js'
+
+export const verifyEntrySchema = z.strictObject({
+  config: z
+    .string()
+    .min(1)
+    .describe("A test file in container-structure-test's v2 schema (relative to the recipe's directory)."),
+  image: z.string().min(1).describe('The image to check, e.g. app:1.'),
+  on: z.array(z.string().min(1)).min(1).optional().describe('Hosts to check it on (default: [local]).'),
+})
+
+export const verifySchema = z
+  .array(verifyEntrySchema)
+  .describe('Checks run on images where they landed, after every copy, tag and build of the recipe.')
+
+export type VerifyEntry = z.infer<typeof verifyEntrySchema>
+
+export const verifySection: SectionProvider<VerifyEntry[]> = {
+  async plan(entries, context) {
+    const steps: Step[] = []
+    for (const entry of entries) {
+      const file = path.resolve(context.recipe.dir, entry.config)
+      // read now: a broken test file is a recipe error, before anything runs
+      const config = await loadVerifyConfig(file)
+      for (const host of entry.on ?? ['local']) {
+        steps.push({
+          afterSections: ['images', 'rootfs', 'volumes'],
+          detail: {config: file, host, image: entry.image},
+          host,
+          id: `verify:${host}:${entry.image}:${entry.config}`,
+          async run({hosts, log, signal}) {
+            const engine = await hosts.engine(host, signal)
+            const report = await runVerification(engine, entry.image, config, {host, log, signal})
+            if (!passed(report)) {
+              throw new TransshipError('VERIFY_FAILED', ExitCode.Verify, formatReport(report).join('\n'), {
+                details: {report},
+              })
+            }
+
+            return {report, summary: `${report.results.length} checks passed`}
+          },
+          section: 'verify',
+          title: `verify ${entry.image} on ${host} (${entry.config})`,
+        })
+      }
+    }
+
+    return steps
+  },
+  plugin: '@transship/plugin-verify',
+  references(entries): Reference[] {
+    return entries.flatMap((entry, index) =>
+      (entry.on ?? []).map((name, position) => ({kind: 'host' as const, name, path: [index, 'on', position]})),
+    )
+  },
+  schema: verifySchema,
+  section: 'verify',
+}
