@@ -128,12 +128,17 @@ describeE2E('transship verify', (bed) => {
     expect(result.stderr).toContain('transship-test/nosuch:1')
   })
 
-  it('applies recipes/verify.yaml: the copy, then the checks on both hosts', async () => {
+  it('applies recipes/verify.yaml: the copy, then the checks on both hosts; verify runs them alone', async () => {
     const recipe = path.join(repoRoot, 'recipes', 'verify.yaml')
     const apply = await transship(['apply', recipe, '--json'], options)
     expect(apply.code, apply.stderr).toBe(0)
     const applied = JSON.parse(apply.stdout) as {steps: Array<{host: string; id: string; status: string}>}
     const checks = applied.steps.filter((step) => step.id.startsWith('verify:'))
-    expect(checks.map((step) => `${step.host}:${step.status}`).sort()).toEqual(['edge:done', 'local:done'])
+    expect(checks.map((step) => `${step.host}:${step.status}`).sort()).toEqual(['edge:done', 'edge:done', 'local:done'])
+
+    // the same checks alone, from the recipe
+    const alone = await transship(['verify', recipe, '--json'], options)
+    expect(alone.code, alone.stderr).toBe(0)
+    expect((JSON.parse(alone.stdout) as ReportJson[]).map((report) => report.host)).toEqual(['local', 'edge', 'edge'])
   })
 })

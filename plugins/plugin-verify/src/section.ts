@@ -4,18 +4,30 @@ import {ExitCode, TransshipError} from '@transship/kit'
 import path from 'node:path'
 import {z} from 'zod'
 
+import type {VerifyConfig} from './config/types.js'
+
 import {loadVerifyConfig} from './config/load.js'
+import {SCHEMA_VERSION, verifyConfigSchema} from './config/schema.js'
 import {formatReport, passed} from './report/text.js'
 import {runVerification} from './run/run-verification.js'
 
-export const verifyEntrySchema = z.strictObject({
-  config: z
-    .string()
-    .min(1)
-    .describe("A test file in container-structure-test's v2 schema (relative to the recipe's directory)."),
-  image: z.string().min(1).describe('The image to check, e.g. app:1.'),
-  on: z.array(z.string().min(1)).min(1).optional().describe('Hosts to check it on (default: [local]).'),
-})
+export const verifyEntrySchema = z
+  .strictObject({
+    config: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("A test file in container-structure-test's v2 schema (relative to the recipe's directory)."),
+    image: z.string().min(1).describe('The image to check, e.g. app:1.'),
+    on: z.array(z.string().min(1)).min(1).optional().describe('Hosts to check it on (default: [local]).'),
+    tests: verifyConfigSchema
+      .extend({schemaVersion: verifyConfigSchema.shape.schemaVersion.optional()})
+      .optional()
+      .describe('The checks written in the recipe, in the same schema as a test file (schemaVersion may be left out).'),
+  })
+  .refine((entry) => (entry.config === undefined) !== (entry.tests === undefined), {
+    message: 'give the checks as a test file (config) or in the recipe (tests), one of the two',
+  })
 
 export const verifySchema = z
   .array(verifyEntrySchema)
@@ -27,15 +39,18 @@ export const verifySection: SectionProvider<VerifyEntry[]> = {
   async plan(entries, context) {
     const steps: Step[] = []
     for (const entry of entries) {
-      const file = path.resolve(context.recipe.dir, entry.config)
+      const file = entry.config === undefined ? undefined : path.resolve(context.recipe.dir, entry.config)
       // read now: a broken test file is a recipe error, before anything runs
-      const config = await loadVerifyConfig(file)
+      const config: VerifyConfig = file
+        ? await loadVerifyConfig(file)
+        : {...entry.tests!, schemaVersion: SCHEMA_VERSION}
+      const source = entry.config ?? 'checks in the recipe'
       for (const host of entry.on ?? ['local']) {
         steps.push({
           afterSections: ['images', 'rootfs', 'volumes'],
-          detail: {config: file, host, image: entry.image},
+          detail: {config: file ?? 'recipe', host, image: entry.image},
           host,
-          id: `verify:${host}:${entry.image}:${entry.config}`,
+          id: `verify:${host}:${entry.image}:${source}`,
           async run({hosts, log, signal}) {
             const engine = await hosts.engine(host, signal)
             const report = await runVerification(engine, entry.image, config, {host, log, signal})
@@ -48,7 +63,7 @@ export const verifySection: SectionProvider<VerifyEntry[]> = {
             return {report, summary: `${report.results.length} checks passed`}
           },
           section: 'verify',
-          title: `verify ${entry.image} on ${host} (${entry.config})`,
+          title: `verify ${entry.image} on ${host} (${source})`,
         })
       }
     }

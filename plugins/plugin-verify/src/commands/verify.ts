@@ -55,7 +55,9 @@ Static checks read the image through the engine without starting anything, so th
   async run(): Promise<VerifyReport[]> {
     const jobs = this.flags.config ? await this.flagJobs() : await this.recipeJobs(this.args.target)
     const hostNames = [...new Set(jobs.map((job) => job.host))]
-    await using hosts = await openHosts(this.config, this.flags, hostNames)
+    // a recipe's checks name the recipe's hosts
+    const recipe = this.flags.config ? this.flags.recipe : this.args.target
+    await using hosts = await openHosts(this.config, {...this.flags, recipe}, hostNames)
     const reports: VerifyReport[] = []
     for (const job of jobs) {
       const engine = await hosts.engine(job.host, this.signal)
@@ -94,7 +96,9 @@ Static checks read the image through the engine without starting anything, so th
 
     const jobs: Array<{config: VerifyConfig; host: string; image: string}> = []
     for (const entry of section.value as VerifyEntry[]) {
-      const config = await loadVerifyConfig(path.resolve(section.dir, entry.config))
+      const config: VerifyConfig = entry.config
+        ? await loadVerifyConfig(path.resolve(section.dir, entry.config))
+        : {...entry.tests!, schemaVersion: '2.0.0'}
       for (const host of entry.on ?? ['local']) jobs.push({config, host, image: entry.image})
     }
 
