@@ -49,6 +49,8 @@ PACKAGES=(
   debootstrap # rootfs: builds Debian base images
   mmdebstrap # rootfs: the other bootstrap tool
   skopeo # rootfs: checks the built images
+  acl # volumes: setfacl/getfacl for the ACL checks
+  attr # volumes: setfattr/getfattr
   docker-registry # Distribution 2.8: the plain and the secure registry
   apache2-utils # htpasswd, for the secure registry's users
   openssl # the secure registry's CA and server certificate
