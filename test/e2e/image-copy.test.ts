@@ -144,7 +144,7 @@ describeE2E('transship image copy', (bed) => {
     await removeImages('containerd', one, two)
     // Docker 20.10 saves a layer shared by two images once, and links the other directory to it
     const result = await cli(['image', 'copy', one, two, '--to', remote, '--to', modern, '--json'])
-    expect(result.code).toBe(0)
+    expect(result.code, result.stderr + result.stdout).toBe(0)
     const reports = (JSON.parse(result.stdout) as {hosts: HostReport[]}).hosts
     for (const report of reports) expect(report).toMatchObject({layersSkipped: 2, status: 'copied'})
     for (const engine of ['remote', 'containerd'] as const) {

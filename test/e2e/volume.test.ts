@@ -476,7 +476,7 @@ describeE2E('transship volume', (bed) => {
     )
 
     const again = await transship([...args, '--mode', 'replace', '--json'], options)
-    expect(again.code, again.stderr).toBe(0)
+    expect(again.code, again.stderr + again.stdout).toBe(0)
     const report = JSON.parse(again.stdout) as {stopped: string[]; verified: boolean}
     expect(report.verified).toBe(true)
     // the journal started it first, so this run found it running, stopped it and started it again

@@ -4,6 +4,7 @@ import {
   compressor,
   decompressor,
   EngineError,
+  fullName,
   parseReference,
   readMessages,
   sha256,
@@ -195,10 +196,17 @@ export async function streamCopy(
     await Promise.all(outputs.map((output) => output.settled()))
   }
 
+  // manifest.json lists the images in the engine's order, not the order they were asked for: match by config
+  // (a classic engine's image ID is its config digest), else by name
   const configDigests = new Map<string, string>()
-  for (const [index, entry] of manifest.entries()) {
-    const digest = /([\da-f]{64})/.exec(entry.Config)?.[1]
-    if (digest && images[index]) configDigests.set(images[index].id, `sha256:${digest}`)
+  const entries = manifest.map((entry) => ({
+    config: `sha256:${/([\da-f]{64})/.exec(entry.Config)?.[1] ?? ''}`,
+    names: new Set((entry.RepoTags ?? []).map((tag) => fullName(tag))),
+  }))
+  for (const image of images) {
+    const entry =
+      entries.find((item) => item.config === image.id) ?? entries.find((item) => item.names.has(fullName(image.ref)))
+    if (entry && entry.config !== 'sha256:') configDigests.set(image.id, entry.config)
   }
 
   return {configDigests, reports: outputs.map((output) => output.report)}
