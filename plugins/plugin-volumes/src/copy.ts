@@ -96,12 +96,15 @@ async function prepareDestination(
   const mountpoint = shellQuote(destination.Mountpoint)
   await mustRun(shell, request.to, `touch ${mountpoint}/${INCOMPLETE_MARKER}`, signal)
   if (mode === 'replace') {
-    await mustRun(
-      shell,
-      request.to,
-      `find ${mountpoint} -mindepth 1 -maxdepth 1 ! -name ${shellQuote(INCOMPLETE_MARKER)} -exec rm -rf -- {} +`,
-      signal,
-    )
+    const empty = `find ${mountpoint} -mindepth 1 -maxdepth 1 ! -name ${shellQuote(INCOMPLETE_MARKER)} -exec rm -rf -- {} +`
+    // a writer that is just ending (an interrupted copy's tar) may add a file while the directory is emptied
+    const first = await shell.run(empty, {signal})
+    if (first.code !== 0) {
+      await new Promise((resolve) => {
+        setTimeout(resolve, 1000)
+      })
+      await mustRun(shell, request.to, empty, signal)
+    }
   }
 
   return destination
