@@ -240,7 +240,7 @@ describeE2E('registry push, pull, ls and manifest lists', (bed) => {
     expect(Buffer.from(raw)).toEqual(body)
   })
 
-  it('pulls back into the containerd engine, into an OCI layout and into an OCI archive', async () => {
+  it('pulls back into the containerd engine, into an OCI layout, an OCI archive and a docker-archive', async () => {
     const ref = `${plain}/${repo}/busybox:1`
     const {digest} = await push(bed.images.busybox, ['--to', plain, '--as', `${repo}/busybox:1`])
     await dockerCli('containerd', ['image', 'rm', ref]).catch(() => '')
@@ -274,6 +274,15 @@ describeE2E('registry push, pull, ls and manifest lists', (bed) => {
     expect((JSON.parse(intoArchive.stdout) as PullResult).digest).toBe(digest)
     expect(await exists(file)).toBe(true)
     expect((JSON.parse(await skopeo(['inspect', `oci-archive:${file}`])) as {Digest: string}).Digest).toBe(digest)
+
+    // a docker-archive that Docker 20.10 loads (it reads no OCI archive): the same image as the source
+    const dockerArchive = path.join(work, 'pulled.tar')
+    const intoDocker = await transship(['image', 'pull', ref, '-o', `docker-archive:${dockerArchive}`], options)
+    expect(intoDocker.code, intoDocker.stderr).toBe(0)
+    await dockerCli('classic', ['image', 'rm', ref]).catch(() => '')
+    pulled.push({engine: 'classic', ref})
+    expect(await dockerCli('classic', ['load', '-i', dockerArchive])).toContain(ref)
+    expect(await imageId('classic', ref)).toBe(await imageId('classic', bed.images.busybox))
   })
 
   it('pushes to the TLS registry with the credentials of the recipe, and refuses wrong or missing ones', async () => {

@@ -6,7 +6,7 @@
  */
 import type {ImageReference, RegistryClient} from '@transship/kit'
 
-import {formatReference, fullName, UsageError} from '@transship/kit'
+import {decompressed, formatReference, fullName, ImageArchiveWriter, UsageError} from '@transship/kit'
 import {createReadStream, createWriteStream} from 'node:fs'
 import {mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
 import path from 'node:path'
@@ -211,5 +211,65 @@ export async function pullToArchive(
     return report
   } finally {
     await rm(scratch, {force: true, recursive: true})
+  }
+}
+
+/**
+ * Pulls into a docker-archive, what `docker load` of any version reads (Docker 20.10 reads no OCI archive):
+ * the image is pulled into a layout beside `file`, each layer is decompressed there once (a docker-archive
+ * holds plain layer tars, whose sizes its tar headers need), then the archive is written.
+ */
+export async function pullToDockerArchive(
+  client: RegistryClient,
+  reference: ImageReference,
+  file: string,
+  options: PullOptions = {},
+): Promise<PullReport> {
+  if (options.allPlatforms) {
+    throw new UsageError(
+      'a docker-archive holds one platform of an image: drop --all-platforms, or pull into oci-archive:',
+      {
+        code: 'FLAG_INVALID',
+      },
+    )
+  }
+
+  await mkdir(path.dirname(file), {recursive: true})
+  const scratch = await mkdtemp(path.join(path.dirname(file), `.${path.basename(file)}.`))
+  const temporary = `${file}.${process.pid}.tmp`
+  try {
+    const report = await pullToLayout(client, reference, scratch, options)
+    const blob = (digest: string) => path.join(scratch, 'blobs', 'sha256', digest.slice('sha256:'.length))
+    const manifest = JSON.parse(await readFile(blob(report.digest), 'utf8')) as Manifest
+    const config = await readFile(blob(manifest.config!.digest))
+    const diffIDs = (JSON.parse(config.toString('utf8')) as {rootfs?: {diff_ids?: string[]}}).rootfs?.diff_ids ?? []
+    const layers: Array<{diffID: string; digest: string; file: string; mediaType: string; size: number}> = []
+    for (const [index, layer] of (manifest.layers ?? []).entries()) {
+      const plain = path.join(scratch, `layer-${index}.tar`)
+      const {stream} = await decompressed(createReadStream(blob(layer.digest)))
+      await pipeline(stream, createWriteStream(plain), {signal: options.signal})
+      const {size} = await stat(plain)
+      const diffID = diffIDs[index]!
+      layers.push({
+        diffID,
+        digest: diffID,
+        file: plain,
+        mediaType: 'application/vnd.docker.image.rootfs.diff.tar',
+        size,
+      })
+    }
+
+    const writer = new ImageArchiveWriter('docker', [
+      {config, configDigest: manifest.config!.digest, layers, tags: reference.tag ? [formatReference(reference)] : []},
+    ])
+    const written = pipeline(writer.stream, createWriteStream(temporary), {signal: options.signal})
+    for (const layer of layers) await writer.writeLayer(layer, createReadStream(layer.file), options.signal)
+    await writer.finish()
+    await written
+    await rename(temporary, file)
+    return report
+  } finally {
+    await rm(scratch, {force: true, recursive: true})
+    await rm(temporary, {force: true})
   }
 }

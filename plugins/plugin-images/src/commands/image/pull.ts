@@ -13,7 +13,7 @@ import {
 import path from 'node:path'
 
 import {pullThroughEngine} from '../../registry/engine-registry.js'
-import {pullToArchive, pullToLayout} from '../../registry/pull.js'
+import {pullToArchive, pullToDockerArchive, pullToLayout} from '../../registry/pull.js'
 import {Registries} from '../../registry/registries.js'
 
 export interface PullResult {
@@ -30,7 +30,7 @@ export default class ImagePull extends BaseCommand<typeof ImagePull> {
   static override args = {
     image: Args.string({description: 'The image, e.g. localhost:5000/team/app:1.', required: true}),
   }
-  static override description = `Pull an image from a registry into an engine (local, a recipe host, or ssh://user@host), or with -o straight into an OCI layout directory (oci:DIR) or OCI archive (oci-archive:FILE), with no engine: blobs as the registry serves them, digests checked, the manifest byte for byte. A multi-platform image gives this machine's platform, or --platform, or every platform with --all-platforms (OCI outputs).
+  static override description = `Pull an image from a registry into an engine (local, a recipe host, or ssh://user@host), or with -o straight into an OCI layout directory (oci:DIR) or OCI archive (oci-archive:FILE), with no engine: blobs as the registry serves them, digests checked, the manifest byte for byte; or into a docker-archive (docker-archive:FILE, layers decompressed) that every Docker version loads, for an air-gapped host. A multi-platform image gives this machine's platform, or --platform, or every platform with --all-platforms (OCI outputs).
 
 Credentials come from the recipe's variables or from \`docker login\` (config.json, credential helpers).`
   static override enableJsonFlag = true
@@ -38,13 +38,17 @@ Credentials come from the recipe's variables or from \`docker login\` (config.js
     '<%= config.bin %> <%= command.id %> localhost:5000/team/app:1',
     '<%= config.bin %> <%= command.id %> registry.example.com/team/app:1 --host ssh://deploy@edge.example.com',
     '<%= config.bin %> <%= command.id %> registry.example.com/team/app:1 -o oci-archive:app-1.oci.tar',
+    '<%= config.bin %> <%= command.id %> registry.example.com/team/app:1 -o docker-archive:app-1.tar',
     '<%= config.bin %> <%= command.id %> localhost:5000/base/debian:bookworm -o oci:out/debian --all-platforms',
   ]
   static override flags = {
     ...recipeHostFlags,
     'all-platforms': Flags.boolean({description: 'Every platform of a multi-platform image (OCI outputs).'}),
     host: hostFlag('pull into'),
-    output: Flags.string({char: 'o', description: 'oci:DIR or oci-archive:FILE instead of an engine.'}),
+    output: Flags.string({
+      char: 'o',
+      description: 'oci:DIR, oci-archive:FILE or docker-archive:FILE (what Docker 20.10 loads) instead of an engine.',
+    }),
     platform: Flags.string({description: 'os/arch[/variant] of a multi-platform image, e.g. linux/arm64.'}),
   }
   static override summary = 'Pull an image into an engine, or into an OCI layout or archive.'
@@ -58,20 +62,19 @@ Credentials come from the recipe's variables or from \`docker login\` (config.js
     const image = formatReference(reference)
     let result: PullResult
     if (this.flags.output) {
-      const match = /^(oci|oci-archive):(.+)$/.exec(this.flags.output)
+      const match = /^(oci|oci-archive|docker-archive):(.+)$/.exec(this.flags.output)
       if (!match) {
-        throw new UsageError(`-o ${this.flags.output}: give oci:DIR or oci-archive:FILE`, {
+        throw new UsageError(`-o ${this.flags.output}: give oci:DIR, oci-archive:FILE or docker-archive:FILE`, {
           code: 'FLAG_INVALID',
-          suggestions: ['to get a docker-archive for an engine, pull into an engine, then `transship image save`'],
         })
       }
 
       const target = path.resolve(match[2]!)
       const options = {allPlatforms: this.flags['all-platforms'], platform: this.flags.platform, signal: this.signal}
-      const report =
-        match[1] === 'oci'
-          ? await pullToLayout(client, reference, target, options)
-          : await pullToArchive(client, reference, target, options)
+      const pull = {'docker-archive': pullToDockerArchive, oci: pullToLayout, 'oci-archive': pullToArchive}[
+        match[1] as 'docker-archive' | 'oci' | 'oci-archive'
+      ]
+      const report = await pull(client, reference, target, options)
       result = {...report, image, into: this.flags.output, seconds: (performance.now() - started) / 1000}
     } else {
       await using hosts = await openHosts(this.config, this.flags, [this.flags.host])
