@@ -432,7 +432,7 @@ describeE2E('transship volume', (bed) => {
       const source = await createVolume('classic', name)
       const fill = await run('sh', ['-c', `head -c 300M /dev/urandom > '${source}/blob'`])
       expect(fill.code, fill.stderr).toBe(0)
-      const writer = `${prefix}-bigwriter`
+      const writer = `${name}-writer`
       await startWriter(writer, name)
       await waitFor('the writer to write', () => exists(path.join(source, 'log')))
       const target = expectVolume('remote', `${name}-copy`)

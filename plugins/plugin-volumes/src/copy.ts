@@ -121,19 +121,35 @@ async function transfer(
   const writer = writeTar(destination.end, destination.mountpoint, {signal})
   const tap = manifestTap()
   let bytes = 0
-  await pipeline(
-    reader.stdout,
-    tap.stream,
-    byteCounter((n) => {
-      bytes += n
-    }),
-    writer.stdin,
-    {signal},
-  )
+  let broken: Error | undefined
+  try {
+    await pipeline(
+      reader.stdout,
+      tap.stream,
+      byteCounter((n) => {
+        bytes += n
+      }),
+      writer.stdin,
+      {signal},
+    )
+  } catch (error) {
+    if (signal.aborted) throw error
+    // the tars' own exit statuses say why better than the broken pipe does
+    broken = error as Error
+  }
+
   const [read, wrote] = await Promise.all([reader.exit, writer.exit])
+  if (wrote.code !== 0) {
+    throw new TransshipError(
+      'VOLUME_WRITE_FAILED',
+      ExitCode.Failed,
+      `${destination.end.host}: tar failed writing the volume (exit ${wrote.code ?? wrote.signal}): ${wrote.stderr.trim()}`,
+    )
+  }
+
   if (read.code === TAR_FILE_CHANGED) {
     log.warn(`${source.end.host}: files changed while they were read (${read.stderr.trim()}); the comparison will tell`)
-  } else if (read.code !== 0) {
+  } else if (read.code !== 0 && !broken) {
     throw new TransshipError(
       'VOLUME_READ_FAILED',
       ExitCode.Failed,
@@ -141,11 +157,12 @@ async function transfer(
     )
   }
 
-  if (wrote.code !== 0) {
+  if (broken) {
     throw new TransshipError(
-      'VOLUME_WRITE_FAILED',
+      'VOLUME_TRANSFER_FAILED',
       ExitCode.Failed,
-      `${destination.end.host}: tar failed writing the volume: ${wrote.stderr.trim()}`,
+      `the stream from ${source.end.host} to ${destination.end.host} broke: ${broken.message} (reading tar: exit ${read.code ?? read.signal}${read.stderr.trim() ? `, ${read.stderr.trim()}` : ''})`,
+      {cause: broken},
     )
   }
 
@@ -311,20 +328,35 @@ export async function copyVolume(request: VolumeCopyRequest, context: CopyContex
   const destination = await prepareDestination(destinationEngine, destinationShell, request, source, signal)
   const destinationName = request.as ?? request.name
   const stopped = request.quiesce === 'stop' ? running.map((user) => user.Names[0]?.replace(/^\//, '') ?? user.Id) : []
-  const sent = await withStopped(
-    sourceEngine,
-    request.from,
-    request.name,
-    request.quiesce === 'stop' ? users : [],
-    {grace: request.grace, log},
-    () =>
-      (request.mode === 'sync' ? syncTransfer : transfer)(
-        {end: sourceEnd, mountpoint: source.Mountpoint},
-        {end: destinationEnd, mountpoint: destination.Mountpoint},
-        log,
-        signal,
-      ),
-  )
+  const copyOnce = () =>
+    withStopped(
+      sourceEngine,
+      request.from,
+      request.name,
+      request.quiesce === 'stop' ? users : [],
+      {grace: request.grace, log},
+      () =>
+        (request.mode === 'sync' ? syncTransfer : transfer)(
+          {end: sourceEnd, mountpoint: source.Mountpoint},
+          {end: destinationEnd, mountpoint: destination.Mountpoint},
+          log,
+          signal,
+        ),
+    )
+  let sent: Awaited<ReturnType<typeof copyOnce>>
+  try {
+    sent = await copyOnce()
+  } catch (error) {
+    // a broken stream (a host's tar that died, a dropped channel) is worth one more try, from scratch
+    if (signal.aborted || (error as TransshipError).code !== 'VOLUME_TRANSFER_FAILED') throw error
+    log.warn(`${(error as Error).message}; copying ${request.name} again`)
+    if ((request.mode ?? 'create') !== 'sync') {
+      const emptied = `find ${shellQuote(destination.Mountpoint)} -mindepth 1 -maxdepth 1 ! -name ${shellQuote(INCOMPLETE_MARKER)} -exec rm -rf -- {} +`
+      await mustRun(destinationShell, request.to, emptied, signal)
+    }
+
+    sent = await copyOnce()
+  }
 
   const landed = await readVolumeManifest(destinationEnd, destination.Mountpoint, signal)
   const comparison = compareManifests(sent.manifest, landed, {ignore: (path) => path === INCOMPLETE_MARKER})
