@@ -6,11 +6,15 @@
 import type {z} from 'zod'
 
 import {
+  dedupeIssues,
+  describeValue,
   type RecipeContext,
   RecipeError,
   type RecipeIssue,
   type RecipeRegistry,
+  REQUIRED_MESSAGE,
   type SectionProvider,
+  sortIssues,
 } from '@transship/kit'
 import {readdir, readFile, stat} from 'node:fs/promises'
 import {basename, dirname, extname, join, resolve} from 'node:path'
@@ -28,16 +32,7 @@ import {
 } from 'yaml'
 
 import {type Anchor, formatPath, keyName, type KeyPath, pathOfAncestry, positionOf} from './paths.js'
-import {
-  closest,
-  describeValue,
-  type HostSpec,
-  LOCAL_HOST,
-  recipeErrorMap,
-  recipeSchema,
-  type RegistrySpec,
-  REQUIRED_MESSAGE,
-} from './schema.js'
+import {closest, type HostSpec, LOCAL_HOST, recipeErrorMap, recipeSchema, type RegistrySpec} from './schema.js'
 
 /** More alias expansions than this in one document and it is refused (a "billion laughs" file). */
 export const MAX_ALIAS_COUNT = 100
@@ -181,7 +176,7 @@ export function parseRecipe(
   const yamlProblems = [...doc.errors, ...doc.warnings]
   if (yamlProblems.length > 0) {
     throw new RecipeError(
-      sortIssues(dedupe(yamlProblems.map((problem) => yamlIssue(problem, doc, lineCounter, file, text)))),
+      sortIssues(dedupeIssues(yamlProblems.map((problem) => yamlIssue(problem, doc, lineCounter, file, text)))),
     )
   }
 
@@ -222,7 +217,7 @@ export function parseRecipe(
   checkReferences(locator, data, providers)
 
   if (locator.issues.length > 0 || !result.success) {
-    throw new RecipeError(sortIssues(dedupe(locator.issues)))
+    throw new RecipeError(sortIssues(dedupeIssues(locator.issues)))
   }
 
   const parsed = result.data
@@ -489,24 +484,4 @@ function checkReferences(locator: IssueLocator, data: unknown, providers: readon
       )
     }
   }
-}
-
-function dedupe(issues: RecipeIssue[]): RecipeIssue[] {
-  const seen = new Set<string>()
-  return issues.filter((issue) => {
-    const key = `${issue.line}:${issue.column}:${issue.path}:${issue.message}`
-    if (seen.has(key)) return false
-    seen.add(key)
-    return true
-  })
-}
-
-function sortIssues(issues: RecipeIssue[]): RecipeIssue[] {
-  return issues
-    .map((issue, index) => ({index, issue}))
-    .sort(
-      (a, b) =>
-        (a.issue.line ?? 0) - (b.issue.line ?? 0) || (a.issue.column ?? 0) - (b.issue.column ?? 0) || a.index - b.index,
-    )
-    .map(({issue}) => issue)
 }

@@ -3,7 +3,7 @@
  * installed plugins provide. Every object is strict: an unknown key is an error, with a did-you-mean.
  * `recipeErrorMap` turns zod's issues into short messages written for people editing YAML.
  */
-import {ExitCode, type SectionProvider, TransshipError} from '@transship/kit'
+import {describeValue, ExitCode, REQUIRED_MESSAGE, type SectionProvider, TransshipError} from '@transship/kit'
 import {z} from 'zod'
 
 /** Recipe versions this core reads. */
@@ -93,39 +93,6 @@ export function unknownKeyMessage(key: string, allowed: Iterable<string>): strin
 
 // ---------------------------------------------------------------------------------------------------------
 // messages
-
-/** The message given to a value that is missing; the loader turns it into `missing required key "x"`. */
-export const REQUIRED_MESSAGE = 'required'
-
-/** How a value found in a recipe is named in messages: `the string "yes"`, `a list`, `an empty value`. */
-export function describeValue(value: unknown): string {
-  if (value === null) return 'an empty value'
-  if (value === undefined) return 'nothing'
-  if (Array.isArray(value)) return 'a list'
-  switch (typeof value) {
-    case 'string': {
-      const shown = value.length > 40 ? `${value.slice(0, 37)}...` : value
-      return `the string ${JSON.stringify(shown)}`
-    }
-
-    case 'number':
-    case 'bigint': {
-      return `the number ${String(value)}`
-    }
-
-    case 'boolean': {
-      return String(value)
-    }
-
-    case 'object': {
-      return value instanceof Date ? 'a date' : 'a map'
-    }
-
-    default: {
-      return `a ${typeof value}`
-    }
-  }
-}
 
 function expectedNoun(expected: string): string {
   switch (expected) {

@@ -5,7 +5,15 @@
  */
 import type {z} from 'zod'
 
-import {RecipeError, type RecipeIssue, UsageError} from '@transship/kit'
+import {
+  dedupeIssues,
+  describeValue,
+  RecipeError,
+  type RecipeIssue,
+  REQUIRED_MESSAGE,
+  sortIssues,
+  UsageError,
+} from '@transship/kit'
 import {readdir, readFile, stat} from 'node:fs/promises'
 import {basename, dirname, join, resolve} from 'node:path'
 import {
@@ -25,7 +33,7 @@ import {
 
 import type {VerifyConfig} from './types.js'
 
-import {closest, describeValue, REQUIRED_MESSAGE, SCHEMA_VERSION, verifyConfigSchema, verifyErrorMap} from './schema.js'
+import {closest, SCHEMA_VERSION, verifyConfigSchema, verifyErrorMap} from './schema.js'
 
 /** More alias expansions than this in one document and it is refused (a "billion laughs" file). */
 export const MAX_ALIAS_COUNT = 100
@@ -92,7 +100,7 @@ export function parseVerifyConfig(text: string, file: string): VerifyConfig {
   const yamlProblems = [...doc.errors, ...doc.warnings]
   if (yamlProblems.length > 0) {
     throw new RecipeError(
-      sortIssues(dedupe(yamlProblems.map((problem) => yamlIssue(problem, lineCounter, file, text)))),
+      sortIssues(dedupeIssues(yamlProblems.map((problem) => yamlIssue(problem, lineCounter, file, text)))),
     )
   }
 
@@ -130,7 +138,7 @@ export function parseVerifyConfig(text: string, file: string): VerifyConfig {
   if (result.success) return result.data
   const locator = new IssueLocator(doc, lineCounter, file, data)
   for (const issue of result.error.issues) locator.addZodIssue(issue, issue.path)
-  throw new RecipeError(sortIssues(dedupe(locator.issues)))
+  throw new RecipeError(sortIssues(dedupeIssues(locator.issues)))
 }
 
 /**
@@ -354,24 +362,4 @@ class IssueLocator {
 
     this.add(path, 'value', issue.message)
   }
-}
-
-function dedupe(issues: RecipeIssue[]): RecipeIssue[] {
-  const seen = new Set<string>()
-  return issues.filter((issue) => {
-    const key = `${issue.line}:${issue.column}:${issue.path}:${issue.message}`
-    if (seen.has(key)) return false
-    seen.add(key)
-    return true
-  })
-}
-
-function sortIssues(issues: RecipeIssue[]): RecipeIssue[] {
-  return issues
-    .map((issue, index) => ({index, issue}))
-    .sort(
-      (a, b) =>
-        (a.issue.line ?? 0) - (b.issue.line ?? 0) || (a.issue.column ?? 0) - (b.issue.column ?? 0) || a.index - b.index,
-    )
-    .map(({issue}) => issue)
 }

@@ -3,6 +3,7 @@
  * extensions, see types.ts). Every object is strict: an unknown key is an error, with a did-you-mean.
  * Every regex field must compile; `verifyErrorMap` words zod's issues for people editing YAML.
  */
+import {describeValue, REQUIRED_MESSAGE} from '@transship/kit'
 import {z} from 'zod'
 
 import type {VerifyConfig} from './types.js'
@@ -294,39 +295,6 @@ export function unknownKeyMessage(key: string, allowed: readonly string[]): stri
   const suggestion = closest(key, allowed)
   if (suggestion !== undefined) return `unknown key "${key}" (did you mean "${suggestion}"?)`
   return allowed.length > 0 ? `unknown key "${key}" (allowed: ${allowed.join(', ')})` : `unknown key "${key}"`
-}
-
-/** The message given to a value that is missing; the loader turns it into `missing required key "x"`. */
-export const REQUIRED_MESSAGE = 'required'
-
-/** How a value is named in messages: `the string "yes"`, `a list`, `an empty value`. */
-export function describeValue(value: unknown): string {
-  if (value === null) return 'an empty value'
-  if (value === undefined) return 'nothing'
-  if (Array.isArray(value)) return 'a list'
-  switch (typeof value) {
-    case 'string': {
-      const shown = value.length > 40 ? `${value.slice(0, 37)}...` : value
-      return `the string ${JSON.stringify(shown)}`
-    }
-
-    case 'number':
-    case 'bigint': {
-      return `the number ${String(value)}`
-    }
-
-    case 'boolean': {
-      return String(value)
-    }
-
-    case 'object': {
-      return value instanceof Date ? 'a date' : 'a map'
-    }
-
-    default: {
-      return `a ${typeof value}`
-    }
-  }
 }
 
 const NOUNS: Record<string, string> = {
