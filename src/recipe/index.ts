@@ -7,7 +7,6 @@ export {
   type RecipeSection,
   type RecipeSource,
 } from './load.js'
-export {formatPath} from './paths.js'
 export {
   CORE_KEYS,
   DEFAULT_REMOTE_SOCKET,
@@ -23,3 +22,4 @@ export {
   type RegistrySpec,
   SUPPORTED_VERSIONS,
 } from './schema.js'
+export {formatPath} from '@transship/kit'

@@ -6,8 +6,14 @@
 import type {z} from 'zod'
 
 import {
+  type Anchor,
   dedupeIssues,
   describeValue,
+  formatPath,
+  keyName,
+  type KeyPath,
+  pathOfAncestry,
+  positionOf,
   type RecipeContext,
   RecipeError,
   type RecipeIssue,
@@ -31,7 +37,6 @@ import {
   type YAMLError,
 } from 'yaml'
 
-import {type Anchor, formatPath, keyName, type KeyPath, pathOfAncestry, positionOf} from './paths.js'
 import {closest, type HostSpec, LOCAL_HOST, recipeErrorMap, recipeSchema, type RegistrySpec} from './schema.js'
 
 /** More alias expansions than this in one document and it is refused (a "billion laughs" file). */

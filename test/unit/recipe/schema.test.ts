@@ -1,9 +1,8 @@
-import {TransshipError} from '@transship/kit'
+import {formatPath, TransshipError} from '@transship/kit'
 import {readFile} from 'node:fs/promises'
 import {describe, expect, it} from 'vitest'
 import {parse} from 'yaml'
 
-import {formatPath} from '../../../src/recipe/paths.js'
 import {
   closest,
   hostEngine,

@@ -8,6 +8,10 @@ import type {z} from 'zod'
 import {
   dedupeIssues,
   describeValue,
+  formatPath,
+  type KeyPath,
+  locate,
+  positionOf,
   RecipeError,
   type RecipeIssue,
   REQUIRED_MESSAGE,
@@ -16,20 +20,7 @@ import {
 } from '@transship/kit'
 import {readdir, readFile, stat} from 'node:fs/promises'
 import {basename, dirname, join, resolve} from 'node:path'
-import {
-  type Document,
-  isAlias,
-  isCollection,
-  isMap,
-  isPair,
-  isScalar,
-  isSeq,
-  LineCounter,
-  type Node,
-  type Pair,
-  parseDocument,
-  type YAMLError,
-} from 'yaml'
+import {type Document, isMap, isScalar, LineCounter, parseDocument, type YAMLError} from 'yaml'
 
 import type {VerifyConfig} from './types.js'
 
@@ -199,108 +190,6 @@ function looksLikeJson(file: string): boolean {
 
 // ---------------------------------------------------------------------------------------------------------
 // key paths and their positions in the source
-
-type KeyPath = ReadonlyArray<PropertyKey>
-
-const IDENTIFIER = /^[A-Za-z_][\w-]*$/
-
-/** `commandTests[0].expectedOutput[1]`, `metadataTest.labels[0]`, `["odd key"]` */
-export function formatPath(path: KeyPath): string {
-  let out = ''
-  for (const segment of path) {
-    if (typeof segment === 'number') out += `[${segment}]`
-    else if (typeof segment === 'string' && IDENTIFIER.test(segment)) out += out ? `.${segment}` : segment
-    else out += `[${JSON.stringify(String(segment))}]`
-  }
-
-  return out
-}
-
-function keyName(key: unknown): string {
-  if (isScalar(key)) return typeof key.value === 'symbol' ? (key.value.description ?? '') : String(key.value)
-  return String(key)
-}
-
-function resolveAlias(doc: Document, node: unknown): unknown {
-  return isAlias(node) ? node.resolve(doc) : node
-}
-
-interface Located {
-  /** how many segments of the path were found */
-  depth: number
-  /** the key node of the pair holding `node`, when `node` is a map value */
-  key: Node | undefined
-  /** the deepest node found along the path */
-  node: Node | undefined
-}
-
-/** Walk the YAML nodes along a key path, as far as they go. */
-function locate(doc: Document, path: KeyPath): Located {
-  let node = doc.contents ?? undefined
-  let key: Node | undefined
-  let depth = 0
-  for (const segment of path) {
-    const current = resolveAlias(doc, node)
-    let pair: Pair | undefined
-    let next: unknown
-    if (isMap(current)) {
-      pair = current.items.find((item) => isPair(item) && isScalar(item.key) && keyName(item.key) === String(segment))
-      if (pair === undefined) break
-      next = pair.value
-    } else if (isSeq(current)) {
-      const index = Number(segment)
-      if (!Number.isInteger(index) || index < 0 || index >= current.items.length) break
-      next = current.items[index]
-    } else {
-      break
-    }
-
-    key = pair ? ((pair.key as Node | null) ?? undefined) : undefined
-    node = (next as Node | null) ?? undefined
-    depth++
-  }
-
-  return {depth, key, node}
-}
-
-interface Position {
-  column: number
-  line: number
-}
-
-function start(node: Node | undefined): number | undefined {
-  return node?.range?.[0]
-}
-
-function isEmptyScalar(node: Node | undefined): boolean {
-  return node === undefined || (isScalar(node) && node.value === null && !node.source)
-}
-
-/**
- * Where a path is in the source. `key`: at the key itself (unknown keys). `value`: at the value, except
- * that a map or list, or an empty value, is pointed at by its key when it has one. A path that is not all
- * there (a missing key) is pointed at by its deepest part that is.
- */
-function positionOf(
-  doc: Document,
-  lineCounter: LineCounter,
-  path: KeyPath,
-  anchor: 'key' | 'value',
-): Partial<Position> {
-  const found = locate(doc, path)
-  let offset: number | undefined
-  if (found.depth === path.length && anchor === 'key') {
-    offset = start(found.key) ?? start(found.node)
-  } else if (found.key !== undefined && (isCollection(resolveAlias(doc, found.node)) || isEmptyScalar(found.node))) {
-    offset = start(found.key)
-  } else {
-    offset = start(found.node) ?? start(found.key)
-  }
-
-  if (offset === undefined) return {}
-  const {col, line} = lineCounter.linePos(offset)
-  return {column: col, line}
-}
 
 function valueAt(data: unknown, path: KeyPath): unknown {
   let value = data

@@ -1,5 +1,5 @@
 /**
- * Key paths inside a recipe, and where they are in its YAML source.
+ * Key paths inside a YAML file (a recipe, a test file), and where they are in its source.
  */
 import {
   type Document,
