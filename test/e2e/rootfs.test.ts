@@ -353,6 +353,9 @@ describeE2E('rootfs build', (bed) => {
           '--reuid=65534',
           '--regid=65534',
           '--clear-groups',
+          // the checkout may be readable by root alone (mktemp -d): nobody may read it, and is still not root
+          '--inh-caps=+dac_read_search',
+          '--ambient-caps=+dac_read_search',
           '--',
           process.execPath,
           path.join(repoRoot, 'bin', 'run.js'),
