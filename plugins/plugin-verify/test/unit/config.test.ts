@@ -273,6 +273,7 @@ describe('loadVerifyConfig', () => {
   })
 
   it('reports a missing file as FILE_NOT_FOUND, suggesting a close name', async () => {
+    await writeFile(join(dir, 'cst.yaml'), CST_EXAMPLE)
     const error = await loadVerifyConfig(join(dir, 'cst.yml')).catch((error_: unknown) => error_)
     expect(error).toBeInstanceOf(UsageError)
     expect(error).toMatchObject({code: 'FILE_NOT_FOUND', exit: 2})

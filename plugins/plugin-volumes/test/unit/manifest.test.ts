@@ -5,6 +5,7 @@ import {
   chmodSync,
   chownSync,
   createReadStream,
+  existsSync,
   linkSync,
   mkdirSync,
   mkdtempSync,
@@ -71,6 +72,13 @@ function setXattr(file: string, name: string, value: Buffer): void {
 
 let root: string
 let tree: string
+
+/** The tree as one tar file, made by the first test that needs it (tests run in any order). */
+function treeTar(): string {
+  const file = path.join(root, 'tree.tar')
+  if (!existsSync(file)) execFileSync('tar', ['-C', tree, ...TAR_FLAGS, '-cf', file, '.'])
+  return file
+}
 
 /** A tree with one of everything a volume holds. */
 function buildTree(dir: string): void {
@@ -312,8 +320,7 @@ describe('compareManifests', () => {
 
 describe('manifestTap', () => {
   it('passes the tar stream through unchanged and gives its manifest', async () => {
-    const file = path.join(root, 'tree.tar')
-    execFileSync('tar', ['-C', tree, ...TAR_FLAGS, '-cf', file, '.'])
+    const file = treeTar()
     const tap = manifestTap()
     const hash = createHash('sha256')
     await pipeline(
@@ -331,7 +338,7 @@ describe('manifestTap', () => {
   })
 
   it('errors the stream and the manifest on a damaged tar', async () => {
-    const tar = readFileSync(path.join(root, 'tree.tar'))
+    const tar = readFileSync(treeTar())
     const damaged = Buffer.from(tar)
     damaged[1024 + 10] = (damaged[1024 + 10]! + 1) % 256
     const tap = manifestTap()
@@ -343,7 +350,7 @@ describe('manifestTap', () => {
 
 describe('manifestOfTar on bad input', () => {
   it('refuses a truncated tar, an empty stream and one without its end-of-archive marker', async () => {
-    const tar = readFileSync(path.join(root, 'tree.tar'))
+    const tar = readFileSync(treeTar())
     await expect(manifestOfTar(Readable.from([tar.subarray(0, 5000)]))).rejects.toMatchObject({
       code: 'ARCHIVE_TRUNCATED',
     })
