@@ -127,6 +127,26 @@ describeE2E('transship image copy', (bed) => {
     expect(copied.equals(await dockerCliBytes('classic', head))).toBe(true)
   })
 
+  it('refuses an ssh:// address without a host, instead of taking it for the local engine', async () => {
+    const copy = await cli(['image', 'copy', copyRef, '--to', 'ssh://'])
+    expect(copy.code).toBe(2)
+    expect(copy.stderr).toContain('"ssh://" is not a valid engine address: the host is empty')
+    expect(copy.stderr).toContain('ssh://user@host[:port][/socket]')
+    expect(copy.stdout).not.toContain('copied')
+
+    // a socket path with no host before it would be a local socket reached without SSH
+    const ls = await cli(['image', 'ls', '--host', `ssh://${bed.engines.classic.socket}`])
+    expect(ls.code).toBe(2)
+    expect(ls.stderr).toContain('the host is empty')
+    expect(ls.stdout).toBe('')
+
+    for (const bad of ['ssh://@127.0.0.1', `ssh://${bed.ssh.user}@${bed.ssh.host}:0`, 'unix://', 'ftp://edge']) {
+      const result = await cli(['image', 'ls', '--host', bad])
+      expect(result.code, `${bad}: ${result.stderr}`).toBe(2)
+      expect(result.stderr).toContain(`${JSON.stringify(bad)} is not a valid engine address`)
+    }
+  })
+
   it('copies two images that share layers, each layer once, to both engine kinds', async () => {
     const [one, two] = ['transship-test/multi:1', 'transship-test/multi:2']
     if (!(await imageId('classic', one))) {
