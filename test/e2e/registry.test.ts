@@ -233,12 +233,17 @@ describeE2E('registry push, pull, ls and manifest lists', (bed) => {
       await new Promise((resolve) => {
         setTimeout(resolve, 300)
       })
+      const killed = performance.now()
       child.kill(signal)
-      return {code: await exited, stderr: () => stderr}
+      const code = await exited
+      return {code, seconds: (performance.now() - killed) / 1000, stderr: () => stderr}
     }
 
     const interrupted = await interruptedPush('SIGINT')
     expect(interrupted.code, interrupted.stderr()).toBe(130)
+    console.log(`push interrupted: exit ${interrupted.code} ${interrupted.seconds.toFixed(2)} s after SIGINT`)
+    // the cleanup has a bound of its own (10 s); here it is a few requests to a local engine
+    expect(interrupted.seconds).toBeLessThan(10)
     expect(interrupted.stderr()).toContain('interrupted')
     expect(await imageId('classic', target)).toBeUndefined()
 
