@@ -50,20 +50,24 @@ export class RunHosts implements AsyncDisposable, Hosts {
     private readonly options: RunHostsOptions,
   ) {}
 
-  /** An ad-hoc host from a flag: a recipe host name is not available, so `local` or `ssh://user@host[:port]`. */
+  /**
+   * An ad-hoc host from a flag, when it is not a host of the recipe: `local`, or an engine address in the one
+   * grammar of parseEndpoint (`ssh://user@host[:port][/socket]`, `unix:///path`, `tcp://host:port`).
+   */
   static specFromFlag(value: string): HostSpec {
     if (value === 'local') return {engine: 'local'}
-    if (value.startsWith('ssh://')) {
-      const endpoint = parseEndpoint(value, '--host')
-      if (endpoint.kind !== 'ssh') throw new UsageError(`--host ${value}: not an ssh:// address`)
-      return {engine: endpoint.socketPath, ssh: endpoint.ssh}
+    if (value.startsWith('/') || /^[a-z][\d+.a-z-]*:/i.test(value)) {
+      const endpoint = parseEndpoint(value, 'host')
+      if (endpoint.kind === 'ssh') return {engine: endpoint.socketPath, ssh: endpoint.ssh}
+      return {engine: value}
     }
 
-    if (value.startsWith('unix://') || value.startsWith('tcp://') || value.startsWith('/')) return {engine: value}
+    const asSsh = /^[^\s/@]+@[^\s/@]+$/.test(value) ? [`for SSH, write ssh://${value}`] : []
     throw new UsageError(
-      `--host "${value}": not a host of the recipe, nor local, ssh://user@host[:port] or unix:///path`,
+      `host ${JSON.stringify(value)} is not a host of the recipe, nor local, ssh://user@host[:port][/socket] or unix:///path`,
       {
-        suggestions: ['pass --recipe FILE to use the hosts it names'],
+        code: 'HOST_INVALID',
+        suggestions: [...asSsh, 'pass --recipe FILE to use the hosts it names'],
       },
     )
   }

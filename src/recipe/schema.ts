@@ -3,8 +3,18 @@
  * installed plugins provide. Every object is strict: an unknown key is an error, with a did-you-mean.
  * `recipeErrorMap` turns zod's issues into short messages written for people editing YAML.
  */
-import {describeValue, ExitCode, REQUIRED_MESSAGE, type SectionProvider, TransshipError} from '@transship/kit'
+import {
+  describeValue,
+  ExitCode,
+  REQUIRED_MESSAGE,
+  type SectionProvider,
+  TransshipError,
+  UsageError,
+} from '@transship/kit'
 import {z} from 'zod'
+
+import {parseEndpoint} from '../engine/endpoint.js'
+import {parseDestination} from '../ssh/destination.js'
 
 /** Recipe versions this core reads. */
 export const SUPPORTED_VERSIONS = [1] as const
@@ -251,6 +261,16 @@ const envName = (what: string) =>
 
 const path = (what: string) => z.string().min(1).describe(what)
 
+/** The message of the host grammar's own parser (parseEndpoint, parseDestination), as an issue of this key. */
+function grammarIssue(ctx: z.RefinementCtx, parse: () => unknown): void {
+  try {
+    parse()
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    ctx.addIssue({code: 'custom', message: error.message})
+  }
+}
+
 const SSH_ONLY_KEYS = ['identityFile', 'knownHosts', 'acceptNewHostKey'] as const
 
 export const hostSpecSchema = z
@@ -266,6 +286,9 @@ export const hostSpecSchema = z
         error: (iss) =>
           `expected "local", an absolute socket path such as /var/run/docker.sock, or unix:///path, got ${describeValue(iss.input)}`,
       })
+      .superRefine((value, ctx) => {
+        if (value !== 'local' && ENGINE_PATTERN.test(value)) grammarIssue(ctx, () => parseEndpoint(value, 'engine'))
+      })
       .optional()
       .describe(
         'the Docker engine: without ssh, "local" (default: DOCKER_HOST or the current docker context), unix:///path or a socket path; with ssh, the remote socket path (default /var/run/docker.sock)',
@@ -276,6 +299,9 @@ export const hostSpecSchema = z
       .string()
       .regex(SSH_TARGET_PATTERN, {
         error: (iss) => `expected user@host[:port] or an ~/.ssh/config host alias, got ${describeValue(iss.input)}`,
+      })
+      .superRefine((value, ctx) => {
+        if (SSH_TARGET_PATTERN.test(value)) grammarIssue(ctx, () => parseDestination(value))
       })
       .optional()
       .describe('reach the engine over SSH: user@host[:port] or an ~/.ssh/config host alias'),

@@ -10,15 +10,20 @@ export interface Destination {
 
 const HOSTNAME = /^[\w.-]+$/
 const FORMS = 'user@host, user@host:port, ssh://user@host[:port] or [IPv6]:port'
+// eslint-disable-next-line no-control-regex
+const SPACE_OR_CONTROL = /[\s\u0000-\u001F\u007F]/
 
 /**
  * Parses `host`, `user@host`, `user@host:port`, `ssh://user@host[:port]` and the bracketed IPv6 forms
  * (`[::1]:2222`, `user@[::1]`). A bare IPv6 address (`::1`) is taken as a host without a port.
- * The user is everything before the last `@`, as OpenSSH does.
+ * The user is everything before the last `@`, as OpenSSH does. Errors are UsageErrors whose
+ * `details.why` says what is wrong, so that the engine address grammar can put it in its own words.
  */
 export function parseDestination(input: string): Destination {
-  const value = input.trim()
+  const value = input
   if (value === '') throw invalid(input, 'it is empty')
+  // no trimming: a space is never part of a host, and silently dropping it hides a typo
+  if (SPACE_OR_CONTROL.test(value)) throw invalid(input, 'it contains spaces or control characters')
   if (/^ssh:\/\//i.test(value)) return parseUrl(input, value.slice('ssh://'.length))
   if (/^[a-z][\d+.a-z-]*:\/\//i.test(value)) throw invalid(input, 'only the ssh:// scheme is supported')
   return parseHostPart(input, value)
@@ -37,6 +42,7 @@ function parseUrl(input: string, rest: string): Destination {
   let authority = rest
   if (authority.endsWith('/')) authority = authority.slice(0, -1)
   if (/[#/?]/.test(authority)) throw invalid(input, 'an ssh:// destination has no path, query or fragment')
+  if (authority === '') throw invalid(input, 'the host is empty')
   const at = authority.lastIndexOf('@')
   if (at !== -1 && authority.slice(0, at).includes(':')) {
     throw invalid(input, 'passwords are not supported in SSH destinations; use a key or ssh-agent')
@@ -121,8 +127,9 @@ function parsePort(input: string, text: string): number {
 }
 
 function invalid(input: string, why: string): UsageError {
-  return new UsageError(`invalid SSH destination "${input}": ${why}`, {
+  return new UsageError(`invalid SSH destination ${JSON.stringify(input)}: ${why}`, {
     code: 'SSH_DESTINATION_INVALID',
+    details: {why},
     suggestions: [`write it as ${FORMS}`],
   })
 }

@@ -7,8 +7,9 @@ import {createReadStream} from 'node:fs'
 import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import {Readable} from 'node:stream'
 import {fileURLToPath} from 'node:url'
-import {afterAll, beforeAll, expect, it} from 'vitest'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {detectCompression} from '../../plugins/kit/src/archive/compression.js'
 import {archiveEntries} from '../../plugins/kit/src/archive/image-archive.js'
@@ -16,7 +17,7 @@ import {repoRoot, transship} from '../helpers/cli.js'
 import {exists, head} from '../helpers/files.js'
 import {imageId, layers, removeImages} from '../helpers/images.js'
 import {describeE2E, dockerCli, type EngineName, run, tempHome, type TempHome} from '../helpers/testbed.js'
-import {hex, json, makeTar, readAll, sha256} from '../unit/archive/helpers.js'
+import {configFor, hex, json, makeTar, readAll, sha256, type TarEntry} from '../unit/archive/helpers.js'
 
 const fixtures = fileURLToPath(new URL('../fixtures/archives/', import.meta.url))
 const bin = path.join(repoRoot, 'bin', 'run.js')
@@ -137,6 +138,25 @@ async function multiPlatform(source: string, target: string, name: string): Prom
   entries.push(['index.json', index], ['oci-layout', json({imageLayoutVersion: '1.0.0'})])
   await writeFile(target, await makeTar(entries.map(([entry, content]) => ({content, name: entry}))))
   return sha256(nested)
+}
+
+/** A valid one-layer docker-archive tagged `tag`, with `extra` entries and manifest.json paths changed by `paths`. */
+async function hostile(
+  tag: string,
+  options: {config?: string; extra?: TarEntry[]; layer?: string; manifest?: string} = {},
+): Promise<Buffer> {
+  const layer = await makeTar([{content: `hostile ${tag}\n`, name: 'hostile.txt'}])
+  const config = configFor([sha256(layer)])
+  const configPath = options.config ?? `${hex(sha256(config))}.json`
+  const layerPath = options.layer ?? 'layer/layer.tar'
+  const manifest = json([{Config: configPath, Layers: [layerPath], RepoTags: [tag]}])
+  return makeTar([
+    {content: config, name: configPath.replace(/^\/+/, '')},
+    {name: 'layer/', type: 'directory'},
+    {content: layer, name: layerPath.replace(/^\/+/, '')},
+    ...(options.extra ?? []),
+    {content: manifest, name: options.manifest ?? 'manifest.json'},
+  ])
 }
 
 describeE2E('transship image save and load', (bed) => {
@@ -320,6 +340,146 @@ describeE2E('transship image save and load', (bed) => {
       }
     })
   }
+
+  describe('hostile archives', () => {
+    const hostileCases: Array<{archive: (tag: string) => Promise<Buffer>; entry: string; name: string; why: string}> = [
+      {
+        archive: (tag) => hostile(tag, {extra: [{content: 'x', name: '../outside.txt'}]}),
+        entry: '../outside.txt',
+        name: 'an entry that climbs out (..)',
+        why: 'climbs out of the archive',
+      },
+      {
+        archive: (tag) => hostile(tag, {extra: [{content: 'x', name: '/etc/transship-hostile'}]}),
+        entry: '/etc/transship-hostile',
+        name: 'an absolute entry',
+        why: 'has an absolute path',
+      },
+      {
+        archive: (tag) => hostile(tag, {extra: [{linkname: '/etc/passwd', name: 'passwd', type: 'symlink'}]}),
+        entry: 'passwd',
+        name: 'a symbolic link to an absolute path',
+        why: 'is a symbolic link to /etc/passwd, outside the archive',
+      },
+      {
+        archive: (tag) => hostile(tag, {extra: [{linkname: '../../etc', name: 'layer/etc', type: 'symlink'}]}),
+        entry: 'layer/etc',
+        name: 'a symbolic link that climbs out',
+        why: 'is a symbolic link to ../../etc, outside the archive',
+      },
+      {
+        archive: (tag) => hostile(tag, {extra: [{linkname: '../etc/passwd', name: 'passwd', type: 'link'}]}),
+        entry: 'passwd',
+        name: 'a hard link that leaves',
+        why: 'is a hard link to ../etc/passwd, outside the archive',
+      },
+      {
+        archive: (tag) => hostile(tag, {extra: [{linkname: '/etc/passwd', name: 'passwd', type: 'link'}]}),
+        entry: 'passwd',
+        name: 'a hard link to an absolute path',
+        why: 'is a hard link to /etc/passwd, outside the archive',
+      },
+      {
+        archive: (tag) =>
+          hostile(tag, {
+            extra: [
+              {linkname: 'layer', name: 'through', type: 'symlink'},
+              {content: 'x', name: 'through/written.txt'},
+            ],
+          }),
+        entry: 'through/written.txt',
+        name: 'an entry reached through a symbolic link',
+        why: 'is reached through the symbolic link through',
+      },
+      {
+        archive: (tag) => hostile(tag, {layer: '../layer.tar'}),
+        entry: '../layer.tar',
+        name: 'manifest.json naming a layer outside (..)',
+        why: 'climbs out of the archive',
+      },
+      {
+        archive: (tag) => hostile(tag, {config: '../config.json'}),
+        entry: '../config.json',
+        name: 'manifest.json naming its config outside (..)',
+        why: 'climbs out of the archive',
+      },
+      {
+        archive: (tag) => hostile(tag, {layer: '/layer/layer.tar'}),
+        entry: '/layer/layer.tar',
+        name: 'manifest.json naming a layer by an absolute path',
+        why: 'outside the archive',
+      },
+      {
+        archive: (tag) => hostile(tag, {config: '/config.json'}),
+        entry: '/config.json',
+        name: 'manifest.json naming its config by an absolute path',
+        why: 'outside the archive',
+      },
+      {
+        async archive(tag) {
+          const archive = await hostile(tag)
+          // the same archive without its layer: manifest.json names an entry that is not there
+          const files = new Map<string, Buffer>()
+          for await (const {header, stream} of archiveEntries(Readable.from([archive]))) {
+            if (header.type === 'file') files.set(header.name, await readAll(stream))
+          }
+
+          files.delete('layer/layer.tar')
+          return makeTar([...files].map(([name, content]) => ({content, name})))
+        },
+        entry: 'layer/layer.tar',
+        name: 'manifest.json naming a layer that is missing',
+        why: 'but the archive has no such entry',
+      },
+    ]
+
+    for (const [position, {archive, entry, name, why}] of hostileCases.entries()) {
+      it(`refuses ${name} before anything is sent (exit 2), on both engine kinds`, async () => {
+        const tag = `transship-test/hostile-${position}:1`
+        const file = path.join(dir, `hostile-${position}.tar`)
+        await writeFile(file, await archive(tag))
+        for (const engine of ['classic', 'containerd'] as const) {
+          await removeImages(engine, tag)
+          const result = await cli(engine, ['image', 'load', file])
+          expect(result.code, result.stderr).toBe(2)
+          expect(result.stderr).toContain(`Error: ${file}`)
+          expect(result.stderr).toContain(entry)
+          expect(result.stderr).toContain(why)
+          expect(await imageId(engine, tag)).toBeUndefined()
+        }
+      })
+    }
+
+    it('refuses an OCI archive whose index.json names a manifest it does not hold', async () => {
+      const layer = await makeTar([{content: 'oci\n', name: 'oci.txt'}])
+      const config = configFor([sha256(layer)])
+      const missing = sha256('a manifest that is not there')
+      const index = json({
+        manifests: [
+          {
+            annotations: {'io.containerd.image.name': 'transship-test/hostile-oci:1'},
+            digest: missing,
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            size: 10,
+          },
+        ],
+        schemaVersion: 2,
+      })
+      const file = path.join(dir, 'hostile-oci.tar')
+      await writeFile(
+        file,
+        await makeTar([
+          {content: '{"imageLayoutVersion":"1.0.0"}', name: 'oci-layout'},
+          {content: config, name: `blobs/sha256/${hex(sha256(config))}`},
+          {content: layer, name: `blobs/sha256/${hex(sha256(layer))}`},
+          {content: index, name: 'index.json'},
+        ]),
+      )
+      const result = await cli('containerd', ['image', 'load', file])
+      expect(result.code, result.stderr).toBe(2)
+      expect(result.stderr).toContain(`blobs/sha256/${hex(missing)}`)
+    })
+  })
 
   it('refuses a truncated archive on stdin before its end reaches the engine: nothing loaded', async () => {
     await removeImages('classic', ...FIXTURE_IMAGES)

@@ -6,7 +6,7 @@ import {afterAll, beforeAll, expect, it} from 'vitest'
 
 import {edgeSshConfig, repoRoot, transship} from '../helpers/cli.js'
 import {imageId, layers, removeImages} from '../helpers/images.js'
-import {describeE2E, dockerCli, type EngineName, tempHome, type TempHome} from '../helpers/testbed.js'
+import {describeE2E, dockerCli, dockerCliBytes, type EngineName, tempHome, type TempHome} from '../helpers/testbed.js'
 
 interface HostReport {
   bytesOnWire: number
@@ -120,10 +120,31 @@ describeE2E('transship image copy', (bed) => {
     expect(reports[0]).toMatchObject({layersSent: 2, layersSkipped: 2})
     expect(reports[1]).toMatchObject({layersSent: 2, layersSkipped: 2})
     expect(await layers('containerd', copyRef)).toEqual(await layers('classic', copyRef))
-    expect(
-      (await dockerCli('containerd', ['run', '--rm', '--network', 'none', copyRef, 'head', '-c', '4', '/random.bin']))
-        .length,
-    ).toBe(4)
+    // random bytes are compared as bytes: as text, four of them may decode to fewer characters
+    const head = ['run', '--rm', '--network', 'none', copyRef, 'head', '-c', '4096', '/random.bin']
+    const copied = await dockerCliBytes('containerd', head)
+    expect(copied).toHaveLength(4096)
+    expect(copied.equals(await dockerCliBytes('classic', head))).toBe(true)
+  })
+
+  it('refuses an ssh:// address without a host, instead of taking it for the local engine', async () => {
+    const copy = await cli(['image', 'copy', copyRef, '--to', 'ssh://'])
+    expect(copy.code).toBe(2)
+    expect(copy.stderr).toContain('"ssh://" is not a valid engine address: the host is empty')
+    expect(copy.stderr).toContain('ssh://user@host[:port][/socket]')
+    expect(copy.stdout).not.toContain('copied')
+
+    // a socket path with no host before it would be a local socket reached without SSH
+    const ls = await cli(['image', 'ls', '--host', `ssh://${bed.engines.classic.socket}`])
+    expect(ls.code).toBe(2)
+    expect(ls.stderr).toContain('the host is empty')
+    expect(ls.stdout).toBe('')
+
+    for (const bad of ['ssh://@127.0.0.1', `ssh://${bed.ssh.user}@${bed.ssh.host}:0`, 'unix://', 'ftp://edge']) {
+      const result = await cli(['image', 'ls', '--host', bad])
+      expect(result.code, `${bad}: ${result.stderr}`).toBe(2)
+      expect(result.stderr).toContain(`${JSON.stringify(bad)} is not a valid engine address`)
+    }
   })
 
   it('copies two images that share layers, each layer once, to both engine kinds', async () => {

@@ -4,6 +4,7 @@
 // blobs skipped and mounted, not uploaded again), pulls come back into Docker 26.1 (containerd store) and into
 // OCI layouts, wrong or missing credentials and an unknown or unreachable registry fail with the right exit
 // code and never print the password, and a two-platform list is an OCI index that Docker pulls.
+import {spawn} from 'node:child_process'
 import {createHash, randomBytes} from 'node:crypto'
 import {mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import path from 'node:path'
@@ -11,9 +12,9 @@ import {gzipSync} from 'node:zlib'
 import tar from 'tar-stream'
 import {afterAll, beforeAll, expect, it} from 'vitest'
 
-import {transship} from '../helpers/cli.js'
+import {repoRoot, transship} from '../helpers/cli.js'
 import {exists} from '../helpers/files.js'
-import {imageId, layers} from '../helpers/images.js'
+import {imageId, layers, removeImages} from '../helpers/images.js'
 import {describeE2E, dockerCli, type EngineName, run, tempHome, type TempHome} from '../helpers/testbed.js'
 import {readAll} from '../unit/archive/helpers.js'
 
@@ -188,6 +189,80 @@ describeE2E('registry push, pull, ls and manifest lists', (bed) => {
     console.log(`re-push through the engine: ${again.seconds.toFixed(3)} s (first push ${first.seconds.toFixed(3)} s)`)
     expect(again.digest).toBe(first.digest)
     expect(again.seconds).toBeLessThan(1)
+  })
+
+  it('removes the name it made for a push when Ctrl-C stops the push, and a later push removes one a killed push left', async () => {
+    const big = 'transship-test/push-big:1'
+    if (!(await imageId('classic', big))) {
+      const dockerfile = `FROM ${bed.images.busybox}\nRUN head -c 268435456 /dev/urandom > /big.bin\n`
+      await dockerCli('classic', ['build', '--network', 'none', '-t', big, '-'], {input: dockerfile})
+    }
+
+    const bigId = await imageId('classic', big)
+    const name = `${repo}/interrupted:1`
+    const target = `${plain}/${name}`
+    made.push(target)
+    const bin = path.join(repoRoot, 'bin', 'run.js')
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      DOCKER_HOST: bed.engines.classic.host,
+      HOME: home.home,
+      NO_COLOR: '1',
+    }
+    delete env.DOCKER_CONFIG
+    delete env.XDG_CACHE_HOME
+    /** starts a push, and stops it with `signal` once the engine holds the name made for it */
+    const interruptedPush = async (signal: NodeJS.Signals) => {
+      const child = spawn(process.execPath, [bin, 'image', 'push', big, '--to', plain, '--as', name], {env})
+      let stderr = ''
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString()
+      })
+      child.stdout.resume()
+      const exited = new Promise<null | number>((resolve) => {
+        child.on('close', (code, killed) => resolve(code ?? (killed === 'SIGKILL' ? 137 : null)))
+      })
+      for (let tries = 0; tries < 300 && (await imageId('classic', target)) !== bigId; tries++) {
+        await new Promise((resolve) => {
+          setTimeout(resolve, 50)
+        })
+      }
+
+      expect(await imageId('classic', target)).toBe(bigId)
+      // the engine is uploading 256 MiB of random bytes: well under way, far from done
+      await new Promise((resolve) => {
+        setTimeout(resolve, 300)
+      })
+      const killed = performance.now()
+      child.kill(signal)
+      const code = await exited
+      return {code, seconds: (performance.now() - killed) / 1000, stderr: () => stderr}
+    }
+
+    const interrupted = await interruptedPush('SIGINT')
+    expect(interrupted.code, interrupted.stderr()).toBe(130)
+    console.log(`push interrupted: exit ${interrupted.code} ${interrupted.seconds.toFixed(2)} s after SIGINT`)
+    // the cleanup has a bound of its own (10 s); here it is a few requests to a local engine
+    expect(interrupted.seconds).toBeLessThan(10)
+    expect(interrupted.stderr()).toContain('interrupted')
+    expect(await imageId('classic', target)).toBeUndefined()
+
+    // killed: no cleanup can run, the name stays; the next push of the image there recognises it as its own
+    const killed = await interruptedPush('SIGKILL')
+    expect(killed.code).toBe(137)
+    expect(await imageId('classic', target)).toBe(bigId)
+    const pushed = await push(big, ['--to', plain, '--as', name])
+    expect((await inspect(target)).Digest).toBe(pushed.digest)
+    expect(await imageId('classic', target)).toBeUndefined()
+    const names = await dockerCli('classic', ['image', 'inspect', '--format', '{{json .RepoTags}}', big])
+    expect(JSON.parse(names)).toEqual([big])
+
+    // a name the user made is theirs: a push under it leaves it as it was
+    await dockerCli('classic', ['tag', big, target])
+    await push(big, ['--to', plain, '--as', name])
+    expect(await imageId('classic', target)).toBe(bigId)
+    await dockerCli('classic', ['image', 'rm', target])
+    await removeImages('classic', big)
   })
 
   it('pushes a docker-archive without an engine: uploads once, then skips, then mounts into another repository', async () => {

@@ -50,12 +50,22 @@ export interface RunResult {
   stdout: string
 }
 
-/** runs a command, collecting its output; never rejects on a non-zero exit */
-export function run(
+/** runs a command, collecting its output as text; never rejects on a non-zero exit */
+export async function run(
   command: string,
   args: string[],
   options: {env?: NodeJS.ProcessEnv; input?: Buffer | string} = {},
 ): Promise<RunResult> {
+  const result = await runBytes(command, args, options)
+  return {code: result.code, stderr: result.stderr, stdout: result.stdout.toString('utf8')}
+}
+
+/** run(), with stdout as bytes: for output that is not text */
+export function runBytes(
+  command: string,
+  args: string[],
+  options: {env?: NodeJS.ProcessEnv; input?: Buffer | string} = {},
+): Promise<{code: null | number; stderr: string; stdout: Buffer}> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe']})
     const out: Buffer[] = []
@@ -64,7 +74,7 @@ export function run(
     child.stderr.on('data', (chunk: Buffer) => err.push(chunk))
     child.on('error', reject)
     child.on('close', (code) =>
-      resolve({code, stderr: Buffer.concat(err).toString('utf8'), stdout: Buffer.concat(out).toString('utf8')}),
+      resolve({code, stderr: Buffer.concat(err).toString('utf8'), stdout: Buffer.concat(out)}),
     )
     child.stdin.on('error', () => {})
     child.stdin.end(options.input)
@@ -74,12 +84,22 @@ export function run(
 /**
  * Runs the Debian docker CLI against one of the bed's engines and returns its stdout; rejects
  * with its stderr on failure. For preparing and checking state in tests, not for code under test.
+ * The output is decoded as UTF-8: for bytes that may be anything (random data), use dockerCliBytes.
  */
 export async function dockerCli(
   engine: EngineName,
   args: string[],
   options: {input?: Buffer | string} = {},
 ): Promise<string> {
+  return (await dockerCliBytes(engine, args, options)).toString('utf8')
+}
+
+/** dockerCli, with stdout as the bytes the command wrote. */
+export async function dockerCliBytes(
+  engine: EngineName,
+  args: string[],
+  options: {input?: Buffer | string} = {},
+): Promise<Buffer> {
   const bed = requireTestbed()
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -88,7 +108,7 @@ export async function dockerCli(
   }
   delete env.DOCKER_HOST
   delete env.DOCKER_CONTEXT
-  const result = await run(bed.docker, ['-H', bed.engines[engine].host, ...args], {env, input: options.input})
+  const result = await runBytes(bed.docker, ['-H', bed.engines[engine].host, ...args], {env, input: options.input})
   if (result.code !== 0) {
     throw new Error(`docker ${args.join(' ')} (${engine}) failed with exit ${result.code}: ${result.stderr.trim()}`)
   }

@@ -13,7 +13,7 @@ export const recipeHostFlags = {
 export function hostFlag(verb: string) {
   return Flags.string({
     default: 'local',
-    description: `Host to ${verb}: a recipe host, local, or ssh://user@host[:port][/socket].`,
+    description: `Host to ${verb}: a recipe host, local, ssh://user@host[:port][/socket] or unix:///path.`,
   })
 }
 

@@ -6,7 +6,9 @@ import {
   indexArchive,
   isArchiveError,
   parseReference,
+  referenceProblem,
   requireCompressor,
+  showReference,
   TransshipError,
   UsageError,
 } from '@transship/kit'
@@ -22,17 +24,22 @@ import {Registries} from './registry/registries.js'
 import {assessDestinations, copyImages} from './transfer/copy.js'
 import {describeSourceImages, layerSizes, type SourceImage} from './transfer/images.js'
 
-const imageRef = z.string().refine(
-  (value) => {
-    try {
-      parseReference(value)
-      return true
-    } catch {
-      return false
-    }
-  },
-  {message: 'not a valid image reference (e.g. app:1, registry.example.com/team/app:1.4)'},
-)
+/** An issue naming the reference and the rule of the reference grammar it breaks, if it breaks one. */
+function checkReference(value: string, context: z.RefinementCtx): void {
+  const problem = referenceProblem(value)
+  if (problem)
+    context.addIssue({code: 'custom', message: `${showReference(value)} is not a valid image reference: ${problem}`})
+}
+
+const imageRef = z.string().superRefine(checkReference)
+
+/** A registry of the recipe (a bare word), or a registry host or full reference, which must be valid as one. */
+const registryOrReference = z
+  .string()
+  .min(1)
+  .superRefine((value, context) => {
+    if (/[./:]/.test(value)) checkReference(value, context)
+  })
 
 export const imageSchema = z.strictObject({
   copy: z
@@ -43,10 +50,10 @@ export const imageSchema = z.strictObject({
   push: z
     .array(
       z.union([
-        z.string().min(1),
+        registryOrReference,
         z.strictObject({
           as: imageRef.optional().describe('Its name there, e.g. team/app:1.4 (default: the same repository and tag).'),
-          registry: z.string().min(1).describe('A registry of the recipe, or a registry host.'),
+          registry: registryOrReference.describe('A registry of the recipe, or a registry host.'),
         }),
       ]),
     )

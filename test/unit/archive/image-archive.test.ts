@@ -3,7 +3,7 @@ import zlib from 'node:zlib'
 import {describe, expect, it} from 'vitest'
 
 import {archiveEntries, ArchiveError, archiveLayers, indexArchive} from '../../../plugins/kit/src/archive/index.js'
-import {configFor, fixture, hex, json, layerBytes, makeTar, readAll, sha256} from './helpers.js'
+import {configFor, fixture, hex, json, layerBytes, makeTar, readAll, sha256, type TarEntry} from './helpers.js'
 
 const TEST_IMAGE_1 = {
   config: 'sha256:6e0b05049ed9c17d02e1a55e80d6599dbfcce7f4f4b022e3c673e685789c470e',
@@ -334,5 +334,79 @@ describe('archiveEntries', () => {
     expect(error).toBeInstanceOf(ArchiveError)
     expect((error as ArchiveError).code).toBe('ARCHIVE_TRUNCATED')
     expect((error as ArchiveError).message).toContain(TEST_IMAGE_1.path)
+  })
+})
+
+describe('indexArchive: paths that leave the archive', () => {
+  const a = layerBytes('a')
+  const config = configFor([sha256(a)])
+  const configName = `${hex(sha256(config))}.json`
+  const valid = (layer = 'a/layer.tar', configPath = configName): TarEntry[] => [
+    {content: config, name: configName},
+    {content: a, name: 'a/layer.tar'},
+    {content: json([{Config: configPath, Layers: [layer], RepoTags: ['app:1']}]), name: 'manifest.json'},
+  ]
+
+  it.each([
+    [[{content: 'x', name: '../x'}], '"../x" climbs out of the archive (..)'],
+    [[{content: 'x', name: 'a/../../x'}], '"a/../../x" climbs out of the archive (..)'],
+    [[{content: 'x', name: '/x'}], '"/x" has an absolute path'],
+    [[{linkname: '/etc/passwd', name: 's', type: 'symlink'}], '"s" is a symbolic link to /etc/passwd, outside'],
+    [[{linkname: '../x', name: 's', type: 'symlink'}], '"s" is a symbolic link to ../x, outside'],
+    [[{linkname: '../../x', name: 'a/s', type: 'symlink'}], '"a/s" is a symbolic link to ../../x, outside'],
+    [[{linkname: '../x', name: 'a/h', type: 'link'}], '"a/h" is a hard link to ../x, outside'],
+    [[{linkname: '/etc/passwd', name: 'h', type: 'link'}], '"h" is a hard link to /etc/passwd, outside'],
+    [
+      [
+        {linkname: 'a', name: 'd', type: 'symlink'},
+        {content: 'x', name: 'd/x'},
+      ],
+      '"d/x" is reached through the symbolic link d',
+    ],
+    [
+      [
+        {content: 'x', name: 'd/x'},
+        {linkname: 'a', name: 'd', type: 'symlink'},
+      ],
+      '"d/x" is reached through the symbolic link d',
+    ],
+    [
+      [
+        {linkname: 'a', name: 'd', type: 'symlink'},
+        {linkname: 'd/../../x', name: 's', type: 'symlink'},
+      ],
+      '"s" leads to d/../../x through the symbolic link d',
+    ],
+  ] as Array<[TarEntry[], string]>)('refuses %j: ARCHIVE_UNSAFE naming the entry', async (extra, message) => {
+    const error = await failure(indexArchive(Readable.from([await makeTar([...valid(), ...extra])]), {source: 'f.tar'}))
+    expect(error.code).toBe('ARCHIVE_UNSAFE')
+    expect(error.exit).toBe(2)
+    expect(error.message).toContain(`f.tar: entry ${message}`)
+  })
+
+  it.each([
+    ['../a/layer.tar', 'a/layer.tar', 'manifest.json (image 1) layer 1 names "../a/layer.tar", outside the archive'],
+    ['/a/layer.tar', 'a/layer.tar', 'manifest.json (image 1) layer 1 names "/a/layer.tar", outside the archive'],
+    ['a/layer.tar', `/${configName}`, `manifest.json (image 1) Config names "/${configName}", outside the archive`],
+  ])('refuses manifest.json naming %s / %s outside', async (layer, configPath, message) => {
+    const error = await failure(
+      indexArchive(Readable.from([await makeTar(valid(layer, configPath))]), {source: 'f.tar'}),
+    )
+    expect(error.code).toBe('ARCHIVE_UNSAFE')
+    expect(error.message).toBe(`f.tar: ${message}`)
+  })
+
+  it('keeps symbolic links that stay inside, as Docker 20.10 writes them between layers', async () => {
+    const index = await indexArchive(
+      Readable.from([
+        await makeTar([
+          ...valid('b/layer.tar'),
+          {name: 'b/', type: 'directory'},
+          {linkname: '../a/layer.tar', name: 'b/layer.tar', type: 'symlink'},
+          {linkname: 'a/layer.tar', name: 'c', type: 'link'},
+        ]),
+      ]),
+    )
+    expect(index.images[0]!.layers[0]).toMatchObject({aliases: ['b/layer.tar', 'c'], path: 'a/layer.tar'})
   })
 })

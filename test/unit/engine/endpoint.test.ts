@@ -1,3 +1,4 @@
+import {UsageError} from '@transship/kit'
 import {createHash} from 'node:crypto'
 import {mkdir, mkdtemp, writeFile} from 'node:fs/promises'
 import os from 'node:os'
@@ -5,6 +6,7 @@ import path from 'node:path'
 import {describe, expect, it} from 'vitest'
 
 import {localEndpoint, parseEndpoint} from '../../../src/engine/endpoint.js'
+import {RunHosts} from '../../../src/hosts/run-hosts.js'
 
 describe('engine endpoints', () => {
   it('parses the DOCKER_HOST forms', () => {
@@ -45,5 +47,93 @@ describe('engine endpoints', () => {
     await expect(localEndpoint({DOCKER_CONTEXT: 'gone', HOME: home})).rejects.toThrow(
       /docker context "gone" is not defined/,
     )
+  })
+})
+
+describe('the host grammar', () => {
+  it.each([
+    ['ssh://', /host is empty/],
+    ['ssh:///var/run/docker.sock', /host is empty/],
+    ['ssh://@edge', /user before "@" is empty/],
+    ['ssh://deploy@edge:0', /out of range/],
+    ['ssh://deploy@edge:65536', /out of range/],
+    ['ssh://deploy@edge:', /not a port number/],
+    ['ssh://deploy:secret@edge', /passwords are not supported/],
+    ['ssh://edge?x=1', /no query or fragment/],
+    ['ssh://edge/run/docker.sock#x', /no query or fragment/],
+    ['ssh://ed ge', /spaces or control characters/],
+    [' ssh://edge', /spaces or control characters/],
+    ['ssh://edge\n', /spaces or control characters/],
+    ['unix://', /absolute socket path/],
+    ['unix:///', /absolute socket path/],
+    ['unix://host/run/docker.sock', /absolute socket path/],
+    ['unix://run/docker.sock', /absolute socket path/],
+    ['tcp://', /host is empty/],
+    ['tcp://:2375', /host is empty/],
+    ['tcp://edge:0', /out of range/],
+    ['tcp://edge:99999', /out of range/],
+    ['tcp://user@edge:2375', /no user/],
+    ['tcp://edge:2375/path', /no path/],
+    ['http://edge', /unsupported scheme http/],
+    ['ssh:edge', /not an engine address/],
+    ['', /is empty/],
+  ])('refuses %j with the right form', (input, why) => {
+    let error: unknown
+    try {
+      parseEndpoint(input, '--host')
+    } catch (error_) {
+      error = error_
+    }
+
+    expect(error).toBeInstanceOf(UsageError)
+    expect((error as UsageError).exit).toBe(2)
+    expect((error as UsageError).message).toMatch(why)
+    expect((error as UsageError).message).toContain(JSON.stringify(input))
+    const form = input.startsWith('unix')
+      ? 'unix:///path/to/docker.sock'
+      : input.startsWith('tcp')
+        ? 'tcp://host:port'
+        : 'ssh://user@host[:port][/socket]'
+    expect((error as UsageError).suggestions.join('\n')).toContain(form)
+  })
+
+  it('accepts the documented forms', () => {
+    expect(parseEndpoint('ssh://deploy@[::1]:2222/run/docker.sock', 'x')).toEqual({
+      kind: 'ssh',
+      socketPath: '/run/docker.sock',
+      ssh: 'deploy@[::1]:2222',
+    })
+    expect(parseEndpoint('SSH://edge/', 'x')).toEqual({kind: 'ssh', socketPath: undefined, ssh: 'edge'})
+    expect(parseEndpoint('tcp://edge', 'x')).toEqual({host: 'edge', kind: 'tcp', port: 2375})
+    expect(parseEndpoint('tcp://[::1]:2376', 'x')).toEqual({host: '::1', kind: 'tcp', port: 2376})
+  })
+
+  it('takes flags through the same grammar: only local, a recipe host or an engine address', () => {
+    expect(RunHosts.specFromFlag('local')).toEqual({engine: 'local'})
+    expect(RunHosts.specFromFlag('ssh://deploy@edge:2222/run/docker.sock')).toEqual({
+      engine: '/run/docker.sock',
+      ssh: 'deploy@edge:2222',
+    })
+    expect(RunHosts.specFromFlag('unix:///run/docker.sock')).toEqual({engine: 'unix:///run/docker.sock'})
+    for (const bad of [
+      'ssh://',
+      'ssh:///run/docker.sock',
+      'unix://',
+      'ssh://@edge',
+      'ftp://edge',
+      ' local',
+      'deploy@edge',
+    ]) {
+      expect(() => RunHosts.specFromFlag(bad)).toThrow(UsageError)
+    }
+
+    let bare: unknown
+    try {
+      RunHosts.specFromFlag('deploy@edge')
+    } catch (error) {
+      bare = error
+    }
+
+    expect((bare as UsageError).suggestions).toContain('for SSH, write ssh://deploy@edge')
   })
 })

@@ -252,6 +252,26 @@ describe('parseRecipe: more cases', () => {
     ])
   })
 
+  it('checks ssh and engine values with the host grammar: ports in range, users not empty', () => {
+    expect(
+      parseFailure(
+        [
+          'version: 1',
+          'hosts:',
+          '  a: { ssh: "deploy@edge:0" }',
+          '  b: { ssh: "-oProxyCommand=x" }',
+          '  c: { ssh: "deploy@edge:65536" }',
+          '  d: { ssh: edge, engine: "/run/docker sock" }',
+        ].join('\n'),
+      ),
+    ).toEqual([
+      'r.yaml:3:13 hosts.a.ssh: invalid SSH destination "deploy@edge:0": port 0 is out of range (1-65535)',
+      'r.yaml:4:13 hosts.b.ssh: invalid SSH destination "-oProxyCommand=x": "-oProxyCommand=x" is not a valid host name (letters, digits, ".", "-" and "_" only)',
+      'r.yaml:5:13 hosts.c.ssh: invalid SSH destination "deploy@edge:65536": port 65536 is out of range (1-65535)',
+      'r.yaml:6:27 hosts.d.engine: engine: "/run/docker sock" is not a valid engine address: it contains spaces or control characters',
+    ])
+  })
+
   it('checks the registry fields', () => {
     expect(
       parseFailure(

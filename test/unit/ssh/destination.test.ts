@@ -20,13 +20,14 @@ describe('parseDestination', () => {
     ['root@[::1]', {host: '::1', user: 'root'}],
     ['ssh://root@[fe80::1]:2200', {host: 'fe80::1', port: 2200, user: 'root'}],
     ['::1', {host: '::1'}],
-    ['  edge  ', {host: 'edge'}],
   ])('parses %s', (input, expected) => {
     expect(parseDestination(input)).toEqual(expected)
   })
 
   it.each([
     ['', /is empty/],
+    ['  edge  ', /spaces or control characters/],
+    ['ssh://', /host is empty/],
     ['@edge', /user before "@" is empty/],
     ['deploy@', /host is empty/],
     ['edge:', /"" is not a port number/],
@@ -35,7 +36,7 @@ describe('parseDestination', () => {
     ['edge:65536', /out of range/],
     ['edge:-1', /not a port number/],
     ['-oProxyCommand=x', /not a valid host name|must not start/],
-    ['ed ge', /not a valid host name/],
+    ['ed ge', /spaces or control characters/],
     ['[::1', /without its "]"/],
     ['[::1]x', /unexpected "x"/],
     ['1:2:3:zz', /not a valid IPv6 address/],

@@ -4,6 +4,7 @@ import {pipeline, Readable} from 'node:stream'
 import tar from 'tar-stream'
 
 import {type Compression, COMPRESSION_MAGIC_LENGTH, decompressed, detectCompression} from './compression.js'
+import {EntryPaths} from './entry-paths.js'
 import {ArchiveError} from './errors.js'
 import {familiarName} from './names.js'
 
@@ -61,6 +62,8 @@ export interface ArchiveEntryHeader {
   /** normalised: no leading `./` or `/` */
   name: string
   size: number
+  /** the name as the tar header stores it, not normalised */
+  stored: string
   type: string
 }
 
@@ -150,6 +153,7 @@ function entryHeader(header: tar.Header): ArchiveEntryHeader {
   const result: ArchiveEntryHeader = {
     name: normalizeName(header.name),
     size: header.size ?? 0,
+    stored: header.name,
     type: header.type ?? 'file',
   }
   if (header.linkname) result.linkname = header.linkname
@@ -280,8 +284,10 @@ export async function indexArchive(input: Readable, options: IndexArchiveOptions
   const source = options.source ?? 'the archive'
   const files = new Map<string, FileEntry>()
   const links = new Map<string, string>()
+  const paths = new EntryPaths(source)
   let kept = 0
   for await (const {header, stream} of archiveEntries(input, options)) {
+    paths.add({linkname: header.linkname, stored: header.stored, type: header.type})
     if (header.type === 'symlink' && header.linkname) {
       links.set(header.name, normalizeName(path.posix.join(path.posix.dirname(header.name), header.linkname)))
     } else if (header.type === 'link' && header.linkname) {
@@ -293,7 +299,8 @@ export async function indexArchive(input: Readable, options: IndexArchiveOptions
     }
   }
 
-  return new ArchiveReader(source, files, links, Boolean(options.partial)).read()
+  paths.check()
+  return new ArchiveReader(source, files, links, Boolean(options.partial), paths).read()
 }
 
 async function readEntry(header: ArchiveEntryHeader, stream: Readable, budget: number): Promise<FileEntry> {
@@ -374,6 +381,7 @@ class ArchiveReader {
     private readonly files: Map<string, FileEntry>,
     private readonly links: Map<string, string>,
     private readonly partial: boolean,
+    private readonly paths: EntryPaths,
   ) {}
 
   read(): ArchiveIndex {
@@ -455,6 +463,11 @@ class ArchiveReader {
     const repoTags = entry.RepoTags ?? []
     if (!Array.isArray(repoTags) || repoTags.some((tag) => typeof tag !== 'string')) {
       throw this.corrupt(`${what} has a RepoTags that is not a list of names`, 'manifest.json')
+    }
+
+    this.paths.reference(entry.Config, `${what} Config`)
+    for (const [index, layer] of (entry.Layers as string[]).entries()) {
+      this.paths.reference(layer, `${what} layer ${index + 1}`)
     }
 
     const {bytes, config, digest} = this.config(entry.Config, what)

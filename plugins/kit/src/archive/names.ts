@@ -4,6 +4,8 @@
  * the `io.containerd.image.name` annotation (`docker.io/library/app:1`).
  */
 
+import {referenceProblem} from '../reference.js'
+
 const DEFAULT_DOMAIN = 'docker.io'
 const LEGACY_DOMAIN = 'index.docker.io'
 const OFFICIAL = 'library/'
@@ -51,9 +53,5 @@ export function tagOf(name: string): string | undefined {
  * `app` nor `app@sha256:…`). Docker 20.10 refuses the whole archive over one that is not ("invalid tag").
  */
 export function isLoadableTag(name: string): boolean {
-  const tag = tagOf(name)
-  if (tag === undefined || !/^\w[\w.-]{0,127}$/.test(tag)) return false
-  const repository = name.slice(0, name.length - tag.length - 1)
-  const {rest} = splitDomain(repository)
-  return rest.split('/').every((part) => /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/.test(part))
+  return tagOf(name) !== undefined && referenceProblem(name) === undefined
 }

@@ -38,7 +38,7 @@ export interface PushResult {
 
 export interface PushContext {
   hosts?: Hosts
-  log: {debug(message: string): void}
+  log: {debug(message: string): void; warn(message: string): void}
   registries: Registries
   signal?: AbortSignal
 }
@@ -65,14 +65,16 @@ export async function pushImage(request: PushRequest, context: PushContext): Pro
 
   if (!context.hosts) throw new Error('an engine push needs hosts')
   const host = request.host ?? 'local'
-  const engine = await context.hosts.engine(host, signal)
+  // the names first: a bad one is a usage error before any engine is asked
   const source = parseReference(request.source)
   const target: ImageReference = registries.target(source, request.to, request.as)
+  const engine = await context.hosts.engine(host, signal)
   const client = registries.client(target.domain)
   // the credentials are checked here first: the engine would only say "unauthorized" in a message
   await client.ping(signal)
   const credentials = await registries.credentials(target.domain)
   const pushed = await pushThroughEngine(engine, request.source, target, credentials, {
+    log: context.log,
     onMessage: (message) => context.log.debug(`${host}: ${message.status ?? ''} ${message.progress ?? ''}`),
     signal,
   })

@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {
   BaseCommand,
+  checkImageOrId,
   coreServices,
   ExitCode,
   openHosts,
@@ -81,6 +82,7 @@ Static checks read the image through the engine without starting anything, so th
   private async flagJobs(): Promise<Array<{config: VerifyConfig; host: string; image: string}>> {
     const configs = await Promise.all((this.flags.config ?? []).map((file) => loadVerifyConfig(file)))
     const merged = mergeConfigs(configs)
+    checkImageOrId(this.args.target)
     return (this.flags.host ?? ['local']).map((host) => ({config: merged, host, image: this.args.target}))
   }
 

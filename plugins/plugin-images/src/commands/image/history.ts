@@ -1,5 +1,13 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, formatBytes, formatTable, hostFlag, openHosts, recipeHostFlags} from '@transship/kit'
+import {
+  BaseCommand,
+  checkImageOrId,
+  formatBytes,
+  formatTable,
+  hostFlag,
+  openHosts,
+  recipeHostFlags,
+} from '@transship/kit'
 
 import {requireImage} from '../../image-store.js'
 
@@ -58,6 +66,7 @@ export default class ImageHistory extends BaseCommand<typeof ImageHistory> {
   async run(): Promise<HistoryResult> {
     const {image: ref} = this.args
     const {host} = this.flags
+    checkImageOrId(ref)
     await using hosts = await openHosts(this.config, this.flags, [host])
     const engine = await hosts.engine(host, this.signal)
     const image = await requireImage(engine, ref, this.signal)

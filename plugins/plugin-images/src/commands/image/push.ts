@@ -1,6 +1,17 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, coreServices, formatBytes, formatTable, hostFlag, openHosts, recipeHostFlags} from '@transship/kit'
+import {
+  BaseCommand,
+  checkImageOrId,
+  coreServices,
+  formatBytes,
+  formatTable,
+  hostFlag,
+  openHosts,
+  parseReference,
+  recipeHostFlags,
+} from '@transship/kit'
 
+import {parseLayoutLocation} from '../../registry/layout-source.js'
 import {pushImage, type PushResult} from '../../registry/push-image.js'
 import {Registries} from '../../registry/registries.js'
 
@@ -36,6 +47,10 @@ Straight pushes keep the manifest and blob digests of the input exactly (nothing
 
   async run(): Promise<PushResult[]> {
     const {argv} = await this.parse(ImagePush)
+    // every name is checked before a registry or an engine is asked anything
+    if (this.flags.as !== undefined) parseReference(this.flags.as)
+    if (this.flags.to?.includes('/')) parseReference(this.flags.to)
+    for (const source of argv as string[]) if (!parseLayoutLocation(source)) checkImageOrId(source)
     const services = await coreServices(this.config)
     await using registries = new Registries(await services.recipeRegistries(this.flags.recipe), this.logger())
     const needsEngine = (argv as string[]).some((source) => !/^(oci|oci-archive|docker-archive):/.test(source))

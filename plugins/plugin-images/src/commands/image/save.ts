@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import {
   type ArchiveFormat,
   BaseCommand,
+  checkImageOrId,
   type Compression,
   formatBytes,
   hostFlag,
@@ -54,6 +55,7 @@ The archive is written to FILE.partial and renamed to FILE once it is complete a
   async run(): Promise<SaveResult> {
     const {argv} = await this.parse(ImageSave)
     const refs = argv as string[]
+    for (const ref of refs) checkImageOrId(ref)
     const file = this.flags.output
     const toStdout = file === '-'
     if (toStdout && process.stdout.isTTY) {

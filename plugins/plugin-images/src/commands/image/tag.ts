@@ -1,5 +1,13 @@
 import {Args} from '@oclif/core'
-import {BaseCommand, formatReference, hostFlag, openHosts, parseReference, recipeHostFlags} from '@transship/kit'
+import {
+  BaseCommand,
+  checkImageOrId,
+  formatReference,
+  hostFlag,
+  openHosts,
+  parseReference,
+  recipeHostFlags,
+} from '@transship/kit'
 
 import {requireImage, tagImage} from '../../image-store.js'
 
@@ -31,6 +39,7 @@ ssh://user@host[:port]. The new names point at exactly the image the source name
   async run(): Promise<TagResult> {
     const {argv} = await this.parse(ImageTag)
     const [source, ...targets] = argv as string[]
+    checkImageOrId(source!)
     const names = targets.map((target) => formatReference(parseReference(target)))
     await using hosts = await openHosts(this.config, this.flags, [this.flags.host])
     const engine = await hosts.engine(this.flags.host, this.signal)

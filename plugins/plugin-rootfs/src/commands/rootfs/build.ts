@@ -5,6 +5,7 @@ import {
   formatBytes,
   formatTable,
   openHosts,
+  parseReference,
   recipeHostFlags,
   UsageError,
 } from '@transship/kit'
@@ -147,6 +148,8 @@ The epoch, when not given, is the Date of the apt Release file debootstrap fetch
     if (!flags.tag) {
       throw new UsageError('name the image with --tag (e.g. --tag base/debian:bookworm)', {code: 'FLAG_MISSING'})
     }
+
+    parseReference(flags.tag)
 
     let input: RootfsInput
     if (flags.debootstrap) {

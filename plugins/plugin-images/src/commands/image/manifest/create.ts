@@ -1,5 +1,5 @@
 import {Args} from '@oclif/core'
-import {BaseCommand, coreServices, recipeHostFlags} from '@transship/kit'
+import {BaseCommand, coreServices, parseReference, recipeHostFlags} from '@transship/kit'
 
 import {createList, type ManifestListDraft} from '../../../registry/manifest-list.js'
 import {Registries} from '../../../registry/registries.js'
@@ -21,6 +21,7 @@ export default class ImageManifestCreate extends BaseCommand<typeof ImageManifes
   async run(): Promise<ManifestListDraft> {
     const {argv} = await this.parse(ImageManifestCreate)
     const [list, ...images] = argv as string[]
+    for (const name of [list!, ...images]) parseReference(name)
     const services = await coreServices(this.config)
     await using registries = new Registries(await services.recipeRegistries(this.flags.recipe), this.logger())
     const draft = await createList(registries, list!, images, this.signal)
