@@ -177,6 +177,8 @@ describeE2E('registry push, pull, ls and manifest lists', (bed) => {
 
   it('pushes an image through the engine to a plain registry, and again in well under a second', async () => {
     const ref = `${plain}/${repo}/busybox:1`
+    // the pull test leaves this name on the engine; a name the user had is rightly kept by a push
+    await dockerCli('classic', ['image', 'rm', ref]).catch(() => '')
     const first = await push(bed.images.busybox, ['--to', plain, '--as', `${repo}/busybox:1`])
     expect(first.via).toBe('engine')
     expect(first.target).toBe(ref)
