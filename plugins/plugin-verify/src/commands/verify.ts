@@ -16,6 +16,7 @@ import type {VerifyConfig, VerifyReport} from '../config/types.js'
 import {loadVerifyConfig} from '../config/load.js'
 import {junitXml} from '../report/junit.js'
 import {formatReport, passed} from '../report/text.js'
+import {resolveEnvFile} from '../run/run-options.js'
 import {runVerification} from '../run/run-verification.js'
 import {type VerifyEntry} from '../section.js'
 
@@ -79,7 +80,9 @@ Static checks read the image through the engine without starting anything, so th
   }
 
   private async flagJobs(): Promise<Array<{config: VerifyConfig; host: string; image: string}>> {
-    const configs = await Promise.all((this.flags.config ?? []).map((file) => loadVerifyConfig(file)))
+    const configs = await Promise.all(
+      (this.flags.config ?? []).map(async (file) => resolveEnvFile(await loadVerifyConfig(file), path.dirname(file))),
+    )
     const merged = mergeConfigs(configs)
     return (this.flags.host ?? ['local']).map((host) => ({config: merged, host, image: this.args.target}))
   }
@@ -96,9 +99,11 @@ Static checks read the image through the engine without starting anything, so th
 
     const jobs: Array<{config: VerifyConfig; host: string; image: string}> = []
     for (const entry of section.value as VerifyEntry[]) {
-      const config: VerifyConfig = entry.config
-        ? await loadVerifyConfig(path.resolve(section.dir, entry.config))
-        : {...entry.tests!, schemaVersion: '2.0.0'}
+      const file = entry.config ? path.resolve(section.dir, entry.config) : undefined
+      const config: VerifyConfig = await resolveEnvFile(
+        file ? await loadVerifyConfig(file) : {...entry.tests!, schemaVersion: '2.0.0'},
+        file ? path.dirname(file) : section.dir,
+      )
       for (const host of entry.on ?? ['local']) jobs.push({config, host, image: entry.image})
     }
 
