@@ -12,7 +12,7 @@ import {runVerification} from '../../plugins/plugin-verify/src/run/run-verificat
 import {HttpEngineClient} from '../../src/engine/client.js'
 import {unixSocketTransport} from '../../src/engine/transport.js'
 import {repoRoot, transship} from '../helpers/cli.js'
-import {describeE2E, dockerCli, type EngineName} from '../helpers/testbed.js'
+import {describeE2E, dockerCli, type EngineName, run} from '../helpers/testbed.js'
 
 const FIXTURES = path.join(repoRoot, 'test', 'fixtures', 'cst')
 
@@ -305,6 +305,54 @@ describeE2E('container-structure-test files, unchanged', (bed) => {
           'cannot read the license file /usr/share/doc/nocopyright/copyright: expected /usr/share/doc/nocopyright/copyright to exist, got: no such file or directory',
           'invalid license in /usr/share/doc/strict/copyright: it contains AGPL',
         ])
+      })
+
+      it('the static checks give the same verdicts on docker-archive, oci-archive and oci layouts, without an engine', async () => {
+        // app_test.yaml without its command tests; the metadata and license files as they are
+        const app = (await readFile(path.join(FIXTURES, 'app_test.yaml'), 'utf8')).replace(
+          /\ncommandTests:[\s\S]*$/,
+          '\n',
+        )
+        const staticFile = path.join(work, `static-${engineName}.yaml`)
+        await writeFile(staticFile, app)
+        const saved = path.join(work, `app-${engineName}.tar`)
+        await dockerCli(engineName, ['save', '-o', saved, images.app])
+        const ociArchive = path.join(work, `app-${engineName}.oci.tar`)
+        const ociDir = path.join(work, `app-${engineName}-layout`)
+        for (const target of [`oci-archive:${ociArchive}`, `oci:${ociDir}:app`]) {
+          const copied = await run('skopeo', ['copy', '-q', `docker-archive:${saved}`, target])
+          expect(copied.code, copied.stderr).toBe(0)
+        }
+
+        const onEngine = await verify(engine(), staticFile, images.app)
+        const names = (await fixtureNames('app_test.yaml')).filter((name) =>
+          onEngine.reports[0]?.results.some((result) => result.name === name),
+        )
+        expect(names.length).toBeGreaterThan(25)
+        expect(verdicts(onEngine.reports[0]!)).toEqual(expected(names))
+        for (const target of [`docker-archive:${saved}`, `oci-archive:${ociArchive}`, `oci:${ociDir}:app`]) {
+          // no engine at all: DOCKER_HOST points nowhere
+          const archived = await verify({host: 'unix:///nonexistent.sock'}, staticFile, target)
+          expect(archived.code, `${target}: ${archived.stderr}`).toBe(5)
+          expect(verdicts(archived.reports[0]!), target).toEqual(expected(names))
+          const license = await verify(
+            {host: 'unix:///nonexistent.sock'},
+            path.join(FIXTURES, 'license_test.yaml'),
+            target,
+          )
+          expect(license.code, license.stderr).toBe(0)
+        }
+
+        // command tests need an engine: exit 2, naming them
+        const withCommands = await transship(
+          ['verify', '--config', path.join(FIXTURES, 'app_test.yaml'), `docker-archive:${saved}`],
+          {
+            dockerHost: 'unix:///nonexistent.sock',
+            home: work,
+          },
+        )
+        expect(withCommands.code).toBe(2)
+        expect(withCommands.stderr).toContain('commandTests "pass: the exit code"')
       })
 
       it('commands join the engine default network, a named one, or none', async () => {

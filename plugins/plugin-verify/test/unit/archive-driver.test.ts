@@ -16,8 +16,10 @@ type Entry = Partial<tar.Header> & {content?: string; name: string}
 async function tarOf(entries: Entry[]): Promise<Buffer> {
   const pack = tar.pack()
   const chunks: Buffer[] = []
-  pack.on('data', (chunk: Buffer) => chunks.push(chunk))
-  const done = new Promise((resolve) => pack.on('end', resolve))
+  pack.on('data', (chunk) => chunks.push(chunk as Buffer))
+  const done = new Promise<void>((resolve) => {
+    pack.on('end', () => resolve())
+  })
   for (const {content, ...header} of entries) {
     await new Promise<void>((resolve, reject) => {
       const callback = (error?: Error | null) => (error ? reject(error) : resolve())
