@@ -64,8 +64,11 @@ async function fixtureNames(file: string): Promise<string[]> {
   return [...text.matchAll(/"?[Nn]ame"?: ['"]((?:pass|fail):[^'"]*)['"]/g)].map((match) => match[1]!)
 }
 
+function tag(name: string, engineName: string): string {
+  return `transship-test/verify-cst-${name}:${process.pid}-${engineName}`
+}
+
 describeE2E('container-structure-test files, unchanged', (bed) => {
-  const tag = (name: string, engineName: string) => `transship-test/verify-cst-${name}:${process.pid}-${engineName}`
   let work: string
 
   beforeAll(async () => {
@@ -152,7 +155,7 @@ describeE2E('container-structure-test files, unchanged', (bed) => {
         const variants: Array<[string, string, string]> = [
           ["value: 'SOME_VAL'", "value: 'OTHER_VAL'", 'env var SOME_KEY'],
           ["- key: 'EMPTY_VAR'", "- key: 'MISSING_VAR'", 'env var MISSING_VAR'],
-          ["value: '[a-z]+-2\\.1\\.*'", "value: '^2\\.1'", 'env var REGEX_VAR to match'],
+          [String.raw`value: '[a-z]+-2\.1\.*'`, String.raw`value: '^2\.1'`, 'env var REGEX_VAR to match'],
           ["- key: 'BAR_FOO'", "- key: 'SOME_KEY'", 'env var SOME_KEY to be unset'],
           ["value: 'my .+ label'", "value: '^your'", 'label localnet.my-domain.my-label'],
           ["exposedPorts: ['8080', '9000']", "exposedPorts: ['8080', '9001']", 'port 9001 to be exposed'],
@@ -196,36 +199,15 @@ describeE2E('container-structure-test files, unchanged', (bed) => {
       })
 
       it('privileged and capabilities reach the engine', async () => {
-        const capEff = async (options: string) =>
-          Number.parseInt(
-            /CapEff:\s+([\da-f]+)/.exec(
-              await outputOf(engineName, images.app, 'grep CapEff /proc/self/status', {options}),
-            )?.[1] ?? '',
-            16,
-          )
-        const plain = await capEff('{}')
-        const added = await capEff('{capabilities: [sys_admin]}')
+        const plain = await capEff(engineName, images.app, '{}')
+        const added = await capEff(engineName, images.app, '{capabilities: [sys_admin]}')
         // CAP_SYS_ADMIN is bit 21; CST sends the list where engines ignore it, transship adds them (--cap-add)
         expect(Math.floor(plain / 2 ** 21) % 2).toBe(0)
         expect(Math.floor(added / 2 ** 21) % 2).toBe(1)
         // without privileged, mount is refused; with it, it works (or, on the bed, whose engines cannot grant
         // every capability, the engine refuses to start the container)
-        const mount = async (privileged: boolean) => {
-          const file = path.join(work, `privileged-${engineName}.yaml`)
-          await writeFile(
-            file,
-            [
-              "schemaVersion: '2.0.0'",
-              `containerRunOptions: {privileged: ${privileged}}`,
-              'commandTests:',
-              '  - {name: mount, command: sh, args: [-c, "mkdir -p /tmp/m && mount -t tmpfs none /tmp/m"]}',
-            ].join('\n'),
-          )
-          return (await verify(engine(), file, images.app)).reports[0]?.results[0]
-        }
-
-        expect((await mount(false))?.status).toBe('fail')
-        const privileged = await mount(true)
+        expect((await mount(engineName, images.app, false))?.status).toBe('fail')
+        const privileged = await mount(engineName, images.app, true)
         expect(
           privileged?.status === 'pass' || /apply caps/.test(privileged?.message ?? ''),
           JSON.stringify(privileged),
@@ -283,7 +265,7 @@ describeE2E('container-structure-test files, unchanged', (bed) => {
             "schemaVersion: '2.0.0'",
             'containerRunOptions: {allocateTty: true}',
             'commandTests:',
-            "  - {name: both streams, command: sh, args: ['-c', 'echo out; echo err >&2'], expectedOutput: ['^out\\r\\nerr\\r\\n$'], excludedError: ['.']}",
+            String.raw`  - {name: both streams, command: sh, args: ['-c', 'echo out; echo err >&2'], expectedOutput: ['^out\r\nerr\r\n$'], excludedError: ['.']}`,
           ].join('\n'),
         )
         const tty = await verify(engine(), output, images.app)
@@ -374,11 +356,34 @@ describeE2E('container-structure-test files, unchanged', (bed) => {
         const subnet = JSON.parse(
           await dockerCli(engineName, ['network', 'inspect', '--format', '{{json .IPAM.Config}}', network]),
         ) as Array<{Subnet: string}>
-        const prefix = subnet[0]!.Subnet.split('.').slice(0, 3).join('\\.')
+        const prefix = subnet[0]!.Subnet.split('.')
+          .slice(0, 3)
+          .join(String.raw`\.`)
         const named = await outputOf(engineName, images.app, 'ip -o -4 addr show eth0', {network})
         expect(named).toMatch(new RegExp(`eth0\\s+inet ${prefix}\\.`))
       })
     })
+  }
+
+  /** The effective capabilities of a command run with these containerRunOptions. */
+  async function capEff(engineName: EngineName, image: string, options: string): Promise<number> {
+    const output = await outputOf(engineName, image, 'grep CapEff /proc/self/status', {options})
+    return Number.parseInt(/CapEff:\s+([\da-f]+)/.exec(output)?.[1] ?? '', 16)
+  }
+
+  /** The result of mounting a tmpfs, with or without privileged. */
+  async function mount(engineName: EngineName, image: string, privileged: boolean): Promise<Result | undefined> {
+    const file = path.join(work, `privileged-${engineName}.yaml`)
+    await writeFile(
+      file,
+      [
+        "schemaVersion: '2.0.0'",
+        `containerRunOptions: {privileged: ${privileged}}`,
+        'commandTests:',
+        '  - {name: mount, command: sh, args: [-c, "mkdir -p /tmp/m && mount -t tmpfs none /tmp/m"]}',
+      ].join('\n'),
+    )
+    return (await verify(bed.engines[engineName], file, image)).reports[0]?.results[0]
   }
 
   /** The stdout of `sh -c SCRIPT` run as a command test by transship (expectedOutput ['^$'] fails and shows it). */

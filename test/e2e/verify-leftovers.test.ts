@@ -56,7 +56,9 @@ describeE2E('verify leftovers of a killed run', (bed) => {
         stdio: 'ignore',
       },
     )
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)))
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => {
+      child.on('exit', (_code, signal) => resolve(signal))
+    })
     const pidLabel = `io.transship.verify.pid=${child.pid}`
     // wait until the command's container runs (the setup's image is committed by then)
     let containers: string[] = []

@@ -295,7 +295,12 @@ describeE2E('verify runner', (bed) => {
           shellLess,
           {
             fileContentTests: [
-              {excludedContents: ['(?m)^version=2$'], expectedContents: ['(?m)^version=3$'], name: 'motd', path: '/etc/motd'},
+              {
+                excludedContents: ['(?m)^version=2$'],
+                expectedContents: ['(?m)^version=3$'],
+                name: 'motd',
+                path: '/etc/motd',
+              },
             ],
             fileExistenceTests: [
               {gid: 0, name: 'hello', path: '/hello', permissions: '-rwxr-xr-x', sha256: busyboxSha, uid: 0},

@@ -15,9 +15,9 @@ import tar from 'tar-stream'
 import type {EngineClient} from '../engine.js'
 
 import {EngineError, UsageError} from '../errors.js'
+import {decompressed} from './compression.js'
 import {ArchiveError} from './errors.js'
 import {archiveEntries, type ArchiveImage, indexArchive} from './image-archive.js'
-import {decompressed} from './compression.js'
 import {familiarName} from './names.js'
 
 /** The metadata of one path of a flattened image filesystem (no content is kept, only its hash). */

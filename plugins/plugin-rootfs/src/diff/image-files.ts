@@ -18,8 +18,8 @@ export {
   type LayerCache,
   type LayerEntry,
   normalizePath,
-  openImage,
   type OpenedImage,
+  openImage,
   readLayer,
 } from '@transship/kit'
 

@@ -33,7 +33,12 @@ export function canonicalJsonKeys(doc: Document, schema: z.ZodType): KeyProblem[
   return problems
 }
 
-function walk(node: Node | null | undefined, schema: z.ZodType | undefined, path: Array<number | string>, out: KeyProblem[]): void {
+function walk(
+  node: Node | null | undefined,
+  schema: undefined | z.ZodType,
+  path: Array<number | string>,
+  out: KeyProblem[],
+): void {
   const shape = objectShape(schema)
   if (isMap(node) && shape) {
     const keys = Object.keys(shape)
@@ -43,7 +48,8 @@ function walk(node: Node | null | undefined, schema: z.ZodType | undefined, path
       const given = pair.key.value
       if (isRunOptions && given === 'allocateTty') {
         out.push({
-          message: 'in a JSON test file container-structure-test reads the TTY option as "tty" (its Go field TTY) and ignores "allocateTty": write "tty"',
+          message:
+            'in a JSON test file container-structure-test reads the TTY option as "tty" (its Go field TTY) and ignores "allocateTty": write "tty"',
           path: [...path, given],
         })
         continue
@@ -53,7 +59,12 @@ function walk(node: Node | null | undefined, schema: z.ZodType | undefined, path
       let canonical = keys.includes(given) ? given : keys.find((key) => key.toLowerCase() === lower)
       if (isRunOptions && lower === 'tty') canonical = 'allocateTty'
       if (canonical !== undefined && canonical !== given) pair.key.value = canonical
-      walk(pair.value as Node | null, canonical === undefined ? undefined : shape[canonical], [...path, canonical ?? given], out)
+      walk(
+        pair.value as Node | null,
+        canonical === undefined ? undefined : shape[canonical],
+        [...path, canonical ?? given],
+        out,
+      )
     }
 
     return
@@ -96,7 +107,7 @@ function objectShape(schema: unknown): Record<string, z.ZodType> | undefined {
   return defOf(unwrap(schema))?.shape
 }
 
-function arrayElement(schema: unknown): z.ZodType | undefined {
+function arrayElement(schema: unknown): undefined | z.ZodType {
   const def = defOf(unwrap(schema))
   return def?.type === 'array' ? def.element : undefined
 }

@@ -20,15 +20,15 @@ const GO_FLAGS = /^\(\?([ims]+)\)/
 const POSIX_CLASSES: Record<string, string> = {
   alnum: '0-9A-Za-z',
   alpha: 'A-Za-z',
-  ascii: '\\x00-\\x7F',
-  blank: '\\t ',
-  cntrl: '\\x00-\\x1F\\x7F',
+  ascii: String.raw`\x00-\x7F`,
+  blank: String.raw`\t `,
+  cntrl: String.raw`\x00-\x1F\x7F`,
   digit: '0-9',
   graph: '!-~',
   lower: 'a-z',
   print: ' -~',
   punct: '!-\\/:-@[-`{-~',
-  space: '\\t\\n\\v\\f\\r ',
+  space: String.raw`\t\n\v\f\r `,
   upper: 'A-Z',
   word: '0-9A-Za-z_',
   xdigit: '0-9A-Fa-f',
@@ -44,8 +44,8 @@ export function compilePattern(source: string): RegExp {
   const flags = GO_FLAGS.exec(source)
   const body = flags === null ? source : source.slice(flags[0].length)
   const translated = body
-    .replaceAll(/(?<!\\)((?:\\\\)*)\\A/g, '$1(?<![\\s\\S])')
-    .replaceAll(/(?<!\\)((?:\\\\)*)\\z/g, '$1(?![\\s\\S])')
+    .replaceAll(/(?<!\\)((?:\\\\)*)\\A/g, String.raw`$1(?<![\s\S])`)
+    .replaceAll(/(?<!\\)((?:\\\\)*)\\z/g, String.raw`$1(?![\s\S])`)
     .replaceAll('(?P<', '(?<')
     .replaceAll(/\[:(\w+):\]/g, (match, name: string) => POSIX_CLASSES[name] ?? match)
   return new RegExp(translated, flags === null ? '' : [...new Set(flags[1])].join(''))
@@ -131,7 +131,9 @@ const commandTestSchema = z.strictObject({
   expectedError: patterns('regexes stderr must match').optional(),
   expectedOutput: patterns('regexes stdout must match').optional(),
   name: nonEmpty('the test name'),
-  network: network("the network the command joins (default: containerRunOptions.network, else the engine's)").optional(),
+  network: network(
+    "the network the command joins (default: containerRunOptions.network, else the engine's)",
+  ).optional(),
   setup: z
     .array(command)
     .optional()
@@ -199,7 +201,9 @@ const waitTestSchema = z
     healthy: z.boolean().optional().describe("the container's healthcheck reports healthy"),
     log: pattern().optional().describe('a regex a log line (stdout or stderr) must match'),
     name: nonEmpty('the test name'),
-    network: network("the network the container joins (default: containerRunOptions.network, else the engine's)").optional(),
+    network: network(
+      "the network the container joins (default: containerRunOptions.network, else the engine's)",
+    ).optional(),
     port: z
       .number()
       .int()

@@ -41,7 +41,9 @@ export function junitXml(reports: VerifyReport[]): string {
     for (const result of report.results) {
       const open = `    <testcase classname="${escape(result.suite)}" name="${escape(result.name)}" time="${result.seconds.toFixed(3)}"`
       const warnings = result.warnings?.length
-        ? [`      <system-err>${escape(result.warnings.map((warning) => `warning: ${warning}`).join('\n'))}</system-err>`]
+        ? [
+            `      <system-err>${escape(result.warnings.map((warning) => `warning: ${warning}`).join('\n'))}</system-err>`,
+          ]
         : []
       if (result.status === 'pass') {
         lines.push(...(warnings.length > 0 ? [`${open}>`, ...warnings, '    </testcase>'] : [`${open}/>`]))

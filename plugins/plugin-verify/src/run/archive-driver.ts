@@ -8,8 +8,8 @@ import {
   type FileInfo,
   type ImageSource,
   normalizePath,
-  openImage,
   type OpenedImage,
+  openImage,
   resolveImageSource,
   UsageError,
 } from '@transship/kit'
@@ -117,7 +117,7 @@ const MAX_LINKS = 40
 export class ArchiveFiles implements ImageFiles {
   private constructor(private readonly tree: Map<string, FileInfo>) {
     // a layer may leave out the directories above its entries: they exist (as `docker load` makes them)
-    for (const key of [...tree.keys()]) {
+    for (const key of tree.keys()) {
       for (let slash = key.lastIndexOf('/'); slash > 0; slash = key.lastIndexOf('/', slash - 1)) {
         const parent = key.slice(0, slash)
         if (tree.has(parent)) break
@@ -194,7 +194,9 @@ export class ArchiveFiles implements ImageFiles {
    * target starts from it), the last one too when `follow`. undefined when absent (or a loop).
    */
   private resolve(path: string, follow: boolean): undefined | {info: FileInfo; key: string; path: string} {
-    const pending = normalizePath(path).split('/').filter((part) => part !== '' && part !== '.')
+    const pending = normalizePath(path)
+      .split('/')
+      .filter((part) => part !== '' && part !== '.')
     const done: string[] = []
     let links = 0
     while (pending.length > 0) {

@@ -89,7 +89,10 @@ async function commandTest(
   const {runOptions, signal} = context
   // CST's validation: such a test fails before anything runs
   if ((test.envVars ?? []).some((item) => item.key === '' || item.value === '')) {
-    return {message: 'every env var of a command test needs a non-empty key and value (as CST requires)', status: 'error'}
+    return {
+      message: 'every env var of a command test needs a non-empty key and value (as CST requires)',
+      status: 'error',
+    }
   }
 
   const compiled = compileAll([
@@ -113,7 +116,9 @@ async function commandTest(
       if ('error' in step) return {message: `setup ${JSON.stringify(setup)}: ${step.error}`, status: 'error'}
       if (step.timedOut) return stepFailed('setup', setup, step, timeout)
       if (step.exitCode !== 0) {
-        warnings.push(`setup command ${JSON.stringify(setup)} exited with ${step.exitCode} (${excerpt(step.stderr.trim())})`)
+        warnings.push(
+          `setup command ${JSON.stringify(setup)} exited with ${step.exitCode} (${excerpt(step.stderr.trim())})`,
+        )
       }
 
       image = await commitContainer(engine, step.id, signal)

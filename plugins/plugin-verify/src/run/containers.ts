@@ -241,7 +241,12 @@ export async function collectOutput(source: AsyncIterable<Buffer | string | Uint
 }
 
 /** The container's logs so far (stdout and stderr apart; all stdout with a TTY). */
-export async function containerLogs(engine: EngineClient, id: string, signal: AbortSignal, tty = false): Promise<Output> {
+export async function containerLogs(
+  engine: EngineClient,
+  id: string,
+  signal: AbortSignal,
+  tty = false,
+): Promise<Output> {
   const reply = await engine.stream({path: `/containers/${id}/logs`, query: {stderr: 1, stdout: 1}, signal})
   return collectOutput(reply, tty)
 }

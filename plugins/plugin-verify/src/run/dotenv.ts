@@ -48,7 +48,9 @@ function keyName(text: string): {after: string; key: string} {
     }
 
     if (!/[\p{L}\p{N}_.]/u.test(char)) {
-      throw new DotenvError(`unexpected character ${JSON.stringify(char)} in a variable name near ${JSON.stringify(rest.split('\n')[0])}`)
+      throw new DotenvError(
+        `unexpected character ${JSON.stringify(char)} in a variable name near ${JSON.stringify(rest.split('\n')[0])}`,
+      )
     }
   }
 
@@ -60,7 +62,8 @@ function keyValue(text: string, vars: ReadonlyMap<string, string>): {rest: strin
   if (quote !== '"' && quote !== "'") {
     let end = text.search(/[\n\r]/)
     if (end === -1) end = text.length
-    const line = [...text.slice(0, end)]
+    // by code points, as Go ranges over runes
+    const line = text.slice(0, end).split(/(?:)/u)
     let endOfValue = line.length
     // the last ` #` starts a comment
     for (let at = line.length - 1; at > 0; at--) {
@@ -70,7 +73,10 @@ function keyValue(text: string, vars: ReadonlyMap<string, string>): {rest: strin
       }
     }
 
-    const value = line.slice(0, endOfValue).join('').replace(/^[\t\v\f\r \u0085\u00A0]+|[\t\v\f\r \u0085\u00A0]+$/g, '')
+    const value = line
+      .slice(0, endOfValue)
+      .join('')
+      .replaceAll(/^[\t\v\f\r \u0085\u00A0]+|[\t\v\f\r \u0085\u00A0]+$/g, '')
     return {rest: text.slice(end), value: expandVariables(value, vars)}
   }
 
@@ -86,7 +92,9 @@ function keyValue(text: string, vars: ReadonlyMap<string, string>): {rest: strin
 }
 
 function expandEscapes(text: string): string {
-  const replaced = text.replaceAll(/\\./g, (match) => (match === '\\n' ? '\n' : match === '\\r' ? '\r' : match))
+  const replaced = text.replaceAll(/\\./g, (match) =>
+    match === String.raw`\n` ? '\n' : match === String.raw`\r` ? '\r' : match,
+  )
   return replaced.replaceAll(/\\([^$])/g, '$1')
 }
 

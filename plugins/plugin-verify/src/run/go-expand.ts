@@ -43,7 +43,7 @@ function shellName(rest: string): {name: string; width: number} {
 }
 
 /** `KEY=value` entries (an image's Env) as a map; the first `=` splits, a later entry of a key wins. */
-export function envMap(entries: readonly string[] | null | undefined): Map<string, string> {
+export function envMap(entries: null | readonly string[] | undefined): Map<string, string> {
   const map = new Map<string, string>()
   for (const entry of entries ?? []) {
     const at = entry.indexOf('=')

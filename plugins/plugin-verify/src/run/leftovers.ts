@@ -76,7 +76,11 @@ export function ownerLabels(owner: Owner = currentOwner()): Record<string, strin
  * hostname and boot; a process with its ID but another start time is another process), or it is older than
  * STALE_AFTER_MS. `created` is in ms since the epoch.
  */
-export function isAbandoned(labels: Record<string, string> | null | undefined, created: number, now = Date.now()): boolean {
+export function isAbandoned(
+  labels: null | Record<string, string> | undefined,
+  created: number,
+  now = Date.now(),
+): boolean {
   if (labels?.[RUNNER_LABEL] === undefined) return false
   if (now - created > STALE_AFTER_MS) return true
   const me = currentOwner()
@@ -128,7 +132,9 @@ export async function removeLeftovers(
   }
 
   if (removed.containers.length + removed.images.length > 0) {
-    log?.debug(`verify: removed ${removed.containers.length} containers and ${removed.images.length} images left by runs that were killed`)
+    log?.debug(
+      `verify: removed ${removed.containers.length} containers and ${removed.images.length} images left by runs that were killed`,
+    )
   }
 
   return removed

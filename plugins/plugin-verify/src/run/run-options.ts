@@ -9,14 +9,14 @@
  * test's envVars are dropped then); transship gives it both.
  */
 import {UsageError} from '@transship/kit'
-import {access, readFile} from 'node:fs/promises'
+import {access, open} from 'node:fs/promises'
 import path from 'node:path'
 
 import type {CommandTest, ContainerRunOptions, EnvVar, VerifyConfig} from '../config/types.js'
 import type {ContainerSpec} from './containers.js'
 
 import {DotenvError, parseDotenv} from './dotenv.js'
-import {envMap, expandGo, lookupIn} from './go-expand.js'
+import {expandGo, lookupIn} from './go-expand.js'
 
 export interface RunContext {
   /** the envFile's variables, read before anything ran */
@@ -104,9 +104,14 @@ export function networkOf(options: ContainerRunOptions, own?: string): string | 
 export async function resolveEnvFile(config: VerifyConfig, baseDir: string): Promise<VerifyConfig> {
   const file = config.containerRunOptions?.envFile
   if (!file || path.isAbsolute(file)) return config
-  const candidates = [...new Set([path.resolve(file), path.resolve(baseDir, file)])]
+  const candidates = [...new Set([path.resolve(baseDir, file), path.resolve(file)])]
   for (const candidate of candidates) {
-    if (await access(candidate).then(() => true, () => false)) {
+    if (
+      await access(candidate).then(
+        () => true,
+        () => false,
+      )
+    ) {
       return {...config, containerRunOptions: {...config.containerRunOptions, envFile: candidate}}
     }
   }
@@ -118,13 +123,28 @@ export async function resolveEnvFile(config: VerifyConfig, baseDir: string): Pro
   })
 }
 
+/** An env file larger than this is refused: it is read whole. */
+export const MAX_ENV_FILE_BYTES = 1024 * 1024
+
 /** Reads and parses the envFile (a UsageError when it cannot be read or parsed). */
 export async function readEnvFile(file: string | undefined, signal?: AbortSignal): Promise<Map<string, string>> {
   if (!file) return new Map()
   let text: string
   try {
-    text = await readFile(file, {encoding: 'utf8', signal})
+    signal?.throwIfAborted()
+    await using handle = await open(file, 'r')
+    const buffer = Buffer.alloc(MAX_ENV_FILE_BYTES + 1)
+    const {bytesRead} = await handle.read(buffer, 0, buffer.length, 0)
+    if (bytesRead > MAX_ENV_FILE_BYTES) {
+      throw new UsageError(`containerRunOptions.envFile ${file} is larger than ${MAX_ENV_FILE_BYTES} bytes`, {
+        code: 'VERIFY_ENV_FILE',
+        details: {envFile: file},
+      })
+    }
+
+    text = buffer.subarray(0, bytesRead).toString('utf8')
   } catch (error) {
+    if (error instanceof UsageError || signal?.aborted) throw error
     throw new UsageError(`containerRunOptions.envFile ${file} cannot be read: ${(error as Error).message}`, {
       cause: error,
       code: 'VERIFY_ENV_FILE',
@@ -145,4 +165,4 @@ export async function readEnvFile(file: string | undefined, signal?: AbortSignal
   }
 }
 
-export {envMap}
+export {envMap} from './go-expand.js'

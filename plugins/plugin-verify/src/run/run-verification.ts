@@ -15,7 +15,7 @@ import {runCommandTests} from './command-tests.js'
 import {envMap} from './go-expand.js'
 import {removeLeftovers} from './leftovers.js'
 import {seconds, timed} from './results.js'
-import {globalEnv, hostSettings, type RunContext, readEnvFile} from './run-options.js'
+import {globalEnv, hostSettings, readEnvFile, type RunContext} from './run-options.js'
 import {type ImageInspect, isMetadataEmpty, metadataTest, runFileTests} from './static-checks.js'
 import {runWaitTests} from './wait-tests.js'
 

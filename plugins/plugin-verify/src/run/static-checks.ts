@@ -261,7 +261,11 @@ async function fileExistence(
 }
 
 /** The content of a regular file (symlinks followed), or why there is none. */
-async function readContent(files: ImageFiles, path: string, signal: AbortSignal): Promise<{error: string} | {text: string}> {
+async function readContent(
+  files: ImageFiles,
+  path: string,
+  signal: AbortSignal,
+): Promise<{error: string} | {text: string}> {
   const file = await readFollowing(files, path, {content: true}, signal)
   if (!file) return {error: `expected ${path} to exist, got: no such file or directory`}
   if (file.type !== 'file' || !file.content) return {error: `expected ${path} to be a file, got: a ${file.type}`}

@@ -12,10 +12,10 @@ import type {TestResult, WaitTest} from '../config/types.js'
 import {DEFAULT_TIMEOUT_SECONDS} from './command-tests.js'
 import {
   containerLogs,
-  outputFrames,
   execCapture,
   followLogs,
   inspectContainer,
+  outputFrames,
   readPath,
   Resources,
   startContainer,

@@ -105,7 +105,9 @@ describe('verify on an image archive', () => {
       metadataTest: {cmd: ['sh'], exposedPorts: ['80'], user: '1000'},
       schemaVersion: '2.0.0',
     }
-    const report = await runArchiveVerification(`docker-archive:${archive}`, config, {signal: AbortSignal.timeout(10_000)})
+    const report = await runArchiveVerification(`docker-archive:${archive}`, config, {
+      signal: AbortSignal.timeout(10_000),
+    })
     expect(report.results.map((result) => [result.name, result.status, result.diff?.[0]])).toEqual([
       ['Metadata Test', 'pass', undefined],
       ['whited out', 'pass', undefined],

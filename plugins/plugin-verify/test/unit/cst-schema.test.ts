@@ -47,7 +47,10 @@ describe('container-structure-test v2 files, read as CST reads them', () => {
     const config = parseVerifyConfig(
       JSON.stringify({
         ContainerRunOptions: {TTY: true, User: 'root'},
-        FileExistenceTests: [{Name: 'n', Path: '/etc/passwd'}, {name: 'm', path: '/x', shouldExist: true, uid: -1}],
+        FileExistenceTests: [
+          {Name: 'n', Path: '/etc/passwd'},
+          {name: 'm', path: '/x', shouldExist: true, uid: -1},
+        ],
         MetadataTest: {UnboundEnvVars: [{Key: 'X'}]},
         SchemaVersion: '2.0.0',
       }),

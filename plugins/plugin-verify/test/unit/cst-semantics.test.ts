@@ -24,6 +24,7 @@ const env = new Map([
 ])
 const lookup = (name: string) => env.get(name) ?? ''
 
+/* eslint-disable no-template-curly-in-string -- ${NAME} is the syntax under test, not a template */
 describe("Go's os.Expand", () => {
   it('replaces $NAME and ${NAME}, unset ones by nothing, and keeps a lone $', () => {
     expect(expandGo('/env/bin:$PATH', lookup)).toBe('/env/bin:/usr/bin:/bin')
@@ -41,7 +42,7 @@ describe('env files (godotenv 1.5)', () => {
         '# a comment',
         'FOO=keepitsecret!',
         'export BAR = keepitsafe! # trailing comment',
-        "SINGLE='raw $FOO\\n'",
+        String.raw`SINGLE='raw $FOO\n'`,
         'DOUBLE="line\\nnext ${FOO}"',
         'YAML: style',
         'EMPTY=',
@@ -65,13 +66,13 @@ describe('env files (godotenv 1.5)', () => {
   })
 })
 
-describe('regexes mean what they mean in Go (RE2)', () => {
-  const matches = (pattern: string, text: string) => {
-    const compiled = compileRegex(pattern)
-    if ('error' in compiled) throw new Error(compiled.error)
-    return compiled.regex.test(text)
-  }
+function matches(pattern: string, text: string): boolean {
+  const compiled = compileRegex(pattern)
+  if ('error' in compiled) throw new Error(compiled.error)
+  return compiled.regex.test(text)
+}
 
+describe('regexes mean what they mean in Go (RE2)', () => {
   it('anchors ^ and $ at the whole text, unless (?m)', () => {
     expect(matches('^hello$', 'hello\n')).toBe(false)
     expect(matches('^hello', 'hello\n')).toBe(true)
@@ -79,7 +80,7 @@ describe('regexes mean what they mean in Go (RE2)', () => {
     expect(matches('^world', 'hello\nworld\n')).toBe(false)
   })
 
-  it('translates \\A, \\z, (?P<name>) and POSIX classes', () => {
+  it(String.raw`translates \A, \z, (?P<name>) and POSIX classes`, () => {
     expect(matches(String.raw`\Ahello`, 'hello')).toBe(true)
     expect(matches(String.raw`(?m)\Aworld`, 'hello\nworld')).toBe(false)
     expect(matches(String.raw`world\z`, 'hello world')).toBe(true)
@@ -98,7 +99,7 @@ describe('leftovers of killed runs', () => {
     expect(isAbandoned(dead, now)).toBe(true)
     // a live process with another start time is another process: its ID was reused
     const reused = {...ownerLabels(), [OWNER_START_LABEL]: '1'}
-    expect(isAbandoned(reused, now)).toBe(me.start === '' ? false : true)
+    expect(isAbandoned(reused, now)).toBe(me.start !== '')
   })
 
   it('are never a live run, another machine recent run, or a container without the label', () => {
