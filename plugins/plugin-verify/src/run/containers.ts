@@ -7,7 +7,7 @@ import type {EngineClient} from '@transship/kit'
 import type {IncomingMessage} from 'node:http'
 import type {Readable} from 'node:stream'
 
-import {EngineError} from '@transship/kit'
+import {CONTENT_LIMIT, EngineError} from '@transship/kit'
 import {createHash} from 'node:crypto'
 import {pipeline} from 'node:stream/promises'
 import tar from 'tar-stream'
@@ -307,7 +307,7 @@ export interface PathRead extends PathEntry {
 }
 
 /** The bound on a content read into memory (hashing streams and has none). */
-export const MAX_CONTENT_BYTES = 64 * 1024 * 1024
+export const MAX_CONTENT_BYTES = CONTENT_LIMIT
 
 /**
  * Reads `path` of a container (created or running) through `GET /containers/{id}/archive`: the header of the

@@ -14,7 +14,7 @@ import type {
   TestResult,
 } from '../config/types.js'
 
-import {archiveHeaders, type EntryType, type PathRead, readPath, Resources} from './containers.js'
+import {archiveHeaders, type EntryType, MAX_CONTENT_BYTES, type PathRead, readPath, Resources} from './containers.js'
 import {expandGo, lookupIn} from './go-expand.js'
 import {compileRegex, excerpt, outcome, type RegexResult, timed} from './results.js'
 
@@ -268,7 +268,8 @@ async function readContent(
 ): Promise<{error: string} | {text: string}> {
   const file = await readFollowing(files, path, {content: true}, signal)
   if (!file) return {error: `expected ${path} to exist, got: no such file or directory`}
-  if (file.type !== 'file' || !file.content) return {error: `expected ${path} to be a file, got: a ${file.type}`}
+  if (file.type !== 'file') return {error: `expected ${path} to be a file, got: a ${file.type}`}
+  if (!file.content) return {error: `${path} is larger than ${MAX_CONTENT_BYTES} bytes: its content is not checked`}
   return {text: file.content.toString('utf8')}
 }
 
