@@ -1,9 +1,11 @@
 // The verify runner against real engines (Docker 20.10 classic store, 26.1 containerd store): a passing and a
-// failing check of every kind on busybox, static checks on an image without a shell, and nothing left behind.
+// failing check of every kind on busybox (pushed to the bed's plain registry first, so that it has a repo digest
+// to report), static checks on an image without a shell, and nothing left behind.
 import type {EngineClient} from '@transship/kit'
 
 import {createHash} from 'node:crypto'
 import {readFile} from 'node:fs/promises'
+import os from 'node:os'
 import tar from 'tar-stream'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
@@ -86,8 +88,11 @@ async function shellLessArchive(reference: string, arch: string, busybox: Buffer
   ])
 }
 
-/** made by the runner: its containers, and the images committed from them, carry its label */
-const ours = (item: Listed) => item.Labels?.['io.transship.verify'] !== undefined
+/** made by this process's runs: its containers, and the images committed from them, carry its labels */
+const ours = (item: Listed) =>
+  item.Labels?.['io.transship.verify'] !== undefined &&
+  item.Labels['io.transship.verify.pid'] === String(process.pid) &&
+  item.Labels['io.transship.verify.host'] === os.hostname()
 
 function byName(results: TestResult[]): Map<string, TestResult> {
   return new Map(results.map((result) => [result.name, result]))
@@ -100,17 +105,29 @@ describeE2E('verify runner', (bed) => {
       let before: {containers: Listed[]; images: Listed[]}
       let busybox: Buffer
       const shellLess = `transship-test/verify-noshell:${process.pid}`
+      // busybox under a name of its own in the plain registry: pushing it gives it a repo digest
+      const pushedRepo = `${bed.registries.plain.host}/transship-test/verify-digest-${process.pid}-${engineName}`
+      const pushed = `${pushedRepo}:1`
+      let pushedDigest = ''
 
       beforeAll(async () => {
         engine = await HttpEngineClient.connect(engineName, unixSocketTransport(bed.engines[engineName].socket))
         busybox = await readFile('/bin/busybox')
         const {arch} = await engine.facts()
         await dockerCli(engineName, ['load'], {input: await shellLessArchive(shellLess, arch, busybox)})
+        await dockerCli(engineName, ['tag', bed.images.busybox, pushed])
+        await dockerCli(engineName, ['push', '-q', pushed])
+        const digests = JSON.parse(
+          await dockerCli(engineName, ['image', 'inspect', '--format', '{{json .RepoDigests}}', pushed]),
+        ) as string[]
+        pushedDigest = digests.find((digest) => digest.startsWith(`${pushedRepo}@sha256:`)) ?? ''
         before = await inventory(engine)
       })
 
       afterAll(async () => {
         await dockerCli(engineName, ['image', 'rm', '--force', shellLess]).catch(() => '')
+        await dockerCli(engineName, ['image', 'rm', pushed]).catch(() => '')
+        if (pushedDigest) await dockerCli(engineName, ['image', 'rm', pushedDigest]).catch(() => '')
       })
 
       it('passes and fails every kind of check on busybox', async () => {
@@ -123,7 +140,8 @@ describeE2E('verify runner', (bed) => {
               excludedError: ['^fatal'],
               excludedOutput: ['bye'],
               expectedError: ['oops'],
-              expectedOutput: ['^hello$'],
+              // RE2: $ is the end of the whole text, after the newline echo writes
+              expectedOutput: [String.raw`^hello\n$`],
               name: 'output',
             },
             {args: ['-c', 'exit 3'], command: 'sh', exitCode: 3, name: 'exit code'},
@@ -133,7 +151,7 @@ describeE2E('verify runner', (bed) => {
             {
               args: ['/prepared'],
               command: 'cat',
-              expectedOutput: [String.raw`^prepared\nmore$`],
+              expectedOutput: [String.raw`^prepared\nmore\n$`],
               name: 'setup and teardown',
               setup: [
                 ['sh', '-c', 'echo prepared > /prepared'],
@@ -141,13 +159,22 @@ describeE2E('verify runner', (bed) => {
               ],
               teardown: [['rm', '/prepared']],
             },
+            // CST does not check a setup command's exit code: a warning, not a failure
             {args: ['-c', 'exit 0'], command: 'sh', name: 'failing setup', setup: [['false']]},
             {
+              command: 'env',
+              envVars: [{key: 'GREETING', value: 'hi'}],
+              expectedOutput: ['(?m)^GREETING=hi$', '(?m)^GLOBAL=world$'],
+              name: 'env',
+            },
+            {
+              // CST expands $NAME in the command line with the image's environment before running it: GLOBAL is
+              // committed into the image, GREETING (without setup) is not
               args: ['-c', 'echo $GREETING $GLOBAL'],
               command: 'sh',
               envVars: [{key: 'GREETING', value: 'hi'}],
-              expectedOutput: ['^hi world$'],
-              name: 'env',
+              expectedOutput: [String.raw`^world\n$`],
+              name: 'args expanded',
             },
             {args: ['600'], command: 'sleep', name: 'hangs', timeout: 2},
           ],
@@ -177,7 +204,7 @@ describeE2E('verify runner', (bed) => {
             {linkTarget: 'nope', name: 'wrong link', path: '/bin/sh'},
           ],
           globalEnvVars: [{key: 'GLOBAL', value: 'world'}],
-          metadataTest: {cmd: ['/bin/sh'], entrypoint: [], unboundEnvVars: ['HOME']},
+          metadataTest: {cmd: ['/bin/sh'], entrypoint: [], unboundEnvVars: [{key: 'HOME', value: ''}]},
           schemaVersion: '2.0.0',
           waitTests: [
             {
@@ -192,7 +219,7 @@ describeE2E('verify runner', (bed) => {
             {args: ['sleep', '600'], name: 'no healthcheck', healthy: true, timeout: 5},
           ],
         }
-        const report = await runVerification(engine, bed.images.busybox, config, {
+        const report = await runVerification(engine, pushed, config, {
           host: engineName,
           signal: AbortSignal.timeout(170_000),
         })
@@ -201,12 +228,13 @@ describeE2E('verify runner', (bed) => {
         expect(status).toEqual({
           'Metadata Test': 'pass',
           absent: 'pass',
+          'args expanded': 'pass',
           busybox: 'pass',
           env: 'pass',
           'excluded output': 'fail',
           'exit code': 'pass',
           'exits early': 'fail',
-          'failing setup': 'error',
+          'failing setup': 'pass',
           hangs: 'fail',
           'log line': 'pass',
           'log never': 'fail',
@@ -228,6 +256,7 @@ describeE2E('verify runner', (bed) => {
           'wrong sha256': 'fail',
           'wrong uid': 'fail',
         })
+        expect(results.get('failing setup')?.warnings).toEqual(['setup command ["false"] exited with 1 ()'])
         expect(results.get('hangs')?.message).toBe('timed out after 2s')
         expect(results.get('hangs')?.seconds).toBeLessThan(30)
         expect(results.get('output mismatch')?.diff).toEqual(['expected output to match /^bye/, got: hello\n'])
@@ -235,7 +264,8 @@ describeE2E('verify runner', (bed) => {
         expect(results.get('wrong permissions')?.diff).toEqual(['expected permissions -rwxrwxrwx, got: -rw-r--r--'])
         expect(results.get('wrong link')?.diff).toEqual(['expected a symlink to nope, got: a symlink to busybox'])
         expect(report.imageId).toMatch(/^sha256:[\da-f]{64}$/)
-        expect(report.repoDigests.length).toBeGreaterThan(0)
+        expect(pushedDigest).toMatch(/@sha256:[\da-f]{64}$/)
+        expect(report.repoDigests).toContain(pushedDigest)
         expect(report.host).toBe(engineName)
 
         const failing = await runVerification(
@@ -265,7 +295,12 @@ describeE2E('verify runner', (bed) => {
           shellLess,
           {
             fileContentTests: [
-              {excludedContents: ['^version=2$'], expectedContents: ['^version=3$'], name: 'motd', path: '/etc/motd'},
+              {
+                excludedContents: ['(?m)^version=2$'],
+                expectedContents: ['(?m)^version=3$'],
+                name: 'motd',
+                path: '/etc/motd',
+              },
             ],
             fileExistenceTests: [
               {gid: 0, name: 'hello', path: '/hello', permissions: '-rwxr-xr-x', sha256: busyboxSha, uid: 0},
@@ -285,7 +320,7 @@ describeE2E('verify runner', (bed) => {
               exposedPorts: ['8080'],
               healthcheck: true,
               labels: [{isRegex: true, key: 'org.opencontainers.image.source', value: '^https://'}],
-              unboundEnvVars: ['HOME'],
+              unboundEnvVars: [{key: 'HOME', value: ''}],
               unexposedPorts: ['9090'],
               unmountedVolumes: ['/srv'],
               user: '1000',
@@ -335,8 +370,9 @@ describeE2E('verify runner', (bed) => {
           [],
         )
         expect(after.images.filter((image) => !beforeImages.has(image.Id) && ours(image))).toEqual([])
-        // also nothing labelled from earlier runs
+        // nothing at all of this process's runs
         expect(after.containers.filter((container) => ours(container))).toEqual([])
+        expect(after.images.filter((image) => ours(image))).toEqual([])
       })
     })
   }

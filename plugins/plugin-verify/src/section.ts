@@ -9,6 +9,7 @@ import type {VerifyConfig} from './config/types.js'
 import {loadVerifyConfig} from './config/load.js'
 import {SCHEMA_VERSION, verifyConfigSchema} from './config/schema.js'
 import {formatReport, passed} from './report/text.js'
+import {resolveEnvFile} from './run/run-options.js'
 import {runVerification} from './run/run-verification.js'
 
 export const verifyEntrySchema = z
@@ -41,9 +42,10 @@ export const verifySection: SectionProvider<VerifyEntry[]> = {
     for (const entry of entries) {
       const file = entry.config === undefined ? undefined : path.resolve(context.recipe.dir, entry.config)
       // read now: a broken test file is a recipe error, before anything runs
-      const config: VerifyConfig = file
-        ? await loadVerifyConfig(file)
-        : {...entry.tests!, schemaVersion: SCHEMA_VERSION}
+      const config: VerifyConfig = await resolveEnvFile(
+        file ? await loadVerifyConfig(file) : {...entry.tests!, schemaVersion: SCHEMA_VERSION},
+        file ? path.dirname(file) : context.recipe.dir,
+      )
       const source = entry.config ?? 'checks in the recipe'
       for (const host of entry.on ?? ['local']) {
         steps.push({

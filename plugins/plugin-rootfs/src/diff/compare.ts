@@ -2,31 +2,9 @@
  * Comparison of two images for `rootfs diff`: their configs key by key and their flattened file lists path by
  * path. Pure: the readers (image-files.ts) give the inputs, the command prints formatReport().
  */
+import type {FileInfo, FileTree, ImageSummary} from '@transship/kit'
 
-/** The metadata of one path of a flattened image filesystem (no content is kept, only its hash). */
-export interface FileInfo {
-  /** tar-stream's type name: file, directory, symlink, link (hard link), character-device, block-device, fifo */
-  type: string
-  /** permission bits with setuid, setgid and sticky (mode & 0o7777) */
-  mode: number
-  uid: number
-  gid: number
-  /** seconds since the epoch; fractional when a pax header carries sub-second precision */
-  mtime: number
-  /** bytes of content: regular files only, 0 for everything else */
-  size: number
-  /** hex sha256 of the content of a regular file */
-  sha256?: string
-  /** symlink target as stored, or the (normalised) path a hard link repeats */
-  linkname?: string
-  devmajor?: number
-  devminor?: number
-  /** pax `SCHILY.xattr.*` values by attribute name, as tar-stream decodes them (UTF-8) */
-  xattrs?: Record<string, string>
-}
-
-/** path (relative, no leading `./` or `/`, no trailing `/`) → metadata */
-export type FileTree = ReadonlyMap<string, FileInfo>
+export type {FileInfo, FileTree, ImageSummary} from '@transship/kit'
 
 export type FileAttribute = keyof FileInfo
 
@@ -55,19 +33,6 @@ export interface FileCounts {
   onlyInB: number
   /** all file differences (the list may show fewer, see --limit) */
   total: number
-}
-
-/** Who an image is: what was given, and what identifies its content. */
-export interface ImageSummary {
-  configDigest: string
-  /** layers, bottom first */
-  diffIDs: string[]
-  /** paths in the flattened filesystem, when its layers were read */
-  files?: number
-  /** the argument as given, e.g. `oci:out/layout:bookworm` */
-  input: string
-  names: string[]
-  platform?: string
 }
 
 export interface DiffReport {

@@ -17,24 +17,29 @@ import type {VerifyConfig, VerifyReport} from '../config/types.js'
 import {loadVerifyConfig} from '../config/load.js'
 import {junitXml} from '../report/junit.js'
 import {formatReport, passed} from '../report/text.js'
+import {isArchiveTarget, runArchiveVerification} from '../run/archive-driver.js'
+import {resolveEnvFile} from '../run/run-options.js'
 import {runVerification} from '../run/run-verification.js'
 import {type VerifyEntry} from '../section.js'
 
 export default class Verify extends BaseCommand<typeof Verify> {
   static override args = {
     target: Args.string({
-      description: 'With --config: the image to check. Without: a recipe whose `verify` section to run.',
+      description:
+        'With --config: the image to check, on an engine, or an archive read without one (docker-archive:FILE, oci-archive:FILE, oci:DIR). Without: a recipe whose `verify` section to run.',
       required: true,
     }),
   }
   static override description = `Prove an image works where it landed: file existence, permissions, owners and content, the image's metadata, and commands run in containers, in container-structure-test's v2 schema (its test files work unchanged), plus a file's sha256, a symlink's target, waiting for a log line, a healthy state or a TCP port, and "the image has a healthcheck".
 
-Static checks read the image through the engine without starting anything, so they work on images without a shell. Commands run with --network none and a timeout each; every container and temporary image is removed afterwards, also on failure, timeout or Ctrl-C. Hosts reached over SSH run the same checks through their engine. Exit 5 when a check fails.`
+Files are read as CST reads them (YAML 1.1 for .yaml, encoding/json's rules for .json), regexes are Go's (RE2: ^ and $ are the start and end of the whole text unless (?m)), and $NAME in command lines and file paths is expanded with the image's environment. Static checks read the image through the engine without starting anything, so they work on images without a shell; an archive (docker-archive:FILE, oci-archive:FILE, oci:DIR) is checked without any engine, its layers streamed (command tests need an engine: exit 2). Commands run on the engine's default network (containerRunOptions.network or a test's network: none, host, bridge or a network's name), with every containerRunOptions field (user, privileged, capabilities, bindMounts, envVars, envFile, allocateTty), a timeout each; every container and temporary image is removed afterwards, also on failure, timeout or Ctrl-C, and what a killed run left is removed by the next run on that engine. Hosts reached over SSH run the same checks through their engine. Exit 5 when a check fails (or none ran).`
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %> --config tests/app.yaml app:1',
     '<%= config.bin %> <%= command.id %> --config tests/app.yaml app:1 --host ssh://deploy@edge.example.com --junit report.xml',
     '<%= config.bin %> <%= command.id %> recipes/verify.yaml',
+    '<%= config.bin %> <%= command.id %> --config tests/app.yaml docker-archive:app.tar',
+    '<%= config.bin %> <%= command.id %> --config tests/app.yaml oci:out/layout:app',
   ]
   static override flags = {
     ...recipeHostFlags,
@@ -54,6 +59,7 @@ Static checks read the image through the engine without starting anything, so th
   static override summary = 'Run checks on an image, on any host.'
 
   async run(): Promise<VerifyReport[]> {
+    if (this.flags.config && isArchiveTarget(this.args.target)) return this.archive()
     const jobs = this.flags.config ? await this.flagJobs() : await this.recipeJobs(this.args.target)
     const hostNames = [...new Set(jobs.map((job) => job.host))]
     // a recipe's checks name the recipe's hosts
@@ -71,6 +77,25 @@ Static checks read the image through the engine without starting anything, so th
       if (!this.jsonEnabled()) this.log(formatReport(report).join('\n'))
     }
 
+    return this.finish(reports)
+  }
+
+  /** The static checks on an image archive or layout, without an engine. */
+  private async archive(): Promise<VerifyReport[]> {
+    if (this.flags.host) {
+      throw new UsageError(`${this.args.target} is read on this machine: --host does not apply to an archive`, {
+        code: 'VERIFY_INPUT',
+        suggestions: ['leave --host out, or give an image on that host instead of a file'],
+      })
+    }
+
+    const [config] = (await this.flagJobs()).map((job) => job.config)
+    const report = await runArchiveVerification(this.args.target, config!, {signal: this.signal})
+    if (!this.jsonEnabled()) this.log(formatReport(report).join('\n'))
+    return this.finish([report])
+  }
+
+  private async finish(reports: VerifyReport[]): Promise<VerifyReport[]> {
     if (this.flags.junit) await writeFile(this.flags.junit, junitXml(reports))
     if (!reports.every((report) => passed(report))) {
       throw new TransshipError('VERIFY_FAILED', ExitCode.Verify, 'some checks failed', {details: {reports}})
@@ -80,7 +105,9 @@ Static checks read the image through the engine without starting anything, so th
   }
 
   private async flagJobs(): Promise<Array<{config: VerifyConfig; host: string; image: string}>> {
-    const configs = await Promise.all((this.flags.config ?? []).map((file) => loadVerifyConfig(file)))
+    const configs = await Promise.all(
+      (this.flags.config ?? []).map(async (file) => resolveEnvFile(await loadVerifyConfig(file), path.dirname(file))),
+    )
     const merged = mergeConfigs(configs)
     checkImageOrId(this.args.target)
     return (this.flags.host ?? ['local']).map((host) => ({config: merged, host, image: this.args.target}))
@@ -98,9 +125,11 @@ Static checks read the image through the engine without starting anything, so th
 
     const jobs: Array<{config: VerifyConfig; host: string; image: string}> = []
     for (const entry of section.value as VerifyEntry[]) {
-      const config: VerifyConfig = entry.config
-        ? await loadVerifyConfig(path.resolve(section.dir, entry.config))
-        : {...entry.tests!, schemaVersion: '2.0.0'}
+      const file = entry.config ? path.resolve(section.dir, entry.config) : undefined
+      const config: VerifyConfig = await resolveEnvFile(
+        file ? await loadVerifyConfig(file) : {...entry.tests!, schemaVersion: '2.0.0'},
+        file ? path.dirname(file) : section.dir,
+      )
       for (const host of entry.on ?? ['local']) jobs.push({config, host, image: entry.image})
     }
 

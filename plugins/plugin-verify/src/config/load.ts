@@ -24,6 +24,7 @@ import {type Document, isMap, isScalar, LineCounter, parseDocument, type YAMLErr
 
 import type {VerifyConfig} from './types.js'
 
+import {applyJsonDefaults, canonicalJsonKeys, isJsonFile, withoutNulls} from './dialects.js'
 import {closest, SCHEMA_VERSION, verifyConfigSchema, verifyErrorMap} from './schema.js'
 
 /** More alias expansions than this in one document and it is refused (a "billion laughs" file). */
@@ -86,7 +87,15 @@ async function notFoundSuggestions(file: string, path: string): Promise<string[]
 /** Parse and validate config text (YAML or JSON); `file` names it in messages. Throws a RecipeError. */
 export function parseVerifyConfig(text: string, file: string): VerifyConfig {
   const lineCounter = new LineCounter()
-  const doc = parseDocument(text, {lineCounter, merge: true, prettyErrors: false, uniqueKeys: true})
+  const json = isJsonFile(file)
+  // container-structure-test reads YAML with go-yaml v2: YAML 1.1, where yes/no/on/off are booleans
+  const doc = parseDocument(text, {
+    lineCounter,
+    merge: true,
+    prettyErrors: false,
+    uniqueKeys: true,
+    ...(json ? {} : {version: '1.1' as const}),
+  })
 
   const yamlProblems = [...doc.errors, ...doc.warnings]
   if (yamlProblems.length > 0) {
@@ -100,9 +109,10 @@ export function parseVerifyConfig(text: string, file: string): VerifyConfig {
     throw new RecipeError([{file, message: `the config is empty: ${START_HINT}`, path: ''}])
   }
 
+  const keyProblems = json ? canonicalJsonKeys(doc, verifyConfigSchema) : []
   let data: unknown
   try {
-    data = doc.toJS({maxAliasCount: MAX_ALIAS_COUNT})
+    data = withoutNulls(doc.toJS({maxAliasCount: MAX_ALIAS_COUNT}))
   } catch (error) {
     const message = /excessive alias count/i.test((error as Error).message)
       ? `its anchors and aliases expand too much (more than ${MAX_ALIAS_COUNT} aliases): refused`
@@ -121,6 +131,13 @@ export function parseVerifyConfig(text: string, file: string): VerifyConfig {
     ])
   }
 
+  if (keyProblems.length > 0) {
+    const locator = new IssueLocator(doc, lineCounter, file, data)
+    for (const problem of keyProblems) locator.add(problem.path, 'key', problem.message)
+    throw new RecipeError(sortIssues(dedupeIssues(locator.issues)))
+  }
+
+  if (json) applyJsonDefaults(data)
   let result = verifyConfigSchema.safeParse(data, {error: verifyErrorMap})
   if (!result.success && useScalarSources(doc, data, result.error.issues)) {
     result = verifyConfigSchema.safeParse(data, {error: verifyErrorMap})

@@ -17,15 +17,38 @@ export const SCHEMA_VERSION = '2.0.0'
 /** A leading Go (RE2) flag group such as `(?i)` or `(?ms)`: JavaScript has no inline flags, so they become flags. */
 const GO_FLAGS = /^\(\?([ims]+)\)/
 
+const POSIX_CLASSES: Record<string, string> = {
+  alnum: '0-9A-Za-z',
+  alpha: 'A-Za-z',
+  ascii: String.raw`\x00-\x7F`,
+  blank: String.raw`\t `,
+  cntrl: String.raw`\x00-\x1F\x7F`,
+  digit: '0-9',
+  graph: '!-~',
+  lower: 'a-z',
+  print: ' -~',
+  punct: '!-\\/:-@[-`{-~',
+  space: String.raw`\t\n\v\f\r `,
+  upper: 'A-Z',
+  word: '0-9A-Za-z_',
+  xdigit: '0-9A-Fa-f',
+}
+
 /**
- * Compile a pattern of a config file: JavaScript RegExp syntax, except that leading Go-style inline flags
- * (`(?i)`, `(?s)`, `(?m)`), common in container-structure-test files, become the RegExp's flags.
- * Throws a SyntaxError for an invalid pattern.
+ * Compile a pattern of a config file with Go's (RE2) meaning, as container-structure-test matches them: unanchored,
+ * `^` and `$` at the start and end of the whole text (unless `(?m)`), `.` not matching a newline (unless `(?s)`).
+ * The RE2 spellings JavaScript lacks are translated: leading `(?i)`, `(?s)`, `(?m)` flags, `\A`, `\z`,
+ * `(?P<name>…)` and `[[:alpha:]]`-style classes. Throws a SyntaxError for an invalid pattern.
  */
 export function compilePattern(source: string): RegExp {
   const flags = GO_FLAGS.exec(source)
-  if (flags === null) return new RegExp(source)
-  return new RegExp(source.slice(flags[0].length), [...new Set(flags[1])].join(''))
+  const body = flags === null ? source : source.slice(flags[0].length)
+  const translated = body
+    .replaceAll(/(?<!\\)((?:\\\\)*)\\A/g, String.raw`$1(?<![\s\S])`)
+    .replaceAll(/(?<!\\)((?:\\\\)*)\\z/g, String.raw`$1(?![\s\S])`)
+    .replaceAll('(?P<', '(?<')
+    .replaceAll(/\[:(\w+):\]/g, (match, name: string) => POSIX_CLASSES[name] ?? match)
+  return new RegExp(translated, flags === null ? '' : [...new Set(flags[1])].join(''))
 }
 
 /** Why a pattern does not compile, or undefined when it does. */
@@ -77,7 +100,7 @@ const envVarSchema = z
   .strictObject({
     isRegex: z.boolean().optional().describe('`value` is a regular expression (metadata envVars and labels)'),
     key: nonEmpty('the variable or label name'),
-    value: z.string(),
+    value: z.string().default('').describe('"" when omitted'),
   })
   .superRefine(
     (env, ctx) => {
@@ -87,6 +110,16 @@ const envVarSchema = z
     },
     {when: (payload) => isPlainMap(payload.value)},
   )
+
+/** A network mode as Docker takes it: none, host, bridge, default, container:ID or a network's name. */
+const network = (description: string) =>
+  z
+    .string()
+    .regex(/^[\w.:-]+$/, {
+      error: (iss) =>
+        `expected a network: none, host, bridge, default, container:NAME or a network's name, got ${describeValue(iss.input)}`,
+    })
+    .describe(description)
 
 const commandTestSchema = z.strictObject({
   args: z.array(z.string()).optional(),
@@ -98,8 +131,14 @@ const commandTestSchema = z.strictObject({
   expectedError: patterns('regexes stderr must match').optional(),
   expectedOutput: patterns('regexes stdout must match').optional(),
   name: nonEmpty('the test name'),
-  setup: z.array(command).optional().describe('commands run before the test, each in its own container, committed'),
-  teardown: z.array(command).optional().describe('commands run after the test'),
+  network: network(
+    "the network the command joins (default: containerRunOptions.network, else the engine's)",
+  ).optional(),
+  setup: z
+    .array(command)
+    .optional()
+    .describe('commands run before the test, each in its own container, committed (exit codes not checked, as CST)'),
+  teardown: z.array(command).optional().describe('commands run after the test (a failure is a warning, as CST)'),
   timeout: seconds('seconds (default 60) before the command is killed and the test fails').optional(),
 })
 
@@ -142,7 +181,10 @@ const metadataTestSchema = z.strictObject({
   exposedPorts: z.array(z.string()).optional(),
   healthcheck: z.boolean().optional().describe('the image has a HEALTHCHECK'),
   labels: z.array(envVarSchema).optional(),
-  unboundEnvVars: z.array(z.string()).optional(),
+  unboundEnvVars: z
+    .array(z.preprocess((item) => (typeof item === 'string' ? {key: item} : item), envVarSchema))
+    .optional()
+    .describe('variables that must not be set: `- key: NAME` (only the key counts)'),
   unexposedPorts: z.array(z.string()).optional(),
   unmountedVolumes: z.array(z.string()).optional(),
   user: z.string().optional().describe('"": unchecked'),
@@ -159,6 +201,9 @@ const waitTestSchema = z
     healthy: z.boolean().optional().describe("the container's healthcheck reports healthy"),
     log: pattern().optional().describe('a regex a log line (stdout or stderr) must match'),
     name: nonEmpty('the test name'),
+    network: network(
+      "the network the container joins (default: containerRunOptions.network, else the engine's)",
+    ).optional(),
     port: z
       .number()
       .int()
@@ -194,15 +239,24 @@ const waitTestSchema = z
     {when: (payload) => isPlainMap(payload.value)},
   )
 
-const containerRunOptionsSchema = z.strictObject({
-  allocateTty: z.boolean().optional().describe('run commands with a TTY'),
+export const containerRunOptionsSchema = z.strictObject({
+  allocateTty: z.boolean().optional().describe('run commands with a TTY (their output then all comes as stdout)'),
   bindMounts: z
-    .array(z.string().regex(/^[^:]+:\/[^:]*(:(ro|rw))?$/, {message: 'HOST_PATH:CONTAINER_PATH[:ro]'}))
+    .array(
+      z.string().regex(/^[^:]+:\/[^:]*(:[a-z,]+)?$/, {
+        error: (iss) => `expected SOURCE:/TARGET[:OPTIONS] (as docker run -v), got ${describeValue(iss.input)}`,
+      }),
+    )
     .optional()
-    .describe("paths of the engine's host mounted into the containers"),
-  capabilities: z.array(z.string()).optional().describe('Linux capabilities to add'),
-  envFile: z.string().min(1).optional().describe('a file of KEY=VALUE lines added to the environment'),
-  envVars: z.array(z.string()).optional().describe("names of variables passed through from the host's environment"),
+    .describe("paths of the engine's host (or volumes) mounted into the containers, as docker run -v"),
+  capabilities: z.array(nonEmpty('a Linux capability')).optional().describe('Linux capabilities to add (--cap-add)'),
+  envFile: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('a dotenv file (relative: to the working directory, else to the test file) added to the environment'),
+  envVars: z.array(z.string()).optional().describe("names of variables passed through from this process's environment"),
+  network: network("the network containers join (default: the engine's default network)").optional(),
   privileged: z.boolean().optional(),
   user: z.string().optional(),
 })

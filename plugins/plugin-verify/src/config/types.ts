@@ -7,6 +7,7 @@
 export interface EnvVar {
   isRegex?: boolean
   key: string
+  /** "" when omitted, as Go leaves it */
   value: string
 }
 
@@ -20,9 +21,11 @@ export interface CommandTest {
   expectedError?: string[]
   expectedOutput?: string[]
   name: string
-  /** commands run (each in its own container, committed) before the test */
+  /** the network the command's container joins (default: containerRunOptions.network, else the engine's default) */
+  network?: string
+  /** commands run (each in its own container, committed) before the test; their exit codes are not checked (as CST) */
   setup?: string[][]
-  /** commands run after the test (in the test's image) */
+  /** commands run after the test (in the test's image); a failing one is a warning, as in CST */
   teardown?: string[][]
   /** seconds (default 60): a command still running then is killed and the test fails */
   timeout?: number
@@ -59,12 +62,21 @@ export interface MetadataTest {
   /** the image has a HEALTHCHECK (extension) */
   healthcheck?: boolean
   labels?: EnvVar[]
-  unboundEnvVars?: string[]
+  /** only the keys count (CST reads them as env vars: `- key: NAME`) */
+  unboundEnvVars?: EnvVar[]
   unexposedPorts?: string[]
   unmountedVolumes?: string[]
   user?: string
   volumes?: string[]
   workdir?: string
+}
+
+/** CST's license check: copyright files must not mention a banned license (AGPL, WTFPL). */
+export interface LicenseTest {
+  /** check /usr/share/doc/<package>/copyright of every package directory */
+  debian?: boolean
+  /** more files to check */
+  files?: string[]
 }
 
 /** Runs the image (with its own entrypoint and command) and waits for something (extension). */
@@ -75,6 +87,8 @@ export interface WaitTest {
   /** a regex a log line (stdout or stderr) must match */
   log?: string
   name: string
+  /** the network the container joins (default: containerRunOptions.network, else the engine's default) */
+  network?: string
   /** the container's healthcheck reports healthy */
   healthy?: boolean
   /** a TCP port inside the container accepts connections (checked from inside its network namespace) */
@@ -83,15 +97,20 @@ export interface WaitTest {
   timeout?: number
 }
 
+/** How the containers of command and wait tests run (CST's docker driver applies them the same way). */
 export interface ContainerRunOptions {
-  /** run commands with a TTY (their stdout and stderr then come as one stream) */
+  /** run commands with a TTY (their stdout and stderr then come as one stream, stdout) */
   allocateTty?: boolean
-  /** `HOST:CONTAINER[:ro]` paths of the engine's host */
+  /** Docker `Binds`: `SOURCE:TARGET[:OPTIONS]`, SOURCE a path of the engine's host or a volume name */
   bindMounts?: string[]
+  /** Linux capabilities added (--cap-add) */
   capabilities?: string[]
-  /** a file of KEY=VALUE lines (on this machine) added to the environment */
+  /** a dotenv file on this machine (relative: to the working directory, else to the test file) */
   envFile?: string
+  /** names of variables of this process's environment passed on (unset or empty ones are not) */
   envVars?: string[]
+  /** the network containers join (extension): none, host, bridge, default or a network's name */
+  network?: string
   privileged?: boolean
   user?: string
 }
@@ -102,7 +121,7 @@ export interface VerifyConfig {
   fileContentTests?: FileContentTest[]
   fileExistenceTests?: FileExistenceTest[]
   globalEnvVars?: EnvVar[]
-  licenseTests?: Array<{debian?: boolean; files?: string[]}>
+  licenseTests?: LicenseTest[]
   metadataTest?: MetadataTest
   schemaVersion: string
   waitTests?: WaitTest[]
@@ -119,6 +138,8 @@ export interface TestResult {
   status: 'error' | 'fail' | 'pass' | 'skip'
   /** commandTests, fileExistenceTests, … */
   suite: string
+  /** what went wrong without changing the verdict (as in CST: a setup command's exit code, a failing teardown) */
+  warnings?: string[]
 }
 
 export interface VerifyReport {

@@ -40,8 +40,13 @@ export function junitXml(reports: VerifyReport[]): string {
     )
     for (const result of report.results) {
       const open = `    <testcase classname="${escape(result.suite)}" name="${escape(result.name)}" time="${result.seconds.toFixed(3)}"`
+      const warnings = result.warnings?.length
+        ? [
+            `      <system-err>${escape(result.warnings.map((warning) => `warning: ${warning}`).join('\n'))}</system-err>`,
+          ]
+        : []
       if (result.status === 'pass') {
-        lines.push(`${open}/>`)
+        lines.push(...(warnings.length > 0 ? [`${open}>`, ...warnings, '    </testcase>'] : [`${open}/>`]))
         continue
       }
 
@@ -50,7 +55,7 @@ export function junitXml(reports: VerifyReport[]): string {
         result.status === 'skip'
           ? `      <skipped message="${escape(result.message ?? '')}"/>`
           : `      <${result.status === 'fail' ? 'failure' : 'error'} message="${escape(result.message ?? result.status)}">${body}</${result.status === 'fail' ? 'failure' : 'error'}>`
-      lines.push(`${open}>`, element, '    </testcase>')
+      lines.push(`${open}>`, element, ...warnings, '    </testcase>')
     }
 
     lines.push('  </testsuite>')

@@ -1,13 +1,15 @@
 /**
- * commandTests: each command runs in its own container (the entrypoint cleared, like container-structure-test's
- * `Entrypoint: [""]`), after its setup commands were run and committed one by one; its exit code, stdout and
- * stderr are checked; then its teardown commands run. Every container and committed image is removed.
+ * commandTests, as container-structure-test's docker driver runs them: each command in its own container with the
+ * entrypoint cleared (CST's `Entrypoint: [""]`), on the engine's default network unless a network is given, after
+ * the test's setup commands were run and committed one by one (their exit codes are not checked, as in CST: a
+ * non-zero one is a warning); its exit code, stdout and stderr are checked; then its teardown commands run (CST's
+ * docker driver skips them; a failing one is a warning here). Every container and committed image is removed.
  */
 import type {EngineClient} from '@transship/kit'
 
 import {EngineError} from '@transship/kit'
 
-import type {CommandTest, ContainerRunOptions, EnvVar, TestResult} from '../config/types.js'
+import type {CommandTest, TestResult} from '../config/types.js'
 
 import {
   commitContainer,
@@ -19,16 +21,12 @@ import {
   waitContainer,
 } from './containers.js'
 import {excerpt, type Outcome, outcome, timed} from './results.js'
+import {commandEnvironment, hostSettings, networkOf, type RunContext} from './run-options.js'
 import {compileAll, matchAll} from './static-checks.js'
 
-export const DEFAULT_TIMEOUT_SECONDS = 60
+export type {RunContext} from './run-options.js'
 
-export interface RunContext {
-  globalEnvVars: EnvVar[]
-  log?: {debug(m: string): void}
-  runOptions: ContainerRunOptions
-  signal: AbortSignal
-}
+export const DEFAULT_TIMEOUT_SECONDS = 60
 
 export async function runCommandTests(
   engine: EngineClient,
@@ -44,23 +42,6 @@ export async function runCommandTests(
   }
 
   return results
-}
-
-/** `KEY=value` for the container: the global variables, the test's own, then those passed through by name. */
-export function containerEnv(context: RunContext, own: EnvVar[] = []): string[] {
-  const env = [...context.globalEnvVars, ...own].map((item) => `${item.key}=${item.value}`)
-  for (const name of context.runOptions.envVars ?? []) {
-    const value = process.env[name]
-    if (value !== undefined) env.push(`${name}=${value}`)
-  }
-
-  return env
-}
-
-/** The container settings from containerRunOptions. */
-export function runSpec(context: RunContext): Pick<ContainerSpec, 'capAdd' | 'privileged' | 'user'> {
-  const {capabilities, privileged, user} = context.runOptions
-  return {capAdd: capabilities?.length ? capabilities : undefined, privileged, user: user || undefined}
 }
 
 export interface RunOnce {
@@ -95,7 +76,7 @@ export async function runOnce(
     await killContainer(engine, id)
   }
 
-  const output = await containerLogs(engine, id, signal)
+  const output = await containerLogs(engine, id, signal, spec.tty)
   return {exitCode, id, ...output, timedOut}
 }
 
@@ -105,7 +86,15 @@ async function commandTest(
   test: CommandTest,
   context: RunContext,
 ): Promise<Outcome> {
-  const {signal} = context
+  const {runOptions, signal} = context
+  // CST's validation: such a test fails before anything runs
+  if ((test.envVars ?? []).some((item) => item.key === '' || item.value === '')) {
+    return {
+      message: 'every env var of a command test needs a non-empty key and value (as CST requires)',
+      status: 'error',
+    }
+  }
+
   const compiled = compileAll([
     ...(test.expectedOutput ?? []),
     ...(test.excludedOutput ?? []),
@@ -114,16 +103,23 @@ async function commandTest(
   ])
   if ('error' in compiled) return compiled.error
   const timeout = test.timeout ?? DEFAULT_TIMEOUT_SECONDS
-  const base = {...runSpec(context), entrypoint: [], env: containerEnv(context, test.envVars), networkMode: 'none'}
+  const {command, commandEnv, setupEnv} = commandEnvironment(context, test)
+  const base = {...hostSettings(runOptions), entrypoint: [], networkMode: networkOf(runOptions, test.network)}
+  const warnings: string[] = []
   const resources = new Resources(engine, context.log)
   try {
     let image = imageId
-    for (const command of test.setup ?? []) {
+    for (const setup of test.setup ?? []) {
       const step = await attempt(signal, () =>
-        runOnce(engine, resources, {...base, cmd: command, image}, timeout, signal),
+        runOnce(engine, resources, {...base, cmd: setup, env: setupEnv, image}, timeout, signal),
       )
-      if ('error' in step) return {message: `setup ${JSON.stringify(command)}: ${step.error}`, status: 'error'}
-      if (step.timedOut || step.exitCode !== 0) return stepFailed('setup', command, step, timeout)
+      if ('error' in step) return {message: `setup ${JSON.stringify(setup)}: ${step.error}`, status: 'error'}
+      if (step.timedOut) return stepFailed('setup', setup, step, timeout)
+      if (step.exitCode !== 0) {
+        warnings.push(
+          `setup command ${JSON.stringify(setup)} exited with ${step.exitCode} (${excerpt(step.stderr.trim())})`,
+        )
+      }
 
       image = await commitContainer(engine, step.id, signal)
       resources.addImage(image)
@@ -131,8 +127,10 @@ async function commandTest(
       await resources.remove(step.id)
     }
 
-    const command = [test.command, ...(test.args ?? [])]
-    const run = await attempt(signal, () => runOnce(engine, resources, {...base, cmd: command, image}, timeout, signal))
+    const tty = runOptions.allocateTty ?? false
+    const run = await attempt(signal, () =>
+      runOnce(engine, resources, {...base, cmd: command, env: commandEnv, image, tty}, timeout, signal),
+    )
     if ('error' in run) return {message: `${JSON.stringify(command)}: ${run.error}`, status: 'error'}
     let result: Outcome
     if (run.timedOut) {
@@ -158,16 +156,16 @@ async function commandTest(
     await resources.remove(run.id)
     for (const teardown of test.teardown ?? []) {
       const step = await attempt(signal, () =>
-        runOnce(engine, resources, {...base, cmd: teardown, image}, timeout, signal),
+        runOnce(engine, resources, {...base, cmd: teardown, env: setupEnv, image}, timeout, signal),
       )
-      let failed: Outcome | undefined
-      if ('error' in step) failed = {message: `teardown ${JSON.stringify(teardown)}: ${step.error}`, status: 'error'}
-      else if (step.timedOut || step.exitCode !== 0) failed = stepFailed('teardown', teardown, step, timeout)
-      if (failed && result.status === 'pass') result = failed
-      else if (failed) result = {...result, diff: [...(result.diff ?? []), failed.message ?? '']}
+      if ('error' in step) warnings.push(`teardown ${JSON.stringify(teardown)}: ${step.error}`)
+      else if (step.timedOut || step.exitCode !== 0) {
+        const how = step.timedOut ? `timed out after ${timeout}s` : `exited with ${step.exitCode}`
+        warnings.push(`teardown command ${JSON.stringify(teardown)} ${how} (${excerpt(step.stderr.trim())})`)
+      }
     }
 
-    return result
+    return warnings.length > 0 ? {...result, warnings} : result
   } finally {
     await resources.dispose()
   }
@@ -184,10 +182,9 @@ async function attempt<T>(signal: AbortSignal, step: () => Promise<T>): Promise<
 }
 
 function stepFailed(kind: string, command: string[], step: RunOnce, timeout: number): Outcome {
-  const how = step.timedOut ? `timed out after ${timeout}s` : `exited with ${step.exitCode}`
   return {
     diff: [`stdout: ${excerpt(step.stdout)}`, `stderr: ${excerpt(step.stderr)}`],
-    message: `${kind} command ${JSON.stringify(command)} ${how}`,
+    message: `${kind} command ${JSON.stringify(command)} timed out after ${timeout}s`,
     status: 'error',
   }
 }

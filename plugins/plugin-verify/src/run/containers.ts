@@ -7,27 +7,32 @@ import type {EngineClient} from '@transship/kit'
 import type {IncomingMessage} from 'node:http'
 import type {Readable} from 'node:stream'
 
-import {EngineError} from '@transship/kit'
+import {CONTENT_LIMIT, EngineError} from '@transship/kit'
 import {createHash} from 'node:crypto'
 import {pipeline} from 'node:stream/promises'
 import tar from 'tar-stream'
 
-/** The label put on every container the runner creates (and so on the images it commits). */
-export const RUNNER_LABEL = 'io.transship.verify'
+import {ownerLabels} from './leftovers.js'
+
+export {RUNNER_LABEL} from './leftovers.js'
 
 /** How long cleanup calls may take: they run without the (possibly aborted) caller's signal. */
 const CLEANUP_TIMEOUT_MS = 120_000
 
 export interface ContainerSpec {
+  /** Docker Binds: SOURCE:TARGET[:OPTIONS] */
+  binds?: string[]
   capAdd?: string[]
   cmd?: string[]
   /** undefined: the image's; [] clears it */
   entrypoint?: string[]
   env?: string[]
   image: string
-  /** default 'none' */
+  /** undefined: the engine's default network (as `docker run` without --network) */
   networkMode?: string
   privileged?: boolean
+  /** a TTY: the output is one raw stream (stdout), not multiplexed */
+  tty?: boolean
   user?: string
 }
 
@@ -55,13 +60,14 @@ export class Resources {
         Entrypoint: spec.entrypoint,
         Env: spec.env,
         HostConfig: {
+          Binds: spec.binds,
           CapAdd: spec.capAdd,
-          NetworkMode: spec.networkMode ?? 'none',
+          NetworkMode: spec.networkMode,
           Privileged: spec.privileged ?? false,
         },
         Image: spec.image,
-        Labels: {[RUNNER_LABEL]: 'runner'},
-        Tty: false,
+        Labels: ownerLabels(),
+        Tty: spec.tty ?? false,
         User: spec.user,
       },
       method: 'POST',
@@ -165,7 +171,7 @@ export interface ContainerState {
 }
 
 export interface ContainerInspect {
-  Config?: {Healthcheck?: {Test?: null | string[]}}
+  Config?: {Healthcheck?: {Test?: null | string[]}; Tty?: boolean}
   State?: ContainerState
 }
 
@@ -209,18 +215,40 @@ export interface Output {
   stdout: string
 }
 
-/** Reads a whole multiplexed stream into stdout and stderr. */
-export async function collectOutput(source: AsyncIterable<Buffer | string | Uint8Array>): Promise<Output> {
+/**
+ * The frames of a container's output: the multiplexed stream, or for a container with a TTY the raw stream,
+ * all of it stdout.
+ * @yields each frame
+ */
+export async function* outputFrames(
+  source: AsyncIterable<Buffer | string | Uint8Array>,
+  tty = false,
+): AsyncGenerator<Frame> {
+  if (!tty) {
+    yield* demuxFrames(source)
+    return
+  }
+
+  for await (const chunk of source) yield {data: Buffer.from(chunk), stream: 1}
+}
+
+/** Reads a whole output stream (multiplexed, or raw for a TTY) into stdout and stderr. */
+export async function collectOutput(source: AsyncIterable<Buffer | string | Uint8Array>, tty = false): Promise<Output> {
   const out: Buffer[] = []
   const err: Buffer[] = []
-  for await (const frame of demuxFrames(source)) (frame.stream === 2 ? err : out).push(frame.data)
+  for await (const frame of outputFrames(source, tty)) (frame.stream === 2 ? err : out).push(frame.data)
   return {stderr: Buffer.concat(err).toString('utf8'), stdout: Buffer.concat(out).toString('utf8')}
 }
 
-/** The container's logs so far (stdout and stderr apart). */
-export async function containerLogs(engine: EngineClient, id: string, signal: AbortSignal): Promise<Output> {
+/** The container's logs so far (stdout and stderr apart; all stdout with a TTY). */
+export async function containerLogs(
+  engine: EngineClient,
+  id: string,
+  signal: AbortSignal,
+  tty = false,
+): Promise<Output> {
   const reply = await engine.stream({path: `/containers/${id}/logs`, query: {stderr: 1, stdout: 1}, signal})
-  return collectOutput(reply)
+  return collectOutput(reply, tty)
 }
 
 /** The container's log stream, following it until the container stops or `signal` aborts. */
@@ -279,7 +307,7 @@ export interface PathRead extends PathEntry {
 }
 
 /** The bound on a content read into memory (hashing streams and has none). */
-export const MAX_CONTENT_BYTES = 64 * 1024 * 1024
+export const MAX_CONTENT_BYTES = CONTENT_LIMIT
 
 /**
  * Reads `path` of a container (created or running) through `GET /containers/{id}/archive`: the header of the
@@ -354,6 +382,31 @@ async function readEntry(
   }
 
   return result
+}
+
+/**
+ * The entry headers of the archive of `path` of a container, streamed (bodies are skipped, never kept).
+ * @yields each header
+ */
+export async function* archiveHeaders(
+  engine: EngineClient,
+  id: string,
+  path: string,
+  signal: AbortSignal,
+): AsyncGenerator<tar.Header> {
+  const reply = await engine.stream({path: `/containers/${id}/archive`, query: {path}, signal})
+  const extract = tar.extract()
+  const feeding = feed(reply, extract)
+  try {
+    for await (const entry of extract) {
+      yield entry.header
+      entry.resume()
+    }
+  } finally {
+    reply.destroy()
+    extract.destroy()
+    await feeding
+  }
 }
 
 /** The X-Docker-Container-Path-Stat header: base64 JSON {name, size, mode, mtime, linkTarget}. */

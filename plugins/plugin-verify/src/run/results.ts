@@ -1,6 +1,8 @@
 /** Small helpers shared by the checks: regexes, excerpts, and turning a check's diff into a TestResult. */
 import type {TestResult} from '../config/types.js'
 
+import {compilePattern} from '../config/schema.js'
+
 export type Outcome = Omit<TestResult, 'name' | 'seconds' | 'suite'>
 
 export type RegexResult = {error: string} | {regex: RegExp}
@@ -8,23 +10,13 @@ export type RegexResult = {error: string} | {regex: RegExp}
 const EXCERPT_CHARS = 500
 
 /**
- * A config regex (Go RE2 syntax, as container-structure-test uses) as a JS RegExp. Unanchored; `^` and `$` match
- * at line boundaries (multiline), since the texts are files and command output. A leading Go flag group such as
- * `(?i)` or `(?s)` becomes JS flags.
+ * A config regex with Go's (RE2) meaning, as container-structure-test matches them (see compilePattern): `^` and
+ * `$` match at the start and end of the whole text, not of each line, unless the pattern starts with `(?m)`.
  */
 export function compileRegex(pattern: string): RegexResult {
-  let source = pattern
-  let flags = 'm'
-  const leading = /^\(\?([imsU]+)\)/.exec(source)
-  if (leading) {
-    const goFlags = leading[1] ?? ''
-    if (goFlags.includes('U')) return {error: `regex /${pattern}/: the (?U) flag is not supported`}
-    for (const flag of goFlags) if (!flags.includes(flag)) flags += flag
-    source = source.slice(leading[0].length)
-  }
-
+  if (/^\(\?[imsU]*U[imsU]*\)/.test(pattern)) return {error: `regex /${pattern}/: the (?U) flag is not supported`}
   try {
-    return {regex: new RegExp(source, flags)}
+    return {regex: compilePattern(pattern)}
   } catch (error) {
     return {error: `invalid regex /${pattern}/: ${(error as Error).message}`}
   }

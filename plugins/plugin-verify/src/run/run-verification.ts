@@ -1,7 +1,9 @@
 /**
- * Runs a verification config against an image on one engine: the static checks (files, through the archive API
- * of a container that is never started; the image's config), then the command tests and the wait tests. Every
- * container and image the run makes is removed, also on failure, timeout or abort.
+ * Runs a verification config against an image on one engine, as container-structure-test's docker driver does:
+ * the static checks (the image's config; files and licenses, through the archive API of a container that is never
+ * started), then the command tests and the wait tests. Every container and image the run makes is removed, also
+ * on failure, timeout or abort; what runs killed outright left on the engine is removed by the next run (see
+ * leftovers.ts).
  */
 import type {EngineClient} from '@transship/kit'
 
@@ -9,9 +11,12 @@ import {EngineError, UsageError} from '@transship/kit'
 
 import type {TestResult, VerifyConfig, VerifyReport} from '../config/types.js'
 
-import {runCommandTests, type RunContext} from './command-tests.js'
+import {runCommandTests} from './command-tests.js'
+import {envMap} from './go-expand.js'
+import {removeLeftovers} from './leftovers.js'
 import {seconds, timed} from './results.js'
-import {type ImageInspect, metadataTest, runFileTests} from './static-checks.js'
+import {globalEnv, hostSettings, readEnvFile, type RunContext} from './run-options.js'
+import {type ImageInspect, isMetadataEmpty, metadataTest, runFileTests} from './static-checks.js'
 import {runWaitTests} from './wait-tests.js'
 
 export interface RunVerificationOptions {
@@ -37,6 +42,9 @@ export async function runVerification(
   }
 }
 
+/** Engines whose leftovers this process already removed (once per engine and process is enough). */
+const swept = new WeakSet<EngineClient>()
+
 async function run(
   engine: EngineClient,
   image: string,
@@ -45,39 +53,46 @@ async function run(
 ): Promise<VerifyReport> {
   const started = performance.now()
   const {log, signal} = options
+  if (!swept.has(engine)) {
+    swept.add(engine)
+    await removeLeftovers(engine, signal, log)
+  }
+
+  const runOptions = config.containerRunOptions ?? {}
+  const envFileVars = await readEnvFile(runOptions.envFile, signal)
   const inspected = await inspectImage(engine, image, options)
   // every container is made from the ID: a tag moved meanwhile does not change what is checked
   const imageId = inspected.Id
   log?.debug(`verify: ${image} on host "${options.host}" is ${imageId}`)
+  const imageEnv = envMap(inspected.Config?.Env)
   const context: RunContext = {
+    envFileVars,
     globalEnvVars: config.globalEnvVars ?? [],
+    imageEnv,
     log,
-    runOptions: config.containerRunOptions ?? {},
+    runOptions,
     signal,
   }
   const results: TestResult[] = []
-  if (config.metadataTest) {
+  if (config.metadataTest && !isMetadataEmpty(config.metadataTest)) {
     const test = config.metadataTest
     results.push(await timed('metadataTest', 'Metadata Test', signal, () => metadataTest(inspected, test)))
   }
 
   results.push(
-    ...(await runFileTests(engine, imageId, config.fileExistenceTests ?? [], config.fileContentTests ?? [], {
-      log,
-      signal,
-    })),
+    ...(await runFileTests(
+      engine,
+      imageId,
+      {
+        content: config.fileContentTests ?? [],
+        existence: config.fileExistenceTests ?? [],
+        license: config.licenseTests ?? [],
+      },
+      {binds: hostSettings(runOptions).binds, env: new Map([...imageEnv, ...globalEnv(context)]), log, signal},
+    )),
     ...(await runCommandTests(engine, imageId, config.commandTests ?? [], context)),
     ...(await runWaitTests(engine, imageId, config.waitTests ?? [], context)),
   )
-  for (const [i] of (config.licenseTests ?? []).entries()) {
-    results.push({
-      message: 'licenseTests are not supported',
-      name: `License Test ${i + 1}`,
-      seconds: 0,
-      status: 'skip',
-      suite: 'licenseTests',
-    })
-  }
 
   return {
     host: options.host,

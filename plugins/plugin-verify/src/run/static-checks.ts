@@ -5,9 +5,17 @@
 /* eslint-disable no-bitwise -- file modes are bit fields */
 import type {EngineClient} from '@transship/kit'
 
-import type {EnvVar, FileContentTest, FileExistenceTest, MetadataTest, TestResult} from '../config/types.js'
+import type {
+  EnvVar,
+  FileContentTest,
+  FileExistenceTest,
+  LicenseTest,
+  MetadataTest,
+  TestResult,
+} from '../config/types.js'
 
-import {type EntryType, type PathRead, readPath, Resources} from './containers.js'
+import {archiveHeaders, type EntryType, MAX_CONTENT_BYTES, type PathRead, readPath, Resources} from './containers.js'
+import {expandGo, lookupIn} from './go-expand.js'
 import {compileRegex, excerpt, outcome, type RegexResult, timed} from './results.js'
 
 /** The parts of `GET /images/{name}/json` the checks read. */
@@ -87,29 +95,84 @@ export function formatGoFileMode(mode: number): string {
   return text
 }
 
-/** Runs the file existence and file content tests in one created container, removed afterwards. */
+/**
+ * A read-only view of an image's filesystem, as CST's drivers give it: through the engine's archive API of a
+ * created container (EngineFiles), or from the layers of an image archive (see archive-driver.ts).
+ */
+export interface ImageFiles {
+  /** the names of the directories directly in `dir` (symlinks are not directories); undefined: no such directory */
+  directories(dir: string, signal: AbortSignal): Promise<string[] | undefined>
+  /** the entry at `path`, parents' symlinks resolved, the last one not followed; undefined: absent */
+  stat(path: string, want: {sha256?: boolean}, signal: AbortSignal): Promise<PathRead | undefined>
+}
+
+/** The banned-license words of CST's license tests, searched in the upper-cased copyright file. */
+export const BANNED_LICENSES = ['AGPL', 'WTFPL']
+/** Packages CST's license tests pass whatever their copyright files say. */
+export const LICENSE_ALLOWLIST = ['libgnutls30']
+/** Where Debian keeps each package's copyright file: DEBIAN_DOC/<package>/copyright. */
+export const DEBIAN_DOC = '/usr/share/doc'
+
+/** The file tests' view of an image on an engine: the archive API of a created (never started) container. */
+export class EngineFiles implements ImageFiles {
+  constructor(
+    private readonly engine: EngineClient,
+    private readonly id: string,
+  ) {}
+
+  async directories(dir: string, signal: AbortSignal): Promise<string[] | undefined> {
+    return listDirectories(this.engine, this.id, dir, signal)
+  }
+
+  async stat(path: string, want: {sha256?: boolean}, signal: AbortSignal): Promise<PathRead | undefined> {
+    return readPath(this.engine, this.id, path, want, signal)
+  }
+}
+
+export interface FileTestsOptions {
+  /** the image's environment (with the global variables), for `$NAME` in file existence paths (as CST) */
+  env: ReadonlyMap<string, string>
+  signal: AbortSignal
+}
+
+/** The file existence, file content and license tests against `files`. */
+export async function runFileChecks(
+  files: ImageFiles,
+  tests: {content: FileContentTest[]; existence: FileExistenceTest[]; license: LicenseTest[]},
+  options: FileTestsOptions,
+): Promise<TestResult[]> {
+  const {signal} = options
+  const results: TestResult[] = []
+  for (const test of tests.existence) {
+    results.push(await timed('fileExistenceTests', test.name, signal, () => fileExistence(files, test, options)))
+  }
+
+  for (const test of tests.content) {
+    results.push(await timed('fileContentTests', test.name, signal, () => fileContent(files, test, signal)))
+  }
+
+  for (const [i, test] of tests.license.entries()) {
+    const name = tests.license.length === 1 ? 'License Test' : `License Test ${i + 1}`
+    results.push(await timed('licenseTests', name, signal, () => licenseTest(files, test, signal)))
+  }
+
+  return results
+}
+
+/** Runs the file tests in one created container of the image on the engine, removed afterwards. */
 export async function runFileTests(
   engine: EngineClient,
   imageId: string,
-  existence: FileExistenceTest[],
-  content: FileContentTest[],
-  options: {log?: {debug(m: string): void}; signal: AbortSignal},
+  tests: {content: FileContentTest[]; existence: FileExistenceTest[]; license: LicenseTest[]},
+  options: FileTestsOptions & {binds?: string[]; log?: {debug(m: string): void}},
 ): Promise<TestResult[]> {
-  if (existence.length === 0 && content.length === 0) return []
+  if (tests.existence.length === 0 && tests.content.length === 0 && tests.license.length === 0) return []
   const {signal} = options
   const resources = new Resources(engine, options.log)
-  const results: TestResult[] = []
   try {
-    const id = await resources.create({cmd: ['true'], entrypoint: [], image: imageId, networkMode: 'none'}, signal)
-    for (const test of existence) {
-      results.push(await timed('fileExistenceTests', test.name, signal, () => fileExistence(engine, id, test, signal)))
-    }
-
-    for (const test of content) {
-      results.push(await timed('fileContentTests', test.name, signal, () => fileContent(engine, id, test, signal)))
-    }
-
-    return results
+    // bind mounts show in the archive API of a created container, as in CST (its file tests see them)
+    const id = await resources.create({binds: options.binds, cmd: ['true'], entrypoint: [], image: imageId}, signal)
+    return await runFileChecks(new EngineFiles(engine, id), tests, options)
   } finally {
     await resources.dispose()
   }
@@ -117,15 +180,14 @@ export async function runFileTests(
 
 /** Reads `path`, following symlinks (at most 40, like the kernel) to the file they end at. */
 async function readFollowing(
-  engine: EngineClient,
-  id: string,
+  files: ImageFiles,
   path: string,
   want: {content?: boolean; sha256?: boolean},
   signal: AbortSignal,
 ): Promise<PathRead | undefined> {
   let current = path
   for (let hops = 0; hops <= 40; hops++) {
-    const entry = await readPath(engine, id, current, want, signal)
+    const entry = await files.stat(current, want, signal)
     if (entry?.type !== 'symlink') return entry
     current = entry.resolvedTarget ?? resolveLink(current, entry.linkname)
   }
@@ -145,17 +207,19 @@ function resolveLink(path: string, target: string): string {
 }
 
 async function fileExistence(
-  engine: EngineClient,
-  id: string,
+  files: ImageFiles,
   test: FileExistenceTest,
-  signal: AbortSignal,
+  options: FileTestsOptions,
 ): Promise<Omit<TestResult, 'name' | 'seconds' | 'suite'>> {
-  const entry = await readPath(engine, id, test.path, {sha256: test.sha256 !== undefined}, signal)
+  const {signal} = options
+  // CST expands $NAME in the path with the image's environment
+  const path = expandGo(test.path, lookupIn(options.env))
+  const entry = await files.stat(path, {sha256: test.sha256 !== undefined}, signal)
   if (test.shouldExist === false) {
-    return entry ? outcome([`expected ${test.path} not to exist, got: a ${entry.type}`]) : outcome([])
+    return entry ? outcome([`expected ${path} not to exist, got: a ${entry.type}`]) : outcome([])
   }
 
-  if (!entry) return outcome([`expected ${test.path} to exist, got: no such file or directory`])
+  if (!entry) return outcome([`expected ${path} to exist, got: no such file or directory`])
   const diff: string[] = []
   if (test.permissions !== undefined && test.permissions !== '') {
     const actual = formatGoFileMode(goFileMode(entry.type, entry.mode))
@@ -174,7 +238,7 @@ async function fileExistence(
     const bits = {any: 0o111, group: 0o010, other: 0o001, owner: 0o100}[test.isExecutableBy]
     if ((entry.mode & bits) === 0) {
       diff.push(
-        `expected ${test.path} to be executable by ${test.isExecutableBy}, got: ${formatGoFileMode(goFileMode(entry.type, entry.mode))}`,
+        `expected ${path} to be executable by ${test.isExecutableBy}, got: ${formatGoFileMode(goFileMode(entry.type, entry.mode))}`,
       )
     }
   }
@@ -187,7 +251,7 @@ async function fileExistence(
   }
 
   if (test.sha256 !== undefined) {
-    const file = entry.type === 'symlink' ? await readFollowing(engine, id, test.path, {sha256: true}, signal) : entry
+    const file = entry.type === 'symlink' ? await readFollowing(files, path, {sha256: true}, signal) : entry
     if (!file) diff.push(`expected sha256 ${test.sha256}, got: a dangling symlink to ${entry.linkname}`)
     else if (file.type !== 'file') diff.push(`expected sha256 ${test.sha256}, got: a ${file.type}`)
     else if (file.sha256 !== test.sha256.toLowerCase()) diff.push(`expected sha256 ${test.sha256}, got: ${file.sha256}`)
@@ -196,19 +260,91 @@ async function fileExistence(
   return outcome(diff)
 }
 
+/** The content of a regular file (symlinks followed), or why there is none. */
+async function readContent(
+  files: ImageFiles,
+  path: string,
+  signal: AbortSignal,
+): Promise<{error: string} | {text: string}> {
+  const file = await readFollowing(files, path, {content: true}, signal)
+  if (!file) return {error: `expected ${path} to exist, got: no such file or directory`}
+  if (file.type !== 'file') return {error: `expected ${path} to be a file, got: a ${file.type}`}
+  if (!file.content) return {error: `${path} is larger than ${MAX_CONTENT_BYTES} bytes: its content is not checked`}
+  return {text: file.content.toString('utf8')}
+}
+
 async function fileContent(
-  engine: EngineClient,
-  id: string,
+  files: ImageFiles,
   test: FileContentTest,
   signal: AbortSignal,
 ): Promise<Omit<TestResult, 'name' | 'seconds' | 'suite'>> {
   const regexes = compileAll([...(test.expectedContents ?? []), ...(test.excludedContents ?? [])])
   if ('error' in regexes) return regexes.error
-  const file = await readFollowing(engine, id, test.path, {content: true}, signal)
-  if (!file) return outcome([`expected ${test.path} to exist, got: no such file or directory`])
-  if (file.type !== 'file' || !file.content) return outcome([`expected ${test.path} to be a file, got: a ${file.type}`])
-  const text = file.content.toString('utf8')
-  return outcome(matchAll('contents', text, test.expectedContents ?? [], test.excludedContents ?? []))
+  const read = await readContent(files, test.path, signal)
+  if ('error' in read) return outcome([read.error])
+  return outcome(matchAll('contents', read.text, test.expectedContents ?? [], test.excludedContents ?? []))
+}
+
+/**
+ * CST's license test: with `debian`, every package directory of /usr/share/doc (but the allowed ones) must have a
+ * copyright file; that file and each of `files` must exist and must not contain a banned license's name (in any
+ * case).
+ */
+async function licenseTest(
+  files: ImageFiles,
+  test: LicenseTest,
+  signal: AbortSignal,
+): Promise<Omit<TestResult, 'name' | 'seconds' | 'suite'>> {
+  const diff: string[] = []
+  const check = async (path: string) => {
+    const read = await readContent(files, path, signal)
+    if ('error' in read) {
+      diff.push(`cannot read the license file ${path}: ${read.error}`)
+      return
+    }
+
+    const upper = read.text.toUpperCase()
+    const banned = BANNED_LICENSES.find((word) => upper.includes(word))
+    if (banned) diff.push(`invalid license in ${path}: it contains ${banned}`)
+  }
+
+  if (test.debian) {
+    const packages = await files.directories(DEBIAN_DOC, signal)
+    if (packages === undefined) diff.push(`expected the directory ${DEBIAN_DOC}, got: no such directory`)
+    for (const name of (packages ?? []).sort()) {
+      if (LICENSE_ALLOWLIST.includes(name)) continue
+      await check(`${DEBIAN_DOC}/${name}/copyright`)
+    }
+  }
+
+  for (const file of test.files ?? []) await check(file)
+  return outcome(diff)
+}
+
+/**
+ * The directories directly in `dir` of a container, from its archive (streamed: only the headers are kept).
+ * undefined when `dir` is absent or not a directory.
+ */
+async function listDirectories(
+  engine: EngineClient,
+  id: string,
+  dir: string,
+  signal: AbortSignal,
+): Promise<string[] | undefined> {
+  const resolved = await readPath(engine, id, dir, {}, signal)
+  if (resolved?.type === 'symlink') {
+    return listDirectories(engine, id, resolved.resolvedTarget ?? resolveLink(dir, resolved.linkname), signal)
+  }
+
+  if (resolved?.type !== 'directory') return undefined
+  const names: string[] = []
+  for await (const header of archiveHeaders(engine, id, dir, signal)) {
+    // entries are named <base of dir>/<child>[/…]: the children that are directories
+    const parts = header.name.replace(/\/$/, '').split('/')
+    if (parts.length === 2 && header.type === 'directory') names.push(parts[1]!)
+  }
+
+  return names
 }
 
 /** Compiles every pattern up front: an invalid one makes the test an error, not a failure. */
@@ -241,6 +377,19 @@ export function matchAll(what: string, text: string, expected: string[], exclude
   return diff
 }
 
+/** Whether a metadata test checks nothing: CST then reports no result for it. */
+export function isMetadataEmpty(test: MetadataTest): boolean {
+  const lists = [test.envVars, test.unboundEnvVars, test.exposedPorts, test.unexposedPorts, test.volumes]
+  return (
+    [...lists, test.unmountedVolumes, test.labels].every((list) => (list?.length ?? 0) === 0) &&
+    test.entrypoint === undefined &&
+    test.cmd === undefined &&
+    !test.workdir &&
+    !test.user &&
+    test.healthcheck === undefined
+  )
+}
+
 /** The metadata test against the image's config: one result, a diff line per mismatch. */
 export function metadataTest(image: ImageInspect, test: MetadataTest): Omit<TestResult, 'name' | 'seconds' | 'suite'> {
   const config = image.Config ?? {}
@@ -260,7 +409,7 @@ export function metadataTest(image: ImageInspect, test: MetadataTest): Omit<Test
     ...keyValues('env var', env, test.envVars ?? []),
     ...keyValues('label', labels, test.labels ?? []),
   ]
-  for (const key of test.unboundEnvVars ?? []) {
+  for (const {key} of test.unboundEnvVars ?? []) {
     if (env.has(key)) diff.push(`expected env var ${key} to be unset, got: ${key}=${env.get(key)}`)
   }
 
@@ -270,7 +419,10 @@ export function metadataTest(image: ImageInspect, test: MetadataTest): Omit<Test
 
   if (test.cmd !== undefined && test.cmd !== null) compareList(diff, 'cmd', test.cmd, config.Cmd ?? [])
   const ports = Object.keys(config.ExposedPorts ?? {})
-  const exposed = (port: string) => ports.some((key) => key === port || (!port.includes('/') && key === `${port}/tcp`))
+  // CST compares the port numbers (8080 is exposed by 8080/tcp and 8080/udp); a port given with its protocol
+  // matches that protocol only (CST never matches one)
+  const exposed = (port: string) =>
+    ports.some((key) => (port.includes('/') ? key === port : key.split('/')[0] === port))
   for (const port of test.exposedPorts ?? []) {
     if (!exposed(port)) diff.push(`expected port ${port} to be exposed, got: ${JSON.stringify(ports)}`)
   }

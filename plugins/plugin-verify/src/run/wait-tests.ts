@@ -1,6 +1,6 @@
 /**
- * waitTests (extension): the image runs with its own entrypoint and command (args replace the command), without
- * a network, and the test waits, up to its timeout, for a log line, a healthy state, or a listening TCP port.
+ * waitTests (extension): the image runs with its own entrypoint and command (args replace the command), with the
+ * containerRunOptions and on the engine's default network unless a network is given, and the test waits, up to its timeout, for a log line, a healthy state, or a listening TCP port.
  */
 import type {EngineClient} from '@transship/kit'
 
@@ -9,18 +9,19 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import type {TestResult, WaitTest} from '../config/types.js'
 
-import {containerEnv, DEFAULT_TIMEOUT_SECONDS, type RunContext, runSpec} from './command-tests.js'
+import {DEFAULT_TIMEOUT_SECONDS} from './command-tests.js'
 import {
   containerLogs,
-  demuxFrames,
   execCapture,
   followLogs,
   inspectContainer,
+  outputFrames,
   readPath,
   Resources,
   startContainer,
 } from './containers.js'
 import {compileRegex, excerpt, type Outcome, timed} from './results.js'
+import {hostSettings, networkOf, type RunContext, waitEnvironment} from './run-options.js'
 
 const POLL_MS = 500
 
@@ -39,7 +40,8 @@ export async function runWaitTests(
 }
 
 async function waitTest(engine: EngineClient, imageId: string, test: WaitTest, context: RunContext): Promise<Outcome> {
-  const {signal} = context
+  const {runOptions, signal} = context
+  const tty = runOptions.allocateTty ?? false
   if (test.log === undefined && !test.healthy && test.port === undefined) {
     return {message: 'nothing to wait for: give log, healthy or port', status: 'error'}
   }
@@ -57,11 +59,12 @@ async function waitTest(engine: EngineClient, imageId: string, test: WaitTest, c
   try {
     const id = await resources.create(
       {
-        ...runSpec(context),
+        ...hostSettings(runOptions),
         cmd: test.args,
-        env: containerEnv(context, test.envVars),
+        env: waitEnvironment(context, test.envVars),
         image: imageId,
-        networkMode: 'none',
+        networkMode: networkOf(runOptions, test.network),
+        tty,
       },
       signal,
     )
@@ -78,7 +81,7 @@ async function waitTest(engine: EngineClient, imageId: string, test: WaitTest, c
     try {
       if (regex) {
         waitingFor = `a log line matching /${test.log}/`
-        const failed = await waitForLog(engine, id, regex, until)
+        const failed = await waitForLog(engine, id, regex, until, tty)
         if (failed) return failed
       }
 
@@ -97,7 +100,7 @@ async function waitTest(engine: EngineClient, imageId: string, test: WaitTest, c
       return {status: 'pass'}
     } catch (error) {
       if (signal.aborted || !deadline.aborted) throw error
-      const logs = await containerLogs(engine, id, signal)
+      const logs = await containerLogs(engine, id, signal, tty)
       return {
         diff: [`stdout: ${excerpt(logs.stdout)}`, `stderr: ${excerpt(logs.stderr)}`],
         message: `timed out after ${timeout}s waiting for ${waitingFor}`,
@@ -115,13 +118,14 @@ async function waitForLog(
   id: string,
   regex: RegExp,
   signal: AbortSignal,
+  tty: boolean,
 ): Promise<Outcome | undefined> {
   const reply = await followLogs(engine, id, signal)
   const partial = new Map<number, string>()
   try {
-    for await (const frame of demuxFrames(reply)) {
+    for await (const frame of outputFrames(reply, tty)) {
       const text = (partial.get(frame.stream) ?? '') + frame.data.toString('utf8')
-      const lines = text.split('\n')
+      const lines = text.split(/\r?\n/)
       partial.set(frame.stream, lines.pop() ?? '')
       if (lines.some((line) => regex.test(line))) return undefined
     }
@@ -175,7 +179,7 @@ async function waitForPort(
 
 async function exited(engine: EngineClient, id: string, when: string, signal: AbortSignal): Promise<Outcome> {
   const inspected = await inspectContainer(engine, id, signal)
-  const logs = await containerLogs(engine, id, signal)
+  const logs = await containerLogs(engine, id, signal, inspected.Config?.Tty ?? false)
   return {
     diff: [`stdout: ${excerpt(logs.stdout)}`, `stderr: ${excerpt(logs.stderr)}`],
     message: `the container exited (code ${inspected.State?.ExitCode ?? '?'}) ${when}`,

@@ -148,7 +148,7 @@ describe('parseVerifyConfig', () => {
     expect(issues.map((i) => [i.line, i.message])).toEqual([
       [
         5,
-        'unknown key "frobnicate" (allowed: allocateTty, bindMounts, capabilities, envFile, envVars, privileged, user)',
+        'unknown key "frobnicate" (allowed: allocateTty, bindMounts, capabilities, envFile, envVars, network, privileged, user)',
       ],
     ])
   })
