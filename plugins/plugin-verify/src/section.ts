@@ -1,6 +1,6 @@
-import type {Reference, SectionProvider, Step} from '@transship/kit'
+import type {EngineClient, Reference, SectionProvider, Step} from '@transship/kit'
 
-import {ExitCode, TransshipError} from '@transship/kit'
+import {EngineError, ExitCode, TransshipError, UsageError} from '@transship/kit'
 import path from 'node:path'
 import {z} from 'zod'
 
@@ -8,6 +8,7 @@ import type {VerifyConfig} from './config/types.js'
 
 import {loadVerifyConfig} from './config/load.js'
 import {SCHEMA_VERSION, verifyConfigSchema} from './config/schema.js'
+import {checksDigest, engineIdentity, hasPassed, recordPass} from './passed-checks.js'
 import {formatReport, passed} from './report/text.js'
 import {runVerification} from './run/run-verification.js'
 
@@ -36,6 +37,8 @@ export const verifySchema = z
 export type VerifyEntry = z.infer<typeof verifyEntrySchema>
 
 export const verifySection: SectionProvider<VerifyEntry[]> = {
+  // checks see what the builds, copies, tags and volume moves of the recipe will leave
+  after: ['images', 'rootfs', 'volumes'],
   async plan(entries, context) {
     const steps: Step[] = []
     for (const entry of entries) {
@@ -44,11 +47,22 @@ export const verifySection: SectionProvider<VerifyEntry[]> = {
       const config: VerifyConfig = file
         ? await loadVerifyConfig(file)
         : {...entry.tests!, schemaVersion: SCHEMA_VERSION}
+      const checks = checksDigest(config)
       const source = entry.config ?? 'checks in the recipe'
       for (const host of entry.on ?? ['local']) {
+        // an image that earlier steps make or change is checked after them; one already there, unless these
+        // checks passed on it before
+        const planned = context.planned.image(host, entry.image)
+        if (!planned) {
+          const engine = await context.hosts.engine(host, context.signal)
+          const image = await requireImage(engine, entry.image, host, context.signal)
+          if (await hasPassed(await engineIdentity(engine, context.signal), image.Id, checks)) continue
+        }
+
         steps.push({
           afterSections: ['images', 'rootfs', 'volumes'],
-          detail: {config: file ?? 'recipe', host, image: entry.image},
+          dependsOn: planned?.steps,
+          detail: {checks, config: file ?? 'recipe', host, image: entry.image},
           host,
           id: `verify:${host}:${entry.image}:${source}`,
           async run({hosts, log, signal}) {
@@ -60,10 +74,11 @@ export const verifySection: SectionProvider<VerifyEntry[]> = {
               })
             }
 
+            await recordPass(await engineIdentity(engine, signal), report.imageId, checks, report.results.length)
             return {report, summary: `${report.results.length} checks passed`}
           },
           section: 'verify',
-          title: `verify ${entry.image} on ${host} (${source})`,
+          title: `verify ${entry.image}${planned && planned.id === undefined ? ' (to be built)' : ''} on ${host} (${source})`,
         })
       }
     }
@@ -78,4 +93,27 @@ export const verifySection: SectionProvider<VerifyEntry[]> = {
   },
   schema: verifySchema,
   section: 'verify',
+}
+
+/** The image's ID on the host; a missing image is a recipe error, found before anything runs. */
+async function requireImage(
+  engine: EngineClient,
+  image: string,
+  host: string,
+  signal: AbortSignal,
+): Promise<{Id: string}> {
+  try {
+    return await engine.json<{Id: string}>({path: `/images/${encodeURIComponent(image)}/json`, signal})
+  } catch (error) {
+    if (error instanceof EngineError && error.status === 404) {
+      throw new UsageError(`image ${image} is not on host "${host}", and no step of the recipe brings it there`, {
+        cause: error,
+        code: 'IMAGE_NOT_FOUND',
+        details: {host, image},
+        suggestions: [`copy it there in the recipe (images: [{ref: ${image}, copy: [${host}]}]) or build it (rootfs)`],
+      })
+    }
+
+    throw error
+  }
 }
