@@ -15,7 +15,7 @@ import {pipeline} from 'node:stream/promises'
 import type {RootfsEntry, RootfsSource} from './source/entry.js'
 
 import {imageConfig, type ImageConfigSpec, imagePlatform} from './image/config.js'
-import {directoryDigest, tarballDigest} from './inputs/content.js'
+import {contentDigest, readOnce} from './inputs/content.js'
 import {type InputFacts, inputsRecord, type InputsRecord, withRecord} from './inputs/record.js'
 import {dockerArchive} from './output/docker-archive.js'
 import {Digester, type LayerCompression} from './output/layer-blob.js'
@@ -283,12 +283,8 @@ async function recordInputs(
   const {input} = request
   const facts: InputFacts = {}
   if (input.kind === 'bootstrap') facts.release = await source.epochHint?.(signal)
-  else if (input.kind === 'directory') facts.content = await directoryDigest(input.path, signal)
-  else {
-    facts.content = await tarballDigest(input.path, signal)
-    if (facts.content === undefined) return undefined
-  }
-
+  else if (input.kind === 'tarball' && (await readOnce(input.path))) return undefined
+  else facts.content = await contentDigest(source, signal)
   return inputsRecord(request, facts)
 }
 

@@ -22,7 +22,7 @@ export interface InputsRecord {
   config: string
   cleanup: boolean
   components?: string[]
-  /** tarball: sha256 of the file; directory: sha256 of its tree as transship packs it */
+  /** tarball or directory: sha256 of its tree as transship reads it, before cleanup (see inputs/content.ts) */
   content?: string
   epoch: null | number
   exclude?: string[]

@@ -7,7 +7,7 @@ import {isTransshipError} from '@transship/kit'
 import type {BuildRequest} from '../build.js'
 
 import {DEFAULT_MIRROR} from '../source/bootstrap.js'
-import {directoryDigest, tarballDigest} from './content.js'
+import {sourceDigest} from './content.js'
 import {mirrorReleaseDate} from './mirror-release.js'
 import {inputsRecord, type InputsRecord} from './record.js'
 
@@ -27,11 +27,7 @@ export async function wantedInputs(request: BuildRequest, signal: AbortSignal): 
     }
   }
 
-  if (input.kind === 'directory') {
-    return {record: inputsRecord(request, {content: await directoryDigest(input.path, signal)})}
-  }
-
-  const content = await tarballDigest(input.path, signal)
+  const content = await sourceDigest(input, signal)
   if (content === undefined) return {unknown: 'a tarball from stdin or a pipe is built every time'}
   return {record: inputsRecord(request, {content})}
 }
