@@ -53,11 +53,9 @@ export const verifySection: SectionProvider<VerifyEntry[]> = {
         // an image that earlier steps make or change is checked after them; one already there, unless these
         // checks passed on it before
         const planned = context.planned.image(host, entry.image)
-        if (!planned) {
-          const engine = await context.hosts.engine(host, context.signal)
-          const image = await requireImage(engine, entry.image, host, context.signal)
-          if (await hasPassed(await engineIdentity(engine, context.signal), image.Id, checks)) continue
-        }
+        const engine = await context.hosts.engine(host, context.signal)
+        const imageId = planned ? planned.id : (await requireImage(engine, entry.image, host, context.signal)).Id
+        if (imageId && (await hasPassed(await engineIdentity(engine, context.signal), imageId, checks))) continue
 
         steps.push({
           afterSections: ['images', 'rootfs', 'volumes'],
@@ -74,7 +72,14 @@ export const verifySection: SectionProvider<VerifyEntry[]> = {
               })
             }
 
-            await recordPass(await engineIdentity(engine, signal), report.imageId, checks, report.results.length)
+            try {
+              await recordPass(await engineIdentity(engine, signal), report.imageId, checks, report.results.length)
+            } catch (error) {
+              if (signal.aborted) throw error
+              // not remembered: the next apply runs these checks again, nothing worse
+              log.warn(`could not remember that the checks passed: ${(error as Error).message}`)
+            }
+
             return {report, summary: `${report.results.length} checks passed`}
           },
           section: 'verify',
