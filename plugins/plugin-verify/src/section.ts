@@ -32,7 +32,9 @@ export const verifyEntrySchema = z
 
 export const verifySchema = z
   .array(verifyEntrySchema)
-  .describe('Checks run on images where they landed, after every copy, tag and build of the recipe.')
+  .describe(
+    'Checks run on images where they landed, after every copy, tag and build of the recipe; run again when the image or the checks change, until they pass.',
+  )
 
 export type VerifyEntry = z.infer<typeof verifyEntrySchema>
 
