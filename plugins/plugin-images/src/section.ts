@@ -150,6 +150,22 @@ function upstream(context: PlanContext, host: string, ref: string): undefined | 
   return planned && {steps: planned.steps, toBeBuilt: planned.id === undefined}
 }
 
+/** Of `refs` on `host`, those that earlier steps make, with those steps. */
+function upstreams(context: PlanContext, host: string, refs: string[]): Map<string, Upstream> {
+  const made = new Map<string, Upstream>()
+  for (const ref of refs) {
+    const after = upstream(context, host, ref)
+    if (after) made.set(ref, after)
+  }
+
+  return made
+}
+
+/** Every step of `made`, once: a step that uses those images waits for them all. */
+function stepsOf(made: ReadonlyMap<string, Upstream>): string[] {
+  return [...new Set([...made.values()].flatMap((after) => after.steps))]
+}
+
 /** `app:1`, or `app:1 (to be built)` when no ID is known yet. */
 function shownRef(ref: string, after: undefined | Upstream): string {
   return after?.toBeBuilt ? `${ref} (to be built)` : ref
@@ -170,12 +186,7 @@ async function planCopies(images: ImageSpec[], context: PlanContext): Promise<Pl
 
   const planned: PlannedCopy[] = []
   for (const {from, refs, to} of groups.values()) {
-    const made = new Map(
-      refs.flatMap((ref) => {
-        const after = upstream(context, from, ref)
-        return after ? [[ref, after] as const] : []
-      }),
-    )
+    const made = upstreams(context, from, refs)
     if (made.size > 0) {
       planned.push(plannedCopyOfFutureImages(from, refs, to, made))
       continue
@@ -253,7 +264,7 @@ function plannedCopyOfFutureImages(
   return {
     arriving: new Map(to.map((host) => [host, new Set(refs)])),
     step: {
-      dependsOn: [...new Set([...made.values()].flatMap((after) => after.steps))],
+      dependsOn: stepsOf(made),
       detail: {destinations: to.map((host) => ({host, images: refs})), from, images: refs, toBeBuilt: [...toBeBuilt]},
       host: from,
       id: `images:copy:${from}:${to.join(',')}`,
@@ -346,12 +357,7 @@ async function planSaves(images: ImageSpec[], context: PlanContext): Promise<Ste
 
   const steps: Step[] = []
   for (const {file, from, refs, shown} of groups.values()) {
-    const made = new Map(
-      refs.flatMap((ref) => {
-        const after = upstream(context, from, ref)
-        return after ? [[ref, after] as const] : []
-      }),
-    )
+    const made = upstreams(context, from, refs)
     // images made by earlier steps are saved once they exist, whatever the file holds now
     const state: ArchiveState =
       made.size > 0
@@ -365,7 +371,7 @@ async function planSaves(images: ImageSpec[], context: PlanContext): Promise<Ste
     if (state.missing.length === 0) continue
     await requireCompressor(outputChoice(file).compression)
     steps.push({
-      dependsOn: made.size > 0 ? [...new Set([...made.values()].flatMap((after) => after.steps))] : undefined,
+      dependsOn: made.size > 0 ? stepsOf(made) : undefined,
       detail: {file, from, images: refs, missing: state.missing, reason: state.reason},
       host: from,
       id: `images:save:${file}`,
