@@ -30,12 +30,13 @@ export function plannedSteps(steps: Step[]): PlannedStep[] {
 }
 
 /**
- * The plan, grouped per host: what would change where. Steps are numbered in the order they can run; a step
- * that waits for others names their numbers.
+ * The plan, grouped per host: what would change where. When steps wait for others, each says its number in
+ * the order they can run and the numbers of those it waits for.
  */
 export function renderPlan(recipeFile: string, steps: PlannedStep[], hosts: Hosts): string {
   if (steps.length === 0) return `Nothing to do: every host is up to date with ${recipeFile}.`
   const number = new Map(steps.map((step, index) => [step.id, index + 1]))
+  const ordered = steps.some((step) => step.dependsOn.length > 0)
   const byHost = groupByHost(steps)
   const lines = [`Plan for ${recipeFile}: ${count(steps.length, 'step')} on ${count(byHost.size, 'host')}.`]
   for (const [host, hostSteps] of byHost) {
@@ -46,9 +47,10 @@ export function renderPlan(recipeFile: string, steps: PlannedStep[], hosts: Host
         .map((id) => number.get(id))
         .filter((item) => item !== undefined)
         .sort((a, b) => a - b)
-      lines.push(
-        `  ${number.get(step.id)}. [${step.section}] ${step.title}${after.length > 0 ? ` (after ${after.join(', ')})` : ''}`,
-      )
+      const order = ordered
+        ? ` (step ${number.get(step.id)}${after.length > 0 ? `, after ${after.join(', ')}` : ''})`
+        : ''
+      lines.push(`  + [${step.section}] ${step.title}${order}`)
     }
   }
 

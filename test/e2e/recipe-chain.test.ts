@@ -113,7 +113,7 @@ describeE2E('recipes whose sections feed each other', (bed) => {
 
     const text = await cli(['plan', recipe])
     expect(text.code, text.stderr).toBe(0)
-    expect(text.stdout).toContain('2. [images] copy chain/base:1 (to be built) to edge (after 1)')
+    expect(text.stdout).toContain('+ [images] copy chain/base:1 (to be built) to edge (step 2, after 1)')
     // plan changed nothing
     expect(await imageId('classic', 'chain/base:1')).toBeUndefined()
     expect(await imageId('remote', 'chain/base:1')).toBeUndefined()
@@ -217,9 +217,9 @@ describeE2E('recipes whose sections feed each other', (bed) => {
     const config = await cli(['plan', recipe])
     expect(config.code, config.stderr).toBe(0)
     expect(config.stdout).toContain(
-      '1. [rootfs] build e2e-chain/changed:1 from tarball rootfs.tar.gz → engine (rebuild: the image config changed)',
+      '+ [rootfs] build e2e-chain/changed:1 from tarball rootfs.tar.gz → engine (rebuild: the image config changed) (step 1)',
     )
-    expect(config.stdout).toContain('2. [images] copy e2e-chain/changed:1 (to be built) to edge (after 1)')
+    expect(config.stdout).toContain('+ [images] copy e2e-chain/changed:1 (to be built) to edge (step 2, after 1)')
 
     // applied: the new image reaches edge and is checked there
     const rebuilt = await cli(['apply', recipe])
