@@ -75,8 +75,12 @@ describeE2E('recipes whose sections feed each other', (bed) => {
     for (const engine of ['classic', 'remote'] as const) await removeImages(engine, ...chainImages, ...changeImages)
   })
 
+  /** images this file built that a rebuild left without a name, per engine */
+  const replaced: Array<{engine: EngineName; id: string}> = []
+
   afterAll(async () => {
     for (const engine of ['classic', 'remote'] as const) await removeImages(engine, ...chainImages, ...changeImages)
+    for (const {engine, id} of replaced) await dockerCli(engine, ['image', 'rm', id]).catch(() => {})
     await rm(work, {force: true, recursive: true})
     await home?.cleanup()
   })
@@ -194,6 +198,7 @@ describeE2E('recipes whose sections feed each other', (bed) => {
     expect(first.code, first.stderr).toBe(0)
     expect(first.stdout).toContain('Applied 3 steps.')
     const before = await imageId('remote', 'e2e-chain/changed:1')
+    if (before) for (const engine of ['classic', 'remote'] as const) replaced.push({engine, id: before})
 
     // the same files in a tarball written again, uncompressed this time: the same inputs
     await busyboxTarball(tarball, {'etc/motd': 'hello\n'}, true)
