@@ -8,7 +8,17 @@ export async function sectionProviders(config: Interfaces.Config, log: Logger): 
     log.warn(`plugin ${failure.plugin.name} failed to describe its recipe section: ${failure.error.message}`)
   }
 
-  const providers = result.successes.flatMap((success) => success.result)
+  // hooks answer in the order they finish: the declared plugins' order (then others by name) keeps the schema
+  // and messages the same every run
+  const declared = config.pjson.oclif.plugins ?? []
+  const rank = (name: string) => (declared.includes(name) ? declared.indexOf(name) : declared.length)
+  const providers = result.successes
+    .toSorted(
+      (a, b) =>
+        rank(a.plugin.name) - rank(b.plugin.name) ||
+        (a.plugin.name < b.plugin.name ? -1 : a.plugin.name > b.plugin.name ? 1 : 0),
+    )
+    .flatMap((success) => success.result)
   const seen = new Map<string, string>()
   for (const provider of providers) {
     const owner = seen.get(provider.section)

@@ -1,6 +1,6 @@
-import type {Hosts, Logger, PlanContext, SectionProvider, Step} from '@transship/kit'
+import type {Hosts, Logger, PlanContext, PlannedImage, PlannedProducts, SectionProvider, Step} from '@transship/kit'
 
-import {StepFailedError, TransshipError} from '@transship/kit'
+import {formatReference, parseReference, StepFailedError, TransshipError} from '@transship/kit'
 
 export interface Plan {
   /** the steps, in an order that respects their dependencies */
@@ -14,17 +14,23 @@ export interface RecipeSection {
 }
 
 /**
- * Asks each section's plugin what it would do. Pure: plugins only read the world here. The result is
+ * Asks each section's plugin what it would do, a section after those it names in `after`, so that it sees
+ * what their steps will produce (context.planned). Pure: plugins only read the world here. The result is
  * checked: step ids are unique, dependencies exist, and there is no cycle.
  */
 export async function makePlan(
   sections: RecipeSection[],
-  context: Omit<PlanContext, 'hosts' | 'log'> & {hosts: Hosts; log: Logger},
+  context: Omit<PlanContext, 'hosts' | 'log' | 'planned'> & {hosts: Hosts; log: Logger},
 ): Promise<Plan> {
   const steps: Step[] = []
-  for (const section of sections) {
-    const planned = await section.provider.plan(section.value, context)
-    for (const step of planned) steps.push({...step, section: step.section ?? section.provider.section, run: step.run})
+  const products = new PlannedImages()
+  for (const section of orderSections(sections)) {
+    const planned = await section.provider.plan(section.value, {...context, planned: products})
+    for (const step of planned) {
+      const complete = {...step, run: step.run, section: step.section ?? section.provider.section}
+      steps.push(complete)
+      products.add(complete)
+    }
   }
 
   // a step may run after every step of other sections (checks run on what the copies brought)
@@ -33,14 +39,74 @@ export async function makePlan(
       ? {
           ...step,
           dependsOn: [
-            ...(step.dependsOn ?? []),
-            ...steps.filter((other) => step.afterSections!.includes(other.section)).map((other) => other.id),
+            ...new Set([
+              ...(step.dependsOn ?? []),
+              ...steps.filter((other) => step.afterSections!.includes(other.section)).map((other) => other.id),
+            ]),
           ],
           run: step.run,
         }
       : step,
   )
   return {steps: orderSteps(withSections)}
+}
+
+/** The images the steps planned so far will leave, by host and normalised name. */
+export class PlannedImages implements PlannedProducts {
+  private readonly images = new Map<string, PlannedImage>()
+
+  add(step: Step): void {
+    for (const product of step.produces?.images ?? []) {
+      const ref = normalise(product.ref)
+      const key = `${product.host}\0${ref}`
+      const known = this.images.get(key)
+      this.images.set(key, {
+        host: product.host,
+        id: product.id,
+        ref,
+        steps: [...(known?.steps ?? []), step.id],
+      })
+    }
+  }
+
+  image(host: string, ref: string): PlannedImage | undefined {
+    const found = this.images.get(`${host}\0${normalise(ref)}`)
+    return found && {...found, steps: [...found.steps]}
+  }
+}
+
+function normalise(ref: string): string {
+  return formatReference(parseReference(ref))
+}
+
+/** The sections in the order to plan them: after those they name in `after`, else in the order given. */
+export function orderSections(sections: RecipeSection[]): RecipeSection[] {
+  const byName = new Map(sections.map((section) => [section.provider.section, section]))
+  const ordered: RecipeSection[] = []
+  const visiting = new Set<string>()
+  const visit = (section: RecipeSection, chain: string[]): void => {
+    const name = section.provider.section
+    if (ordered.includes(section)) return
+    if (visiting.has(name)) {
+      throw new TransshipError(
+        'PLAN_INVALID',
+        1,
+        `the sections ${[...chain, name].join(' → ')} each want to be planned after the other`,
+      )
+    }
+
+    visiting.add(name)
+    for (const before of section.provider.after ?? []) {
+      const other = byName.get(before)
+      if (other) visit(other, [...chain, name])
+    }
+
+    visiting.delete(name)
+    ordered.push(section)
+  }
+
+  for (const section of sections) visit(section, [])
+  return ordered
 }
 
 /** Topological order (Kahn), stable with respect to the order the plugins gave. */

@@ -1,6 +1,6 @@
 // plan and apply of the example recipes against real engines, locally and over SSH: plan changes
 // nothing, apply does the work and proves it, a second apply has nothing to do.
-import {readFile} from 'node:fs/promises'
+import {readFile, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {afterAll, beforeAll, expect, it} from 'vitest'
 
@@ -90,9 +90,51 @@ describeE2E('transship plan and apply', (bed) => {
     expect(JSON.parse(again.stdout)).toMatchObject({steps: [], upToDate: true})
   })
 
+  it('runs checks until they pass, then only when the image or the checks change', async () => {
+    const recipe = path.join(home.home, 'checks.yaml')
+    const write = (expected: string) =>
+      writeFile(
+        recipe,
+        [
+          'version: 1',
+          'verify:',
+          `  - image: ${bed.images.busybox}`,
+          `    tests: {commandTests: [{name: echo, command: echo, args: [hello], expectedOutput: ['${expected}']}]}`,
+          '',
+        ].join('\n'),
+      )
+    // passes are remembered per user: this one starts with none
+    const options = {
+      dockerHost: bed.engines.classic.host,
+      env: {XDG_CACHE_HOME: path.join(home.home, 'checks-cache')},
+      home: home.home,
+    }
+
+    await write('^bye$')
+    const failed = await transship(['apply', recipe], options)
+    // a failed step (README: exit 1); the report names the check's expectation
+    expect(failed.code).toBe(1)
+    expect(failed.stdout + failed.stderr).toContain('^bye$')
+    // a failed check is not forgotten: the next plan has it again
+    const planned = await transship(['plan', recipe, '--json'], options)
+    expect(JSON.parse(planned.stdout)).toMatchObject({steps: [{section: 'verify'}], upToDate: false})
+
+    await write('^hello$')
+    const passed = await transship(['apply', recipe], options)
+    expect(passed.code, passed.stderr).toBe(0)
+    expect(passed.stdout).toContain('1 checks passed')
+    const again = await transship(['apply', recipe], options)
+    expect(again.code, again.stderr).toBe(0)
+    expect(again.stdout).toContain('Nothing to do')
+
+    // other checks of the same image run again
+    await write('^hel+o$')
+    const other = await transship(['plan', recipe], options)
+    expect(other.stdout).toContain(`[verify] verify ${bed.images.busybox} on local (checks in the recipe)`)
+  })
+
   it('fails a plan whose image is missing, naming the host and image, without changing anything', async () => {
     const missing = path.join(home.home, 'missing.yaml')
-    const {writeFile} = await import('node:fs/promises')
     await writeFile(missing, 'version: 1\nimages:\n  - ref: transship-test/nothing:9\n    tags: [x/y:1]\n')
     const result = await transship(['apply', missing], {dockerHost: bed.engines.classic.host, home: home.home})
     expect(result.code).toBe(1)

@@ -165,7 +165,45 @@ describeE2E('rootfs build', (bed) => {
 
     // nothing left behind where debootstrap worked
     expect(await readdir(scratch)).toEqual([])
-  })
+
+    // the image records its inputs, with the Date of the Release file debootstrap fetched
+    const labels = JSON.parse(
+      (
+        await docker(bed, 'classic', [
+          'image',
+          'inspect',
+          '--format',
+          '{{json .Config.Labels}}',
+          'base/debian:bookworm',
+        ])
+      ).stdout,
+    ) as Record<string, string>
+    expect(JSON.parse(labels['org.transship.rootfs.inputs']!)).toMatchObject({
+      epoch: null,
+      include: ['iputils-ping'],
+      mirror: 'http://deb.debian.org/debian',
+      release: new Date(built!.epoch * 1000).toISOString(),
+      source: 'debootstrap',
+      suite: 'bookworm',
+      variant: 'minbase',
+    })
+
+    // plan reads the mirror's Release date again: the same, so the engine and the OCI layout are up to date
+    const again = await transship(['plan', recipe], options)
+    expect(again.code, again.stderr).toBe(0)
+    expect(again.stdout).toContain('Nothing to do')
+
+    // another package list: plan says it rebuilds, and why
+    const changed = path.join(recipeDir, 'changed.yaml')
+    await writeFile(
+      changed,
+      (await readFile(recipe, 'utf8')).replace('include: [iputils-ping]', 'include: [iputils-ping, curl]'),
+    )
+    const rebuild = await transship(['plan', changed], options)
+    expect(rebuild.code, rebuild.stderr).toBe(0)
+    expect(rebuild.stdout).toContain('build base/debian:bookworm from debootstrap bookworm (minbase) → engine, oci:')
+    expect(rebuild.stdout).toContain('(rebuild: include changed (iputils-ping → iputils-ping, curl))')
+  }, 600_000) // two debootstrap runs against Debian's mirror, on a machine shared with other test runs
 
   it('starts containers from the image, with the cleanup applied and the capability of ping kept', async () => {
     const image = 'e2e-rootfs/debian:cli'

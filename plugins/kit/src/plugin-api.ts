@@ -91,8 +91,39 @@ export interface RecipeRegistry {
 export interface PlanContext {
   hosts: Hosts
   log: Logger
+  /** what the steps of the sections planned before this one (SectionProvider.after) will produce */
+  planned: PlannedProducts
   recipe: RecipeContext
   signal: AbortSignal
+}
+
+/** An image a step leaves in a host's engine: built or loaded there, copied there, or tagged there. */
+export interface ImageProduct {
+  host: string
+  /** the ID it will have, when the planner can tell (an existing image copied or tagged); absent: known once built */
+  id?: string
+  /** its name, e.g. `base/debian:bookworm` */
+  ref: string
+}
+
+/** An image that steps of the plan will leave in a host's engine. */
+export interface PlannedImage {
+  host: string
+  /** the ID it will have, when known (from the last step that makes it); absent: to be built */
+  id?: string
+  /** its name, as formatReference(parseReference(ref)) writes it */
+  ref: string
+  /** the ids of the steps that make it, in plan order: a step that uses the image depends on them all */
+  steps: string[]
+}
+
+/**
+ * What earlier sections' steps will produce, so that a later section can plan with things that do not
+ * exist yet (a copy of an image that a rootfs step will build) and make its steps depend on theirs.
+ */
+export interface PlannedProducts {
+  /** the image `ref` on `host` as the plan will leave it; undefined when no planned step makes it */
+  image(host: string, ref: string): PlannedImage | undefined
 }
 
 export interface RunContext {
@@ -121,6 +152,8 @@ export interface Step {
   host: string
   /** unique within a plan, stable between runs */
   id: string
+  /** what the step leaves behind, for the sections planned after this one (see PlannedProducts) */
+  produces?: {images?: ImageProduct[]}
   /** the recipe section that owns the step */
   section: string
   /** human-readable, e.g. `tag app:1 as app:latest` */
@@ -137,6 +170,11 @@ export interface Reference {
 }
 
 export interface SectionProvider<T = unknown> {
+  /**
+   * Sections planned before this one (when the recipe has them): what their steps will produce is visible in
+   * `context.planned`, and this section's steps may depend on theirs. A cycle is an error.
+   */
+  after?: string[]
   /** package name of the plugin, for messages */
   plugin: string
   /** the names of hosts and registries the value refers to */

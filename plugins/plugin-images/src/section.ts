@@ -103,15 +103,18 @@ export const imagesSchema = z
 export type ImageSpec = z.infer<typeof imageSchema>
 
 export const imagesSection: SectionProvider<ImageSpec[]> = {
+  // an image the recipe builds (rootfs) is copied, tagged, saved and pushed once it exists
+  after: ['rootfs'],
   async plan(images, context) {
     const copies = await planCopies(images, context)
     const steps: Step[] = copies.map((copy) => copy.step)
     for (const [index, image] of images.entries()) {
       const from = image.from ?? 'local'
-      steps.push(...(await planTags(image, index, from, undefined, context)))
+      steps.push(...(await planTags(image, index, from, upstream(context, from, image.ref), context)))
       for (const host of image.copy ?? []) {
         const copy = copies.find((item) => item.arriving.get(host)?.has(image.ref))
-        steps.push(...(await planTags(image, index, host, copy?.step.id, context)))
+        const after = copy && {steps: [copy.step.id], toBeBuilt: copy.toBeBuilt.has(image.ref)}
+        steps.push(...(await planTags(image, index, host, after, context)))
       }
     }
 
@@ -138,6 +141,41 @@ interface PlannedCopy {
   /** per destination host, the refs this step brings there */
   arriving: Map<string, Set<string>>
   step: Step
+  /** the refs it copies that do not exist yet */
+  toBeBuilt: Set<string>
+}
+
+/** Steps of earlier sections that make an image, and whether its ID is still unknown. */
+interface Upstream {
+  steps: string[]
+  toBeBuilt: boolean
+}
+
+/** What an earlier section's steps will make of `ref` on `host` (e.g. a rootfs build); undefined: nothing. */
+function upstream(context: PlanContext, host: string, ref: string): undefined | Upstream {
+  const planned = context.planned.image(host, ref)
+  return planned && {steps: planned.steps, toBeBuilt: planned.id === undefined}
+}
+
+/** Of `refs` on `host`, those that earlier steps make, with those steps. */
+function upstreams(context: PlanContext, host: string, refs: string[]): Map<string, Upstream> {
+  const made = new Map<string, Upstream>()
+  for (const ref of refs) {
+    const after = upstream(context, host, ref)
+    if (after) made.set(ref, after)
+  }
+
+  return made
+}
+
+/** Every step of `made`, once: a step that uses those images waits for them all. */
+function stepsOf(made: ReadonlyMap<string, Upstream>): string[] {
+  return [...new Set([...made.values()].flatMap((after) => after.steps))]
+}
+
+/** `app:1`, or `app:1 (to be built)` when no ID is known yet. */
+function shownRef(ref: string, after: undefined | Upstream): string {
+  return after?.toBeBuilt ? `${ref} (to be built)` : ref
 }
 
 /** One copy step per source and set of destinations: the source is read once for all of them. */
@@ -155,6 +193,12 @@ async function planCopies(images: ImageSpec[], context: PlanContext): Promise<Pl
 
   const planned: PlannedCopy[] = []
   for (const {from, refs, to} of groups.values()) {
+    const made = upstreams(context, from, refs)
+    if (made.size > 0) {
+      planned.push(plannedCopyOfFutureImages(from, refs, to, made))
+      continue
+    }
+
     const source = await context.hosts.engine(from, context.signal)
     const sourceImages = await describeSourceImages(source, refs, context.signal)
     const sizes = await layerSizes(source, sourceImages, context.signal)
@@ -171,6 +215,9 @@ async function planCopies(images: ImageSpec[], context: PlanContext): Promise<Pl
     })
     const bytes = destinations.reduce((sum, destination) => sum + (destination.bytes ?? 0), 0)
     const refsToCopy = [...new Set(destinations.flatMap((destination) => destination.images))]
+    // a classic engine's image ID is its config digest, the same on both sides; a containerd store's is not
+    const sourceStore = (await source.facts(context.signal)).imageStore
+    const idOf = new Map(sourceImages.map((image) => [image.ref, image.id]))
     planned.push({
       arriving: new Map(destinations.map((destination) => [destination.host, new Set(destination.images)])),
       step: {
@@ -178,36 +225,23 @@ async function planCopies(images: ImageSpec[], context: PlanContext): Promise<Pl
         detail: {destinations, from, images: refsToCopy},
         host: from,
         id: `images:copy:${from}:${to.join(',')}`,
-        async run({hosts, log, progress, signal}) {
-          const reports = await copyImages({
-            compression: 'auto',
-            from,
-            hosts,
-            log,
-            progress,
-            refs: refsToCopy,
-            signal,
-            to: destinations.map((destination) => destination.host),
-          })
-          const failed = reports.filter((report) => report.status === 'failed')
-          if (failed.length > 0) {
-            throw new TransshipError(
-              'COPY_FAILED',
-              1,
-              failed.map((report) => `${report.host}: ${report.error?.message}`).join('; '),
-            )
-          }
-
-          return {
-            hosts: reports,
-            summary: reports
-              .map(
-                (report) =>
-                  `${report.host}: ${report.layersSent} layers sent, ${report.layersSkipped} skipped, ${formatBytes(report.bytesOnWire)}`,
-              )
-              .join('; '),
-          }
+        produces: {
+          images: needs.flatMap((need) =>
+            need.images.map(({image}) => ({
+              host: need.destination.host,
+              id:
+                sourceStore === 'classic' && need.destination.facts.imageStore === 'classic'
+                  ? idOf.get(image.ref)
+                  : undefined,
+              ref: image.ref,
+            })),
+          ),
         },
+        run: copyRun(
+          from,
+          refsToCopy,
+          destinations.map((destination) => destination.host),
+        ),
         section: 'images',
         title: `copy ${refsToCopy.join(', ')} to ${destinations
           .map(
@@ -216,18 +250,74 @@ async function planCopies(images: ImageSpec[], context: PlanContext): Promise<Pl
           )
           .join(', ')}`,
       },
+      toBeBuilt: new Set(),
     })
   }
 
   return planned
 }
 
-/** Tags of an image on one host. After a copy step, they wait for it and name what it brought. */
+/**
+ * A copy of images that earlier steps make (a rootfs build): it waits for them, and what each destination
+ * lacks is decided when it runs (a destination that already has the result gets nothing).
+ */
+function plannedCopyOfFutureImages(
+  from: string,
+  refs: string[],
+  to: string[],
+  made: ReadonlyMap<string, Upstream>,
+): PlannedCopy {
+  const toBeBuilt = new Set([...made].filter(([, after]) => after.toBeBuilt).map(([ref]) => ref))
+  return {
+    arriving: new Map(to.map((host) => [host, new Set(refs)])),
+    step: {
+      dependsOn: stepsOf(made),
+      detail: {destinations: to.map((host) => ({host, images: refs})), from, images: refs, toBeBuilt: [...toBeBuilt]},
+      host: from,
+      id: `images:copy:${from}:${to.join(',')}`,
+      produces: {images: to.flatMap((host) => refs.map((ref) => ({host, ref})))},
+      run: copyRun(from, refs, to),
+      section: 'images',
+      title: `copy ${refs.map((ref) => shownRef(ref, made.get(ref))).join(', ')} to ${to.join(', ')}`,
+    },
+    toBeBuilt,
+  }
+}
+
+function copyRun(from: string, refs: string[], to: string[]): Step['run'] {
+  return async ({hosts, log, progress, signal}) => {
+    const reports = await copyImages({compression: 'auto', from, hosts, log, progress, refs, signal, to})
+    const failed = reports.filter((report) => report.status === 'failed')
+    if (failed.length > 0) {
+      throw new TransshipError(
+        'COPY_FAILED',
+        1,
+        failed.map((report) => `${report.host}: ${report.error?.message}`).join('; '),
+      )
+    }
+
+    return {
+      hosts: reports,
+      summary: reports
+        .map((report) =>
+          report.status === 'up-to-date'
+            ? `${report.host}: already there`
+            : `${report.host}: ${report.layersSent} layers sent, ${report.layersSkipped} skipped, ${formatBytes(report.bytesOnWire)}`,
+        )
+        .join('; '),
+    }
+  }
+}
+
+/**
+ * Tags of an image on one host. After the steps that bring or build the image there, they wait for them and
+ * name what they made.
+ */
 async function planTags(
   image: ImageSpec,
   index: number,
   host: string,
-  after: string | undefined,
+  after: undefined | Upstream,
   context: PlanContext,
 ): Promise<Step[]> {
   if (!image.tags?.length) return []
@@ -238,18 +328,20 @@ async function planTags(
     const current = await inspectImage(engine, tag, context.signal)
     if (source && current?.Id === source.Id) continue
     const name = formatReference(parseReference(tag))
+    const shown = shownRef(image.ref, after)
     steps.push({
-      dependsOn: after ? [after] : undefined,
+      dependsOn: after?.steps,
       detail: {from: current?.Id, image: source?.Id ?? image.ref, tag: name},
       host,
       id: `images[${index}]:tag:${host}:${name}`,
+      produces: {images: [{host, id: source?.Id, ref: name}]},
       async run({signal}) {
         const id = source?.Id ?? (await requireImage(engine, image.ref, signal)).Id
         await tagImage(engine, id, tag, signal)
         return {summary: `${name} → ${id.slice(0, 19)}`}
       },
       section: 'images',
-      title: current ? `retag ${name} (now ${current.Id.slice(7, 19)}) to ${image.ref}` : `tag ${image.ref} as ${name}`,
+      title: current ? `retag ${name} (now ${current.Id.slice(7, 19)}) to ${shown}` : `tag ${shown} as ${name}`,
     })
   }
 
@@ -272,12 +364,21 @@ async function planSaves(images: ImageSpec[], context: PlanContext): Promise<Ste
 
   const steps: Step[] = []
   for (const {file, from, refs, shown} of groups.values()) {
-    const engine = await context.hosts.engine(from, context.signal)
-    const sources = await describeSourceImages(engine, refs, context.signal)
-    const state = await archiveState(file, shown, sources, context)
+    const made = upstreams(context, from, refs)
+    // images made by earlier steps are saved once they exist, whatever the file holds now
+    const state: ArchiveState =
+      made.size > 0
+        ? {missing: refs, reason: 'missing'}
+        : await archiveState(
+            file,
+            shown,
+            await describeSourceImages(await context.hosts.engine(from, context.signal), refs, context.signal),
+            context,
+          )
     if (state.missing.length === 0) continue
     await requireCompressor(outputChoice(file).compression)
     steps.push({
+      dependsOn: made.size > 0 ? stepsOf(made) : undefined,
       detail: {file, from, images: refs, missing: state.missing, reason: state.reason},
       host: from,
       id: `images:save:${file}`,
@@ -302,7 +403,7 @@ async function planSaves(images: ImageSpec[], context: PlanContext): Promise<Ste
         }
       },
       section: 'images',
-      title: `save ${refs.join(', ')} to ${shown}${state.reason === 'missing' ? '' : ` (${state.reason})`}`,
+      title: `save ${refs.map((ref) => shownRef(ref, made.get(ref))).join(', ')} to ${shown}${state.reason === 'missing' ? '' : ` (${state.reason})`}`,
     })
   }
 
@@ -388,10 +489,15 @@ async function planPushes(images: ImageSpec[], context: PlanContext): Promise<St
       const as = typeof entry === 'string' ? undefined : entry.as
       const target = registries.target(parseReference(image.ref), to, as)
       const shown = formatReference(target)
-      const engine = await context.hosts.engine(from, context.signal)
-      const local = await requireImage(engine, image.ref, context.signal)
-      if (await registryHolds(registries, target, local.Id, context.signal)) continue
+      const after = upstream(context, from, image.ref)
+      if (!after) {
+        const engine = await context.hosts.engine(from, context.signal)
+        const local = await requireImage(engine, image.ref, context.signal)
+        if (await registryHolds(registries, target, local.Id, context.signal)) continue
+      }
+
       steps.push({
+        dependsOn: after?.steps,
         detail: {from, image: image.ref, target: shown},
         host: from,
         id: `images:push:${from}:${image.ref}:${shown}`,
@@ -400,7 +506,7 @@ async function planPushes(images: ImageSpec[], context: PlanContext): Promise<St
           return {...result, summary: `${result.target}: ${result.digest}`}
         },
         section: 'images',
-        title: `push ${image.ref} to ${shown}`,
+        title: `push ${shownRef(image.ref, after)} to ${shown}`,
       })
     }
   }

@@ -14,7 +14,9 @@ import {pipeline} from 'node:stream/promises'
 
 import type {RootfsEntry, RootfsSource} from './source/entry.js'
 
-import {debianArchitecture, hostArchitecture, imageConfig, type ImageConfigSpec} from './image/config.js'
+import {imageConfig, type ImageConfigSpec, imagePlatform} from './image/config.js'
+import {contentDigest, readOnce} from './inputs/content.js'
+import {type InputFacts, inputsRecord, type InputsRecord, withRecord} from './inputs/record.js'
 import {dockerArchive} from './output/docker-archive.js'
 import {Digester, type LayerCompression} from './output/layer-blob.js'
 import {writeOciArchive, writeOciLayout} from './output/oci-layout.js'
@@ -72,6 +74,8 @@ export interface BuildResult {
   /** where the epoch came from */
   epochSource: 'given' | 'newest file' | 'release date'
   image: string
+  /** what the image was built from, as its label org.transship.rootfs.inputs records it (not for stdin) */
+  inputs?: InputsRecord
   /** bytes of the uncompressed layer */
   layerSize: number
   outputs: BuildOutputResult[]
@@ -266,6 +270,24 @@ async function writeDockerArchiveFile(
   }
 }
 
+/**
+ * The record of what this build reads, from the source itself: the Release date the bootstrap fetched, the
+ * digest of the tarball or directory. Undefined for a tarball read from stdin or a pipe (it cannot be read
+ * again to compare: such an image is rebuilt every time).
+ */
+async function recordInputs(
+  request: BuildRequest,
+  source: RootfsSource,
+  signal: AbortSignal,
+): Promise<InputsRecord | undefined> {
+  const {input} = request
+  const facts: InputFacts = {}
+  if (input.kind === 'bootstrap') facts.release = await source.epochHint?.(signal)
+  else if (input.kind === 'tarball' && (await readOnce(input.path))) return undefined
+  else facts.content = await contentDigest(source, signal)
+  return inputsRecord(request, facts)
+}
+
 /** Builds the image and writes it to every output, in order. */
 export async function buildRootfs(request: BuildRequest, context: BuildContext): Promise<BuildResult> {
   const {log, signal} = context
@@ -289,12 +311,11 @@ export async function buildRootfs(request: BuildRequest, context: BuildContext):
     log.info(
       `packing ${measured.entries} files (${formatBytes(measured.size)}) with epoch ${epoch} (${new Date(epoch * 1000).toISOString()}, ${epochSource})`,
     )
-    const platform =
-      request.input.kind === 'bootstrap' && request.input.bootstrap.arch
-        ? debianArchitecture(request.input.bootstrap.arch)
-        : hostArchitecture()
+    const platform = imagePlatform(request.input.kind === 'bootstrap' ? request.input.bootstrap.arch : undefined)
+    const inputs = await recordInputs(request, source, signal)
+    const spec = inputs ? withRecord(request.config, inputs) : request.config
     const config = (diffID: string) =>
-      imageConfig({...platform, createdBy: opened.createdBy, diffIDs: [diffID], epoch, spec: request.config})
+      imageConfig({...platform, createdBy: opened.createdBy, diffIDs: [diffID], epoch, spec})
     const image = {config, epoch, tag}
     const outputs: BuildOutputResult[] = []
     let diffID = ''
@@ -344,6 +365,7 @@ export async function buildRootfs(request: BuildRequest, context: BuildContext):
       epoch,
       epochSource,
       image: tag,
+      inputs,
       layerSize: measured.size,
       outputs,
       packSeconds: (performance.now() - started) / 1000,

@@ -1,11 +1,14 @@
-import type {Reference, SectionProvider, Step} from '@transship/kit'
+import type {PlanContext, Reference, SectionProvider, Step} from '@transship/kit'
 
 import path from 'node:path'
 import {z} from 'zod'
 
 import {type BuildRequest, buildRootfs, imageTag, type RootfsInput} from './build.js'
 import {imageConfigSchema} from './image/config.js'
-import {formatOutput, parseOutput} from './output/targets.js'
+import {inputChanges, parseRecord} from './inputs/record.js'
+import {type WantedInputs, wantedInputs} from './inputs/wanted.js'
+import {type OutputState, outputState} from './output/recorded.js'
+import {formatOutput, type OutputTarget, parseOutput} from './output/targets.js'
 
 const listOfWords = z.array(z.string().regex(/^[\w+.:=~-]+$/, {message: 'a package or component name'}))
 
@@ -121,27 +124,85 @@ export function buildRequest(spec: RootfsImageSpec, baseDir: string): BuildReque
   }
 }
 
-function describeInput(input: RootfsInput): string {
+/** The source, its path as the recipe writes it (relative to the recipe's directory). */
+function describeInput(input: RootfsInput, baseDir: string): string {
   if (input.kind === 'bootstrap') {
     const {suite, tool, variant} = input.bootstrap
     return `${tool} ${suite}${variant ? ` (${variant})` : ''}`
   }
 
-  return `${input.kind} ${path.relative(process.cwd(), input.path) || input.path}`
+  const relative = path.relative(baseDir, input.path)
+  return `${input.kind} ${relative && !relative.startsWith('..') ? relative : input.path}`
+}
+
+interface StaleOutput {
+  output: OutputTarget
+  /** why it gets the image (again) */
+  reason: string
+}
+
+/**
+ * The outputs that lack the image as the entry describes it: absent, without an inputs record, or built from
+ * other inputs than the recipe's now (a new Release date on the mirror, another package list, a changed
+ * tarball...).
+ */
+async function staleOutputs(request: BuildRequest, tag: string, context: PlanContext): Promise<StaleOutput[]> {
+  const wanted = await wantedInputs(request, context.signal)
+  const stale: StaleOutput[] = []
+  for (const output of request.outputs) {
+    const state = await outputState(output, tag, {
+      compression: request.compression ?? 'gzip',
+      hosts: context.hosts,
+      signal: context.signal,
+    })
+    const reason = staleReason(state, wanted)
+    if (reason !== undefined) stale.push({output, reason})
+  }
+
+  return stale
+}
+
+function staleReason(state: OutputState, wanted: WantedInputs): string | undefined {
+  if (state.state === 'absent') return state.reason
+  if ('unknown' in wanted) return `rebuild: ${wanted.unknown}`
+  if (state.label === undefined) return 'rebuild: it has no record of its inputs'
+  const previous = parseRecord(state.label)
+  if (!previous) return 'rebuild: its record of its inputs cannot be read'
+  const changes = inputChanges(previous, wanted.record)
+  return changes.length > 0 ? `rebuild: ${changes.join('; ')}` : undefined
+}
+
+/** One reason when all outputs share it, else each output's. */
+function summarise(stale: StaleOutput[]): string {
+  const reasons = new Set(stale.map((item) => item.reason))
+  if (reasons.size === 1) return stale[0]!.reason
+  return stale.map((item) => `${formatOutput(item.output)}: ${item.reason}`).join('; ')
 }
 
 export const rootfsSection: SectionProvider<RootfsImageSpec[]> = {
   async plan(images, context) {
-    return images.map((spec, index): Step => {
+    const steps: Step[] = []
+    for (const [index, spec] of images.entries()) {
       const request = buildRequest(spec, context.recipe.dir)
-      const outputs = request.outputs.map((output) => formatOutput(output))
-      const engineHosts = request.outputs.flatMap((output) => (output.kind === 'engine' ? [output.host] : []))
-      return {
-        detail: {image: imageTag(spec.image), input: describeInput(request.input), outputs},
+      const tag = imageTag(spec.image)
+      const stale = await staleOutputs(request, tag, context)
+      if (stale.length === 0) continue
+      const build: BuildRequest = {...request, outputs: stale.map((item) => item.output)}
+      const outputs = build.outputs.map((output) => formatOutput(output))
+      const engineHosts = build.outputs.flatMap((output) => (output.kind === 'engine' ? [output.host] : []))
+      steps.push({
+        detail: {
+          image: tag,
+          input: describeInput(request.input, context.recipe.dir),
+          outputs,
+          reasons: Object.fromEntries(stale.map((item) => [formatOutput(item.output), item.reason])),
+        },
         host: engineHosts[0] ?? 'local',
-        id: `rootfs:${index}:${imageTag(spec.image)}`,
+        id: `rootfs:${index}:${tag}`,
+        // the ID is known once built (a bootstrap fetches what the mirror has then)
+        produces: {images: engineHosts.map((host) => ({host, ref: tag}))},
         async run({hosts, log, signal}) {
-          const result = await buildRootfs(request, {hosts, log, signal})
+          const result = await buildRootfs(build, {hosts, log, signal})
           return {
             ...result,
             summary: `${result.image}: layer ${result.diffID.slice(0, 19)}…, epoch ${result.epoch} (${result.epochSource}), ${result.outputs
@@ -153,9 +214,11 @@ export const rootfsSection: SectionProvider<RootfsImageSpec[]> = {
           }
         },
         section: 'rootfs',
-        title: `build ${imageTag(spec.image)} from ${describeInput(request.input)} → ${outputs.join(', ')}`,
-      }
-    })
+        title: `build ${tag} from ${describeInput(request.input, context.recipe.dir)} → ${outputs.join(', ')} (${summarise(stale)})`,
+      })
+    }
+
+    return steps
   },
   plugin: '@transship/plugin-rootfs',
   references(images): Reference[] {

@@ -1,6 +1,6 @@
-import type {Reference, SectionProvider, Step} from '@transship/kit'
+import type {EngineClient, Reference, SectionProvider, Step} from '@transship/kit'
 
-import {ExitCode, TransshipError} from '@transship/kit'
+import {EngineError, ExitCode, TransshipError, UsageError} from '@transship/kit'
 import path from 'node:path'
 import {z} from 'zod'
 
@@ -8,6 +8,7 @@ import type {VerifyConfig} from './config/types.js'
 
 import {loadVerifyConfig} from './config/load.js'
 import {SCHEMA_VERSION, verifyConfigSchema} from './config/schema.js'
+import {checksDigest, engineIdentity, hasPassed, recordPass} from './passed-checks.js'
 import {formatReport, passed} from './report/text.js'
 import {resolveEnvFile} from './run/run-options.js'
 import {runVerification} from './run/run-verification.js'
@@ -32,11 +33,15 @@ export const verifyEntrySchema = z
 
 export const verifySchema = z
   .array(verifyEntrySchema)
-  .describe('Checks run on images where they landed, after every copy, tag and build of the recipe.')
+  .describe(
+    'Checks run on images where they landed, after every copy, tag and build of the recipe; run again when the image or the checks change, until they pass.',
+  )
 
 export type VerifyEntry = z.infer<typeof verifyEntrySchema>
 
 export const verifySection: SectionProvider<VerifyEntry[]> = {
+  // checks see what the builds, copies, tags and volume moves of the recipe will leave
+  after: ['images', 'rootfs', 'volumes'],
   async plan(entries, context) {
     const steps: Step[] = []
     for (const entry of entries) {
@@ -46,11 +51,20 @@ export const verifySection: SectionProvider<VerifyEntry[]> = {
         file ? await loadVerifyConfig(file) : {...entry.tests!, schemaVersion: SCHEMA_VERSION},
         file ? path.dirname(file) : context.recipe.dir,
       )
+      const checks = checksDigest(config)
       const source = entry.config ?? 'checks in the recipe'
       for (const host of entry.on ?? ['local']) {
+        // an image that earlier steps make or change is checked after them; one already there, unless these
+        // checks passed on it before
+        const planned = context.planned.image(host, entry.image)
+        const engine = await context.hosts.engine(host, context.signal)
+        const imageId = planned ? planned.id : (await requireImage(engine, entry.image, host, context.signal)).Id
+        if (imageId && (await hasPassed(await engineIdentity(engine, context.signal), imageId, checks))) continue
+
         steps.push({
           afterSections: ['images', 'rootfs', 'volumes'],
-          detail: {config: file ?? 'recipe', host, image: entry.image},
+          dependsOn: planned?.steps,
+          detail: {checks, config: file ?? 'recipe', host, image: entry.image},
           host,
           id: `verify:${host}:${entry.image}:${source}`,
           async run({hosts, log, signal}) {
@@ -62,10 +76,18 @@ export const verifySection: SectionProvider<VerifyEntry[]> = {
               })
             }
 
+            try {
+              await recordPass(await engineIdentity(engine, signal), report.imageId, checks, report.results.length)
+            } catch (error) {
+              if (signal.aborted) throw error
+              // not remembered: the next apply runs these checks again, nothing worse
+              log.warn(`could not remember that the checks passed: ${(error as Error).message}`)
+            }
+
             return {report, summary: `${report.results.length} checks passed`}
           },
           section: 'verify',
-          title: `verify ${entry.image} on ${host} (${source})`,
+          title: `verify ${entry.image}${planned && planned.id === undefined ? ' (to be built)' : ''} on ${host} (${source})`,
         })
       }
     }
@@ -80,4 +102,27 @@ export const verifySection: SectionProvider<VerifyEntry[]> = {
   },
   schema: verifySchema,
   section: 'verify',
+}
+
+/** The image's ID on the host; a missing image is a recipe error, found before anything runs. */
+async function requireImage(
+  engine: EngineClient,
+  image: string,
+  host: string,
+  signal: AbortSignal,
+): Promise<{Id: string}> {
+  try {
+    return await engine.json<{Id: string}>({path: `/images/${encodeURIComponent(image)}/json`, signal})
+  } catch (error) {
+    if (error instanceof EngineError && error.status === 404) {
+      throw new UsageError(`image ${image} is not on host "${host}", and no step of the recipe brings it there`, {
+        cause: error,
+        code: 'IMAGE_NOT_FOUND',
+        details: {host, image},
+        suggestions: [`copy it there in the recipe (images: [{ref: ${image}, copy: [${host}]}]) or build it (rootfs)`],
+      })
+    }
+
+    throw error
+  }
 }

@@ -47,7 +47,38 @@ export async function holdsImage(
   if (!found) return undefined
   if (found.Id === image.id) return found
   const sameLayers = JSON.stringify(found.RootFS.Layers ?? []) === JSON.stringify(image.diffIDs)
-  return sameLayers && found.Created === image.created ? found : undefined
+  return sameLayers && found.Created === image.created && sameSettings(found.Config, image.config) ? found : undefined
+}
+
+/**
+ * The settings of an image config that engines report alike (a classic and a containerd store differ in IDs
+ * and in the build-time `Image` field): a rebuilt image with the same layers and time but another CMD, ENV or
+ * label is another image.
+ */
+const SETTINGS = [
+  'Cmd',
+  'Entrypoint',
+  'Env',
+  'ExposedPorts',
+  'Healthcheck',
+  'Labels',
+  'OnBuild',
+  'StopSignal',
+  'User',
+  'Volumes',
+  'WorkingDir',
+] as const
+
+function sameSettings(a: Record<string, unknown> | undefined, b: Record<string, unknown> | undefined): boolean {
+  // an empty list and an absent one are the same setting
+  const value = (config: Record<string, unknown> | undefined, key: string) => {
+    const item = config?.[key]
+    return item === undefined || item === null || item === '' || (Array.isArray(item) && item.length === 0)
+      ? null
+      : JSON.stringify(item)
+  }
+
+  return SETTINGS.every((key) => value(a, key) === value(b, key))
 }
 
 /** The layers of `image` the destination lacks (by chain: a layer is reusable only on the same stack). */

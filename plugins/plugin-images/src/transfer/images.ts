@@ -6,6 +6,8 @@ import {chainIds} from './chain.js'
 /** One image to transfer, as the source engine describes it. */
 export interface SourceImage {
   chains: string[]
+  /** the runtime settings (inspect's Config), to tell apart images that share their layers */
+  config?: Record<string, unknown>
   created: string
   diffIDs: string[]
   /** the engine's image ID: the config digest on a classic store, the manifest digest on a containerd store */
@@ -22,7 +24,7 @@ export async function describeSourceImages(
   for (const ref of refs) {
     const image = await requireImage(engine, ref, signal)
     const diffIDs = image.RootFS.Layers ?? []
-    images.push({chains: chainIds(diffIDs), created: image.Created, diffIDs, id: image.Id, ref})
+    images.push({chains: chainIds(diffIDs), config: image.Config, created: image.Created, diffIDs, id: image.Id, ref})
   }
 
   return images

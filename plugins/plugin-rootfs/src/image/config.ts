@@ -4,6 +4,7 @@
  * the layer's diffID. Serialised with a fixed key order and no whitespace, so the same inputs always give the
  * same bytes, hence the same image ID.
  */
+import {createHash} from 'node:crypto'
 import {z} from 'zod'
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/
@@ -120,6 +121,13 @@ function runtimeConfig(spec: ImageConfigSpec = {}): Record<string, unknown> {
   return config
 }
 
+/** sha256 of the runtime settings as the config writes them: equal settings, however written, are equal. */
+export function runtimeConfigDigest(spec?: ImageConfigSpec): string {
+  return `sha256:${createHash('sha256')
+    .update(JSON.stringify(runtimeConfig(spec)))
+    .digest('hex')}`
+}
+
 /** The epoch as Docker writes times: RFC 3339 in UTC, no fraction. */
 export function epochTime(epoch: number): string {
   return new Date(epoch * 1000).toISOString().replace('.000Z', 'Z')
@@ -167,6 +175,11 @@ export function hostArchitecture(): {architecture: string; variant?: string} {
       return {architecture: process.arch}
     }
   }
+}
+
+/** The image's platform: of the Debian architecture bootstrapped, else of this machine. */
+export function imagePlatform(debianArch?: string): {architecture: string; variant?: string} {
+  return debianArch ? debianArchitecture(debianArch) : hostArchitecture()
 }
 
 /** Debian's architecture name (debootstrap --arch) as the image's. */
