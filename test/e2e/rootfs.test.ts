@@ -9,7 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {gzipSync} from 'node:zlib'
 import tar from 'tar-stream'
-import {afterAll, beforeAll, expect, it} from 'vitest'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {repoRoot, transship} from '../helpers/cli.js'
 import {exists} from '../helpers/files.js'
@@ -100,173 +100,184 @@ describeE2E('rootfs build', (bed) => {
     await home?.cleanup()
   })
 
-  it('builds the example recipe and the same inputs from flags to the same image ID, layer and manifest', async () => {
-    const recipeDir = path.join(work, 'recipe')
-    await mkdir(recipeDir)
-    const recipe = path.join(recipeDir, 'debian-base.yaml')
-    await copyFile(path.join(repoRoot, 'recipes', 'debian-base.yaml'), recipe)
-    const scratch = path.join(work, 'scratch')
+  // Two debootstrap builds (the example recipe, and the same inputs from flags), made once for the tests of
+  // this group, so each test stands on its own in any order.
+  describe('from debootstrap', () => {
+    let recipeDir: string
+    let recipe: string
+    let scratch: string
+    let apply: RunResult
+    let cli: RunResult
 
-    const apply = await transship(['apply', recipe], options)
-    expect(apply.stderr + apply.stdout).toContain('build base/debian:bookworm')
-    expect(apply.code, apply.stderr).toBe(0)
-    // the epoch is printed, so the build can be repeated
-    expect(apply.stdout + apply.stderr).toMatch(/epoch \d+ \(release date\)/)
+    beforeAll(async () => {
+      recipeDir = path.join(work, 'recipe')
+      await mkdir(recipeDir)
+      recipe = path.join(recipeDir, 'debian-base.yaml')
+      await copyFile(path.join(repoRoot, 'recipes', 'debian-base.yaml'), recipe)
+      scratch = path.join(work, 'scratch')
+      apply = await transship(['apply', recipe], options)
+      cli = await transship(
+        [
+          'rootfs',
+          'build',
+          ...DEBIAN_FLAGS,
+          '--tag',
+          'e2e-rootfs/debian:cli',
+          '--work-dir',
+          scratch,
+          '-o',
+          'engine',
+          '-o',
+          `oci:${path.join(work, 'oci')}`,
+          '-o',
+          `docker-archive:${path.join(work, 'debian.tar')}`,
+          '--json',
+        ],
+        options,
+      )
+    }, 600_000) // two debootstrap runs against Debian's mirror, on a machine shared with other test runs
 
-    const cli = await transship(
-      [
-        'rootfs',
-        'build',
-        ...DEBIAN_FLAGS,
-        '--tag',
+    it('builds the example recipe and the same inputs from flags to the same image ID, layer and manifest', async () => {
+      expect(apply.stderr + apply.stdout).toContain('build base/debian:bookworm')
+      expect(apply.code, apply.stderr).toBe(0)
+      // the epoch is printed, so the build can be repeated
+      expect(apply.stdout + apply.stderr).toMatch(/epoch \d+ \(release date\)/)
+      expect(cli.code, cli.stderr).toBe(0)
+      const [built] = JSON.parse(cli.stdout) as BuildJson[]
+      expect(built!.epochSource).toBe('release date')
+
+      // two separate debootstrap runs, bit for bit the same image
+      const fromRecipe = await imageId('classic', 'base/debian:bookworm')
+      const fromFlags = await imageId('classic', 'e2e-rootfs/debian:cli')
+      expect(fromRecipe).toMatch(/^sha256:[\da-f]{64}$/)
+      expect(fromFlags).toBe(fromRecipe)
+      expect(await layers('classic', 'e2e-rootfs/debian:cli')).toEqual(await layers('classic', 'base/debian:bookworm'))
+      expect(await layers('classic', 'base/debian:bookworm')).toEqual([built!.diffID])
+
+      // the OCI layouts of both builds name the same manifest, and skopeo reads it
+      const recipeIndex = JSON.parse(
+        await readFile(path.join(recipeDir, 'out', 'debian-bookworm', 'index.json'), 'utf8'),
+      ) as {manifests: Array<{digest: string}>}
+      const oci = built!.outputs.find((output) => output.output.startsWith('oci:'))!
+      expect(recipeIndex.manifests[0]!.digest).toBe(oci.manifestDigest)
+      const inspect = await run('skopeo', ['inspect', `oci:${path.join(work, 'oci')}`])
+      expect(inspect.code, inspect.stderr).toBe(0)
+      const inspected = JSON.parse(inspect.stdout) as {Digest: string; Layers: string[]}
+      expect(inspected.Digest).toBe(oci.manifestDigest)
+      expect(inspected.Layers).toEqual([oci.layerDigest])
+      const config = await run('skopeo', ['inspect', '--config', `oci:${path.join(work, 'oci')}`])
+      expect(JSON.parse(config.stdout)).toMatchObject({
+        config: {Cmd: ['bash'], Env: [PATH_ENV]},
+        created: new Date(built!.epoch * 1000).toISOString().replace('.000Z', 'Z'),
+        // eslint-disable-next-line camelcase -- the image spec's key
+        rootfs: {diff_ids: [built!.diffID]},
+      })
+
+      // nothing left behind where debootstrap worked
+      expect(await readdir(scratch)).toEqual([])
+
+      // the image records its inputs, with the Date of the Release file debootstrap fetched
+      const labels = JSON.parse(
+        (
+          await docker(bed, 'classic', [
+            'image',
+            'inspect',
+            '--format',
+            '{{json .Config.Labels}}',
+            'base/debian:bookworm',
+          ])
+        ).stdout,
+      ) as Record<string, string>
+      expect(JSON.parse(labels['org.transship.rootfs.inputs']!)).toMatchObject({
+        epoch: null,
+        include: ['iputils-ping'],
+        mirror: 'http://deb.debian.org/debian',
+        release: new Date(built!.epoch * 1000).toISOString(),
+        source: 'debootstrap',
+        suite: 'bookworm',
+        variant: 'minbase',
+      })
+
+      // plan reads the mirror's Release date again: the same, so the engine and the OCI layout are up to date
+      const again = await transship(['plan', recipe], options)
+      expect(again.code, again.stderr).toBe(0)
+      expect(again.stdout).toContain('Nothing to do')
+
+      // another package list: plan says it rebuilds, and why
+      const changed = path.join(recipeDir, 'changed.yaml')
+      await writeFile(
+        changed,
+        (await readFile(recipe, 'utf8')).replace('include: [iputils-ping]', 'include: [iputils-ping, curl]'),
+      )
+      const rebuild = await transship(['plan', changed], options)
+      expect(rebuild.code, rebuild.stderr).toBe(0)
+      expect(rebuild.stdout).toContain('build base/debian:bookworm from debootstrap bookworm (minbase) → engine, oci:')
+      expect(rebuild.stdout).toContain('(rebuild: include changed (iputils-ping → iputils-ping, curl))')
+    })
+
+    it('starts containers from the image, with the cleanup applied and the capability of ping kept', async () => {
+      const image = 'e2e-rootfs/debian:cli'
+      const release = await docker(bed, 'classic', [
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        image,
+        'cat',
+        '/etc/debian_version',
+      ])
+      expect(release.code, release.stderr).toBe(0)
+      expect(release.stdout).toMatch(/^12\.\d+/)
+
+      const gone = await docker(bed, 'classic', [
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        image,
+        'sh',
+        '-c',
+        'for f in /var/log/dpkg.log /var/cache/ldconfig/aux-cache /var/lib/apt/lists/*Release /debootstrap; do test -e "$f" && echo "$f"; done; true',
+      ])
+      expect(gone.stdout.trim()).toBe('')
+
+      // an unprivileged user can ping only through the file capability: the ICMP socket sysctl is closed
+      const ping = ['run', '--rm', '--network', 'none', '--user', '65534', '--sysctl', 'net.ipv4.ping_group_range=1 0']
+      const withCap = await docker(bed, 'classic', [...ping, image, 'ping', '-c', '1', '-W', '2', '127.0.0.1'])
+      expect(withCap.code, withCap.stderr).toBe(0)
+      // the control: without CAP_NET_RAW in the bounding set, the same command fails
+      const without = await docker(bed, 'classic', [
+        ...ping.slice(0, 1),
+        '--cap-drop',
+        'NET_RAW',
+        ...ping.slice(1),
+        image,
+        'ping',
+        '-c',
+        '1',
+        '-W',
+        '2',
+        '127.0.0.1',
+      ])
+      expect(without.code).not.toBe(0)
+    })
+
+    it('writes a docker-archive that Docker 26.1 (containerd store) loads and runs', async () => {
+      const load = await docker(bed, 'containerd', ['load', '-i', path.join(work, 'debian.tar')])
+      expect(load.code, load.stderr).toBe(0)
+      expect(load.stdout).toContain('e2e-rootfs/debian:cli')
+      const echo = await docker(bed, 'containerd', [
+        'run',
+        '--rm',
+        '--network',
+        'none',
         'e2e-rootfs/debian:cli',
-        '--work-dir',
-        scratch,
-        '-o',
-        'engine',
-        '-o',
-        `oci:${path.join(work, 'oci')}`,
-        '-o',
-        `docker-archive:${path.join(work, 'debian.tar')}`,
-        '--json',
-      ],
-      options,
-    )
-    expect(cli.code, cli.stderr).toBe(0)
-    const [built] = JSON.parse(cli.stdout) as BuildJson[]
-    expect(built!.epochSource).toBe('release date')
-
-    // two separate debootstrap runs, bit for bit the same image
-    const fromRecipe = await imageId('classic', 'base/debian:bookworm')
-    const fromFlags = await imageId('classic', 'e2e-rootfs/debian:cli')
-    expect(fromRecipe).toMatch(/^sha256:[\da-f]{64}$/)
-    expect(fromFlags).toBe(fromRecipe)
-    expect(await layers('classic', 'e2e-rootfs/debian:cli')).toEqual(await layers('classic', 'base/debian:bookworm'))
-    expect(await layers('classic', 'base/debian:bookworm')).toEqual([built!.diffID])
-
-    // the OCI layouts of both builds name the same manifest, and skopeo reads it
-    const recipeIndex = JSON.parse(
-      await readFile(path.join(recipeDir, 'out', 'debian-bookworm', 'index.json'), 'utf8'),
-    ) as {manifests: Array<{digest: string}>}
-    const oci = built!.outputs.find((output) => output.output.startsWith('oci:'))!
-    expect(recipeIndex.manifests[0]!.digest).toBe(oci.manifestDigest)
-    const inspect = await run('skopeo', ['inspect', `oci:${path.join(work, 'oci')}`])
-    expect(inspect.code, inspect.stderr).toBe(0)
-    const inspected = JSON.parse(inspect.stdout) as {Digest: string; Layers: string[]}
-    expect(inspected.Digest).toBe(oci.manifestDigest)
-    expect(inspected.Layers).toEqual([oci.layerDigest])
-    const config = await run('skopeo', ['inspect', '--config', `oci:${path.join(work, 'oci')}`])
-    expect(JSON.parse(config.stdout)).toMatchObject({
-      config: {Cmd: ['bash'], Env: [PATH_ENV]},
-      created: new Date(built!.epoch * 1000).toISOString().replace('.000Z', 'Z'),
-      // eslint-disable-next-line camelcase -- the image spec's key
-      rootfs: {diff_ids: [built!.diffID]},
+        'cat',
+        '/etc/debian_version',
+      ])
+      expect(echo.code, echo.stderr).toBe(0)
+      expect(echo.stdout).toMatch(/^12\.\d+/)
     })
-
-    // nothing left behind where debootstrap worked
-    expect(await readdir(scratch)).toEqual([])
-
-    // the image records its inputs, with the Date of the Release file debootstrap fetched
-    const labels = JSON.parse(
-      (
-        await docker(bed, 'classic', [
-          'image',
-          'inspect',
-          '--format',
-          '{{json .Config.Labels}}',
-          'base/debian:bookworm',
-        ])
-      ).stdout,
-    ) as Record<string, string>
-    expect(JSON.parse(labels['org.transship.rootfs.inputs']!)).toMatchObject({
-      epoch: null,
-      include: ['iputils-ping'],
-      mirror: 'http://deb.debian.org/debian',
-      release: new Date(built!.epoch * 1000).toISOString(),
-      source: 'debootstrap',
-      suite: 'bookworm',
-      variant: 'minbase',
-    })
-
-    // plan reads the mirror's Release date again: the same, so the engine and the OCI layout are up to date
-    const again = await transship(['plan', recipe], options)
-    expect(again.code, again.stderr).toBe(0)
-    expect(again.stdout).toContain('Nothing to do')
-
-    // another package list: plan says it rebuilds, and why
-    const changed = path.join(recipeDir, 'changed.yaml')
-    await writeFile(
-      changed,
-      (await readFile(recipe, 'utf8')).replace('include: [iputils-ping]', 'include: [iputils-ping, curl]'),
-    )
-    const rebuild = await transship(['plan', changed], options)
-    expect(rebuild.code, rebuild.stderr).toBe(0)
-    expect(rebuild.stdout).toContain('build base/debian:bookworm from debootstrap bookworm (minbase) → engine, oci:')
-    expect(rebuild.stdout).toContain('(rebuild: include changed (iputils-ping → iputils-ping, curl))')
-  }, 600_000) // two debootstrap runs against Debian's mirror, on a machine shared with other test runs
-
-  it('starts containers from the image, with the cleanup applied and the capability of ping kept', async () => {
-    const image = 'e2e-rootfs/debian:cli'
-    const release = await docker(bed, 'classic', [
-      'run',
-      '--rm',
-      '--network',
-      'none',
-      image,
-      'cat',
-      '/etc/debian_version',
-    ])
-    expect(release.code, release.stderr).toBe(0)
-    expect(release.stdout).toMatch(/^12\.\d+/)
-
-    const gone = await docker(bed, 'classic', [
-      'run',
-      '--rm',
-      '--network',
-      'none',
-      image,
-      'sh',
-      '-c',
-      'for f in /var/log/dpkg.log /var/cache/ldconfig/aux-cache /var/lib/apt/lists/*Release /debootstrap; do test -e "$f" && echo "$f"; done; true',
-    ])
-    expect(gone.stdout.trim()).toBe('')
-
-    // an unprivileged user can ping only through the file capability: the ICMP socket sysctl is closed
-    const ping = ['run', '--rm', '--network', 'none', '--user', '65534', '--sysctl', 'net.ipv4.ping_group_range=1 0']
-    const withCap = await docker(bed, 'classic', [...ping, image, 'ping', '-c', '1', '-W', '2', '127.0.0.1'])
-    expect(withCap.code, withCap.stderr).toBe(0)
-    // the control: without CAP_NET_RAW in the bounding set, the same command fails
-    const without = await docker(bed, 'classic', [
-      ...ping.slice(0, 1),
-      '--cap-drop',
-      'NET_RAW',
-      ...ping.slice(1),
-      image,
-      'ping',
-      '-c',
-      '1',
-      '-W',
-      '2',
-      '127.0.0.1',
-    ])
-    expect(without.code).not.toBe(0)
-  })
-
-  it('writes a docker-archive that Docker 26.1 (containerd store) loads and runs', async () => {
-    const load = await docker(bed, 'containerd', ['load', '-i', path.join(work, 'debian.tar')])
-    expect(load.code, load.stderr).toBe(0)
-    expect(load.stdout).toContain('e2e-rootfs/debian:cli')
-    const echo = await docker(bed, 'containerd', [
-      'run',
-      '--rm',
-      '--network',
-      'none',
-      'e2e-rootfs/debian:cli',
-      'cat',
-      '/etc/debian_version',
-    ])
-    expect(echo.code, echo.stderr).toBe(0)
-    expect(echo.stdout).toMatch(/^12\.\d+/)
   })
 
   it('builds a tarball reproducibly, keeps absolute paths inside the image, and diffs two builds', async () => {
