@@ -654,6 +654,12 @@ class SparseExpander {
       const offset = numbers[i]!
       const size = numbers[i + 1]!
       if (offset < end || offset + size > this.realSize) throw this.fail('has an invalid map')
+      // GNU tar reads each segment in whole blocks: one that ends mid-block, but the last, would shift what it
+      // reads next from what the size says (its own archives never have one: holes are whole blocks)
+      if (i + 2 < numbers.length && size % TAR_BLOCK !== 0) {
+        throw this.fail(`has a data segment of ${size} bytes before its last: GNU tar would read it differently`)
+      }
+
       this.segments.push({offset, size})
       end = offset + size
       stored += size
