@@ -29,6 +29,8 @@ export interface ArchiveCheckOptions {
   allowDevices?: boolean
   /** the archive, for messages */
   label: string
+  /** what a refusal means for the volume (default: nothing was written) */
+  outcome?: string
 }
 
 interface Node {
@@ -128,7 +130,8 @@ class ArchiveChecker {
   }
 
   private refuse(entry: string, why: string, suggestion?: string): UsageError {
-    return new UsageError(`${this.options.label}: entry ${JSON.stringify(entry)} ${why}: nothing was written`, {
+    const outcome = this.options.outcome ?? 'nothing was written'
+    return new UsageError(`${this.options.label}: entry ${JSON.stringify(entry)} ${why}: ${outcome}`, {
       code: 'ARCHIVE_UNSAFE',
       details: {entry, file: this.options.label},
       suggestions: [

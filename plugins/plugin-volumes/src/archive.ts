@@ -181,7 +181,12 @@ export async function importVolume(
         // checked again as it streams: the file may have changed since; a bad entry stops before tar sees it
         const tap = manifestTap({
           label: options.file,
-          onEntry: archiveChecker({allowDevices: options.allowDevices, label: options.file}),
+          onEntry: archiveChecker({
+            allowDevices: options.allowDevices,
+            label: options.file,
+            outcome:
+              'the archive changed since it was checked; the import stopped there, and the volume is marked unfinished',
+          }),
         })
         const {stream} = await decompressed(createReadStream(file), signal)
         let broken: unknown
