@@ -80,7 +80,13 @@ export class HttpEngineClient implements EngineClient {
   private async readFacts(signal?: AbortSignal): Promise<EngineFacts> {
     const [version, info] = await Promise.all([
       this.json<{ApiVersion: string; Arch: string; Os: string; Version: string}>({path: '/version', signal}),
-      this.json<{Architecture?: string; DockerRootDir: string; Driver: string; DriverStatus?: [string, string][]}>({
+      this.json<{
+        Architecture?: string
+        DockerRootDir: string
+        Driver: string
+        DriverStatus?: [string, string][]
+        ID: string
+      }>({
         path: '/info',
         signal,
       }),
@@ -92,6 +98,7 @@ export class HttpEngineClient implements EngineClient {
       apiVersion: this.apiVersion,
       arch: version.Arch,
       dataRoot: info.DockerRootDir,
+      id: info.ID,
       imageStore: snapshotter ? 'containerd' : 'classic',
       os: version.Os,
       storageDriver: info.Driver,

@@ -5,6 +5,7 @@ import type {Logger} from './plugin-api.js'
 
 import {InterruptedError, isTransshipError, RecipeError, type TransshipError} from './errors.js'
 import {configureNative} from './native/addon.js'
+import {writeJsonEvent} from './ui/progress.js'
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<
   (typeof BaseCommand)['baseFlags'] & T['flags']
@@ -78,7 +79,10 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     process.on('SIGTERM', this.onSignal)
   }
 
-  /** Warnings and notes go to stderr, so stdout stays the command's result. */
+  /**
+   * Warnings and notes go to stderr, so stdout stays the command's result. With --json a warning is a JSON-lines
+   * event there (`{"type":"warning","message":…}`, like the progress events); notes are left out.
+   */
   protected logger(): Logger {
     const debug = createDebug(`transship:${this.id?.replaceAll(' ', ':') ?? 'cli'}`)
     return {
@@ -86,7 +90,10 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       info: (message) => {
         if (!this.jsonEnabled()) this.logToStderr(message)
       },
-      warn: (message) => this.logToStderr(`Warning: ${message}`),
+      warn: (message) => {
+        if (this.jsonEnabled()) writeJsonEvent(process.stderr, 'warning', {message})
+        else this.logToStderr(`Warning: ${message}`)
+      },
     }
   }
 

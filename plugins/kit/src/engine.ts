@@ -28,6 +28,8 @@ export interface EngineFacts {
   apiVersion: string
   /** where images and containers live on the engine's host */
   dataRoot: string
+  /** the engine's ID (`GET /info`): the same engine however its host was written (journals are keyed by it) */
+  id: string
   /** 'containerd' when the engine uses the containerd image store (snapshotter), else 'classic' */
   imageStore: 'classic' | 'containerd'
   os: string

@@ -1,24 +1,27 @@
 /**
  * Volume archives: `volume export` writes the host tar's stream to a file (compressed by the file name's
- * suffix); `volume import` checks an archive whole before anything is written (every path stays inside the
- * volume, nothing is reached through a symbolic link, the tar is complete), then extracts it with the
- * destination's GNU tar and compares what landed with the archive, file by file.
+ * suffix); `volume import` checks an archive whole before anything is written (the rules of archive-check: every
+ * path stays inside the volume, nothing is reached through a link, devices only when asked, the tar is
+ * complete), then extracts it with the destination's GNU tar and compares what landed with the archive, file by
+ * file.
  */
-import type {Hosts, Logger} from '@transship/kit'
+import type {Hosts, Logger, RemoteShell} from '@transship/kit'
 
-import {ArchiveError, compressor, decompressed, ExitCode, shellQuote, TransshipError, UsageError} from '@transship/kit'
+import {compressor, decompressed, ExitCode, shellQuote, TransshipError, UsageError} from '@transship/kit'
 import {createReadStream, createWriteStream} from 'node:fs'
 import {mkdtemp, rename, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {type Readable, type Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
-import tar from 'tar-stream'
 
-import {INCOMPLETE_MARKER, readVolumeManifest} from './copy.js'
+import {archiveChecker} from './archive-check.js'
+import {emptyVolume, INCOMPLETE_MARKER, readVolumeManifest} from './copy.js'
 import {compareManifests, formatDifferences} from './manifest/compare.js'
-import {manifestTap} from './manifest/tar-manifest.js'
-import {createVolumeLike, inspectVolume, requireVolume} from './volume-store.js'
+import {manifestOfTar, manifestTap, type VolumeManifest} from './manifest/tar-manifest.js'
+import {containerName, describeUsers, engineIdentity, finishInterrupted, isActive, withStopped} from './quiesce.js'
+import {checkVolumeName} from './volume-name.js'
+import {createVolumeLike, inspectVolume, requireVolume, type VolumeUser, volumeUsers} from './volume-store.js'
 import {readTar, requireGnuTar, TAR_FILE_CHANGED, tarEnd, writeTar} from './volume-tar.js'
 
 function compressionOf(file: string): 'bzip2' | 'gzip' | 'none' | 'xz' | 'zstd' {
@@ -33,6 +36,7 @@ export async function exportVolume(
   options: {file: string; host: string; hosts: Hosts; name: string; stdout?: Writable},
   signal: AbortSignal,
 ): Promise<{bytes: number; files: number}> {
+  checkVolumeName(options.name)
   const engine = await options.hosts.engine(options.host, signal)
   const volume = await requireVolume(engine, options.name, signal)
   const end = await tarEnd(options.hosts, options.host, signal)
@@ -66,51 +70,44 @@ export async function exportVolume(
   return {bytes: manifest.totals.bytes, files: manifest.entries.length}
 }
 
-function unsafe(file: string, entry: string, why: string): ArchiveError {
-  return new ArchiveError('ARCHIVE_CORRUPT', `${file}: entry ${JSON.stringify(entry)} ${why}: nothing was written`, {
-    details: {entry, file},
-    suggestions: ['make the archive with `transship volume export`, or `tar -C DIR -cf FILE .` from inside the data'],
+/**
+ * Reads the whole archive with the rules of archive-check (nothing outside the volume, nothing through a link,
+ * nothing another reader would see differently, devices only when allowed), and that it is complete; resolves to
+ * its manifest. Its cost follows the archive's bytes, not the sizes it claims.
+ */
+export async function checkVolumeArchive(
+  file: string,
+  options: {allowDevices?: boolean; signal?: AbortSignal} = {},
+): Promise<VolumeManifest> {
+  const {stream} = await decompressed(createReadStream(file), options.signal)
+  return manifestOfTar(stream, {
+    label: file,
+    onEntry: archiveChecker({allowDevices: options.allowDevices, label: file}),
+    signal: options.signal,
   })
 }
 
-/** Reads the whole archive: every path relative and inside, no entry under a symbolic link, complete. */
-export async function checkVolumeArchive(file: string, signal?: AbortSignal): Promise<void> {
-  const {stream} = await decompressed(createReadStream(file))
-  const extract = tar.extract()
-  const symlinks = new Set<string>()
-  const run = pipeline(stream as Readable, extract as unknown as NodeJS.WritableStream, {signal})
-  for await (const entry of extract as unknown as AsyncIterable<{header: tar.Header; resume(): void}>) {
-    const {name, linkname, type} = entry.header
-    const parts = name.split('/').filter((part) => part !== '' && part !== '.')
-    if (name.startsWith('/')) throw unsafe(file, name, 'has an absolute path')
-    if (parts.includes('..')) throw unsafe(file, name, 'climbs out of the volume (..)')
-    for (let i = 1; i < parts.length; i++) {
-      if (symlinks.has(parts.slice(0, i).join('/'))) throw unsafe(file, name, 'is reached through a symbolic link')
-    }
-
-    if (type === 'link' && linkname && (linkname.startsWith('/') || linkname.split('/').includes('..'))) {
-      throw unsafe(file, name, `is a hard link to ${linkname}, outside the volume`)
-    }
-
-    if (type === 'symlink') symlinks.add(parts.join('/'))
-    entry.resume()
-  }
-
-  await run
+export interface ImportRequest {
+  /** create character and block devices the archive holds (refused otherwise) */
+  allowDevices?: boolean
+  file: string
+  /** seconds containers get to stop (quiesce: stop) */
+  grace?: number
+  host: string
+  hosts: Hosts
+  log: Logger
+  mode?: 'create' | 'replace'
+  name: string
+  /** stop the containers that use the volume for the import, and start them again after */
+  quiesce?: 'none' | 'stop'
+  stdin?: Readable
 }
 
 export async function importVolume(
-  options: {
-    file: string
-    host: string
-    hosts: Hosts
-    log: Logger
-    mode?: 'create' | 'replace'
-    name: string
-    stdin?: Readable
-  },
+  options: ImportRequest,
   signal: AbortSignal,
-): Promise<{files: number; verified: boolean}> {
+): Promise<{files: number; stopped: string[]; verified: boolean}> {
+  checkVolumeName(options.name)
   let {file} = options
   let spooled: string | undefined
   if (file === '-') {
@@ -120,12 +117,15 @@ export async function importVolume(
   }
 
   try {
-    await checkVolumeArchive(file, signal)
+    const checked = await checkVolumeArchive(file, {allowDevices: options.allowDevices, signal})
     const engine = await options.hosts.engine(options.host, signal)
+    const identity = await engineIdentity(engine, options.host, signal)
     const end = await tarEnd(options.hosts, options.host, signal)
     const {shell} = end
     await requireGnuTar(shell, options.host, signal)
+    await finishInterrupted(engine, identity, options.name, options.log)
     let volume = await inspectVolume(engine, options.name, signal)
+    let users: VolumeUser[] = []
     if (volume) {
       const {stdout} = await shell.run(
         `find ${shellQuote(volume.Mountpoint)} -mindepth 1 -maxdepth 1 ! -name ${shellQuote(INCOMPLETE_MARKER)} -print -quit`,
@@ -137,54 +137,121 @@ export async function importVolume(
           suggestions: ['say --mode replace to overwrite it'],
         })
       }
+
+      users = await volumeUsers(engine, options.name, signal)
+      const inTheWay = options.mode === 'replace' ? users : users.filter((user) => isActive(user))
+      if (inTheWay.length > 0 && options.quiesce !== 'stop') {
+        throw new UsageError(
+          `${options.name} on ${options.host} is used by ${describeUsers(inTheWay)}: its data would change under them; nothing was imported`,
+          {
+            code: 'VOLUME_IN_USE',
+            details: {
+              containers: inTheWay.map((user) => containerName(user)),
+              host: options.host,
+              volume: options.name,
+            },
+            suggestions: [
+              'say --quiesce stop to stop the running ones for the import and start them again after (stopped ones stay stopped)',
+              'or import into another volume, or remove those containers first',
+            ],
+          },
+        )
+      }
     }
 
-    volume ??= await createVolumeLike(
+    const stopped = options.quiesce === 'stop' ? users.filter((user) => isActive(user)) : []
+    return await withStopped(
       engine,
+      identity,
       options.name,
-      {Driver: 'local', Labels: {}, Mountpoint: '', Name: options.name, Options: {}},
-      signal,
+      stopped,
+      {grace: options.grace, log: options.log, purpose: `the import into ${options.name}`},
+      async () => {
+        volume ??= await createVolumeLike(
+          engine,
+          options.name,
+          {Driver: 'local', Labels: {}, Mountpoint: '', Name: options.name, Options: {}},
+          signal,
+        )
+        const mountpoint = shellQuote(volume.Mountpoint)
+        await mustSucceed(shell, options.host, `touch ${mountpoint}/${INCOMPLETE_MARKER}`, signal)
+        if (options.mode === 'replace') await emptyVolume(shell, options.host, volume.Mountpoint, signal)
+
+        const writer = writeTar(end, volume.Mountpoint, {signal})
+        // checked again as it streams: the file may have changed since; a bad entry stops before tar sees it
+        const tap = manifestTap({
+          label: options.file,
+          onEntry: archiveChecker({
+            allowDevices: options.allowDevices,
+            label: options.file,
+            outcome:
+              'the archive changed since it was checked; the import stopped there, and the volume is marked unfinished',
+          }),
+        })
+        const {stream} = await decompressed(createReadStream(file), signal)
+        let broken: unknown
+        try {
+          await pipeline(stream, tap.stream, writer.stdin, {signal})
+        } catch (error) {
+          if (signal.aborted || error instanceof TransshipError) throw error
+          broken = error
+        }
+
+        const wrote = await writer.exit
+        if (wrote.code !== 0) {
+          throw new TransshipError(
+            'VOLUME_WRITE_FAILED',
+            ExitCode.Failed,
+            `${options.host}: tar failed writing ${options.name} (exit ${wrote.code ?? wrote.signal}): ${wrote.stderr.trim()}`,
+          )
+        }
+
+        if (broken) {
+          throw new TransshipError(
+            'VOLUME_TRANSFER_FAILED',
+            ExitCode.Failed,
+            `the stream to ${options.host} broke: ${(broken as Error).message} (tar: exit 0)`,
+            {cause: broken, suggestions: ['import it again with --mode replace: the volume is marked unfinished']},
+          )
+        }
+
+        const expected = await tap.manifest
+        const landed = await readVolumeManifest(end, volume.Mountpoint, signal)
+        const comparison = compareManifests(expected, landed, {ignore: (entry) => entry === INCOMPLETE_MARKER})
+        if (!comparison.equal) {
+          throw new TransshipError(
+            'VOLUME_VERIFY_FAILED',
+            ExitCode.Verify,
+            `${options.name} on ${options.host} differs from ${options.file}:\n${formatDifferences(comparison).join('\n')}`,
+          )
+        }
+
+        const root = expected.entries.find((entry) => entry.path === '.')
+        await mustSucceed(
+          shell,
+          options.host,
+          `rm -f ${mountpoint}/${INCOMPLETE_MARKER}${root ? ` && touch -m -d @${root.mtime} ${mountpoint}` : ''}`,
+          signal,
+        )
+        return {
+          files: checked.entries.length,
+          stopped: stopped.map((user) => containerName(user)),
+          verified: true,
+        }
+      },
     )
-    const mountpoint = shellQuote(volume.Mountpoint)
-    await shell.run(`touch ${mountpoint}/${INCOMPLETE_MARKER}`, {signal})
-    if (options.mode === 'replace') {
-      await shell.run(
-        `find ${mountpoint} -mindepth 1 -maxdepth 1 ! -name ${shellQuote(INCOMPLETE_MARKER)} -exec rm -rf -- {} +`,
-        {signal},
-      )
-    }
-
-    const writer = writeTar(end, volume.Mountpoint, {signal})
-    const tap = manifestTap()
-    const {stream} = await decompressed(createReadStream(file))
-    await pipeline(stream as Readable, tap.stream, writer.stdin, {signal})
-    const wrote = await writer.exit
-    if (wrote.code !== 0) {
-      throw new TransshipError(
-        'VOLUME_WRITE_FAILED',
-        ExitCode.Failed,
-        `${options.host}: tar failed writing ${options.name}: ${wrote.stderr.trim()}`,
-      )
-    }
-
-    const expected = await tap.manifest
-    const landed = await readVolumeManifest(end, volume.Mountpoint, signal)
-    const comparison = compareManifests(expected, landed, {ignore: (entry) => entry === INCOMPLETE_MARKER})
-    if (!comparison.equal) {
-      throw new TransshipError(
-        'VOLUME_VERIFY_FAILED',
-        ExitCode.Verify,
-        `${options.name} on ${options.host} differs from ${options.file}:\n${formatDifferences(comparison).join('\n')}`,
-      )
-    }
-
-    const root = expected.entries.find((entry) => entry.path === '.')
-    await shell.run(
-      `rm -f ${mountpoint}/${INCOMPLETE_MARKER}${root ? ` && touch -m -d @${root.mtime} ${mountpoint}` : ''}`,
-      {signal},
-    )
-    return {files: expected.entries.length, verified: true}
   } finally {
     if (spooled) await rm(spooled, {force: true, recursive: true})
+  }
+}
+
+async function mustSucceed(shell: RemoteShell, host: string, command: string, signal: AbortSignal): Promise<void> {
+  const result = await shell.run(command, {signal})
+  if (result.code !== 0) {
+    throw new TransshipError(
+      'VOLUME_COMMAND_FAILED',
+      ExitCode.Failed,
+      `${host}: ${command} failed: ${result.stderr.trim()}`,
+    )
   }
 }

@@ -9,13 +9,22 @@ import type {EngineClient, Hosts, Logger, RemoteShell} from '@transship/kit'
 
 import {byteCounter, ExitCode, shellQuote, TransshipError, UsageError} from '@transship/kit'
 import path from 'node:path'
+import {type Readable, type Transform} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
 import {compareManifests, formatDifferences} from './manifest/compare.js'
-import {manifestOfTar, manifestTap} from './manifest/tar-manifest.js'
-import {finishInterrupted, withStopped} from './quiesce.js'
-import {createVolumeLike, inspectVolume, requireVolume, type VolumeInfo, volumeUsers} from './volume-store.js'
-import {readTar, requireGnuTar, TAR_FILE_CHANGED, type TarEnd, tarEnd, writeTar} from './volume-tar.js'
+import {manifestOfTar, manifestTap, type VolumeManifest} from './manifest/tar-manifest.js'
+import {containerName, describeUsers, engineIdentity, finishInterrupted, isActive, withStopped} from './quiesce.js'
+import {checkVolumeName} from './volume-name.js'
+import {
+  createVolumeLike,
+  inspectVolume,
+  requireVolume,
+  type VolumeInfo,
+  type VolumeUser,
+  volumeUsers,
+} from './volume-store.js'
+import {readTar, requireGnuTar, TAR_FILE_CHANGED, type TarEnd, tarEnd, type TarProcess, writeTar} from './volume-tar.js'
 
 export const INCOMPLETE_MARKER = '.transship-incomplete'
 
@@ -30,7 +39,10 @@ export interface VolumeCopyRequest {
   /** create (default): destination absent or empty; replace: overwrite it; sync: send only what differs */
   mode?: CopyMode
   name: string
-  /** stop the containers that use the volume for the copy, and start them again after */
+  /**
+   * stop the containers that use the volume for the copy, and start them again after: on the source, and on the
+   * destination when the volume there is used by containers
+   */
   quiesce?: 'none' | 'stop'
   /** refuse (instead of warning) to copy a volume that running containers use without quiesce */
   strict?: boolean
@@ -44,8 +56,10 @@ export interface VolumeCopyReport {
   files: number
   seconds: number
   source: string
-  /** containers stopped and started again */
+  /** containers stopped and started again: on the source */
   stopped: string[]
+  /** and on the destination */
+  stoppedAtDestination: string[]
   verified: boolean
 }
 
@@ -74,40 +88,156 @@ async function mustRun(shell: RemoteShell, host: string, command: string, signal
   }
 }
 
-/** Prepares the destination volume for the mode; resolves to it. */
-async function prepareDestination(
+/**
+ * What is at the destination before anything is touched: the volume (or undefined) and the containers that use
+ * it. Refuses (exit 2, nothing changed) a destination that `create` would overwrite, and one that containers use
+ * while its data would change under them, unless they are to be stopped.
+ */
+async function checkDestination(
   engine: EngineClient,
   shell: RemoteShell,
   request: VolumeCopyRequest,
-  source: VolumeInfo,
   signal: AbortSignal,
-): Promise<VolumeInfo> {
+): Promise<{users: VolumeUser[]; volume: undefined | VolumeInfo}> {
   const name = request.as ?? request.name
   const mode = request.mode ?? 'create'
-  let destination = await inspectVolume(engine, name, signal)
-  if (destination && !(await isEmpty(shell, destination.Mountpoint, signal)) && mode === 'create') {
+  const volume = await inspectVolume(engine, name, signal)
+  if (!volume) return {users: [], volume}
+  if (mode === 'create' && !(await isEmpty(shell, volume.Mountpoint, signal))) {
     throw new UsageError(`${name} on ${request.to} is not empty: nothing was copied`, {
       code: 'VOLUME_NOT_EMPTY',
       suggestions: ['say `mode: replace` (--mode replace) to overwrite it, or `mode: sync` to make it equal'],
     })
   }
 
-  destination ??= await createVolumeLike(engine, name, source, signal)
-  const mountpoint = shellQuote(destination.Mountpoint)
-  await mustRun(shell, request.to, `touch ${mountpoint}/${INCOMPLETE_MARKER}`, signal)
-  if (mode === 'replace') {
-    const empty = `find ${mountpoint} -mindepth 1 -maxdepth 1 ! -name ${shellQuote(INCOMPLETE_MARKER)} -exec rm -rf -- {} +`
-    // a writer that is just ending (an interrupted copy's tar) may add a file while the directory is emptied
-    const first = await shell.run(empty, {signal})
-    if (first.code !== 0) {
-      await new Promise((resolve) => {
-        setTimeout(resolve, 1000)
-      })
-      await mustRun(shell, request.to, empty, signal)
-    }
+  const users = await volumeUsers(engine, name, signal)
+  // create fills an empty volume (a stopped user loses nothing); replace and sync delete what is there
+  const inTheWay = mode === 'create' ? users.filter((user) => isActive(user)) : users
+  if (inTheWay.length > 0 && request.quiesce !== 'stop') {
+    const what =
+      mode === 'create' ? 'its data would change under them' : `mode ${mode} would change its data under them`
+    throw new UsageError(
+      `${name} on ${request.to} is used by ${describeUsers(inTheWay)}: ${what}; nothing was copied`,
+      {
+        code: 'VOLUME_IN_USE',
+        details: {containers: inTheWay.map((user) => containerName(user)), host: request.to, volume: name},
+        suggestions: [
+          'say `quiesce: stop` (--quiesce stop) to stop the running ones for the copy and start them again after (stopped ones stay stopped)',
+          `or copy it under another name (--as), or remove those containers from ${request.to} first`,
+        ],
+      },
+    )
   }
 
+  return {users, volume}
+}
+
+/** Makes the destination ready for the mode (created, marked unfinished, emptied for replace); resolves to it. */
+async function prepareDestination(
+  engine: EngineClient,
+  shell: RemoteShell,
+  request: VolumeCopyRequest,
+  existing: undefined | VolumeInfo,
+  source: VolumeInfo,
+  signal: AbortSignal,
+): Promise<VolumeInfo> {
+  const name = request.as ?? request.name
+  const destination = existing ?? (await createVolumeLike(engine, name, source, signal))
+  const mountpoint = shellQuote(destination.Mountpoint)
+  await mustRun(shell, request.to, `touch ${mountpoint}/${INCOMPLETE_MARKER}`, signal)
+  if ((request.mode ?? 'create') === 'replace') await emptyVolume(shell, request.to, destination.Mountpoint, signal)
   return destination
+}
+
+/** Removes everything in a volume but the unfinished marker. */
+export async function emptyVolume(
+  shell: RemoteShell,
+  host: string,
+  mountpoint: string,
+  signal: AbortSignal,
+): Promise<void> {
+  const empty = `find ${shellQuote(mountpoint)} -mindepth 1 -maxdepth 1 ! -name ${shellQuote(INCOMPLETE_MARKER)} -exec rm -rf -- {} +`
+  // a writer that is just ending (an interrupted copy's tar) may add a file while the directory is emptied
+  const first = await shell.run(empty, {signal})
+  if (first.code !== 0) {
+    await new Promise((resolve) => {
+      setTimeout(resolve, 1000)
+    })
+    await mustRun(shell, host, empty, signal)
+  }
+}
+
+/**
+ * Streams a reading tar into a writing one through `stages`; resolves to the bytes sent. A stream that breaks
+ * is explained by the tars' own exit statuses when they have one (a tar that failed says why), else reported
+ * as the transfer that broke.
+ */
+async function pump(
+  reader: TarProcess & {stdout: Readable},
+  writer: TarProcess & {stdin: NodeJS.WritableStream},
+  stages: Transform[],
+  hosts: {from: string; to: string},
+  log: Logger,
+  signal: AbortSignal,
+): Promise<number> {
+  let bytes = 0
+  let broken: Error | undefined
+  try {
+    await pipeline(
+      [
+        reader.stdout,
+        ...stages,
+        byteCounter((n) => {
+          bytes += n
+        }),
+        writer.stdin,
+      ],
+      {signal},
+    )
+  } catch (error) {
+    if (signal.aborted) throw error
+    broken = error as Error
+  }
+
+  const [read, wrote] = await Promise.all([reader.exit, writer.exit])
+  // what transship itself found (a damaged stream, a lost connection) is the cause; the tars' failures follow it
+  if (broken instanceof TransshipError) throw broken
+  const readFailed = read.code !== 0 && read.code !== TAR_FILE_CHANGED
+  // a reading tar killed by SIGPIPE was cut short by what broke downstream: that is the story to tell
+  const cutShort = read.signal === 'PIPE' || read.signal === 'SIGPIPE'
+  if (readFailed && !cutShort) {
+    throw new TransshipError(
+      'VOLUME_READ_FAILED',
+      ExitCode.Failed,
+      `${hosts.from}: tar failed reading the volume (exit ${read.code ?? read.signal}): ${read.stderr.trim()}`,
+    )
+  }
+
+  if (wrote.code !== 0) {
+    throw new TransshipError(
+      'VOLUME_WRITE_FAILED',
+      ExitCode.Failed,
+      `${hosts.to}: tar failed writing the volume (exit ${wrote.code ?? wrote.signal}): ${wrote.stderr.trim()}`,
+    )
+  }
+
+  if (broken || readFailed) {
+    throw new TransshipError(
+      'VOLUME_TRANSFER_FAILED',
+      ExitCode.Failed,
+      `the stream from ${hosts.from} to ${hosts.to} broke: ${broken?.message ?? 'the reading tar was cut short'} (reading tar: exit ${read.code ?? read.signal}; writing tar: exit 0)`,
+      {
+        cause: broken,
+        suggestions: ['run the copy again with --mode replace (or mode: sync): the destination is marked unfinished'],
+      },
+    )
+  }
+
+  if (read.code === TAR_FILE_CHANGED) {
+    log.warn(`${hosts.from}: files changed while they were read (${read.stderr.trim()}); the comparison will tell`)
+  }
+
+  return bytes
 }
 
 /** Streams the source volume into the destination; resolves to the source's manifest and the bytes sent. */
@@ -120,52 +250,7 @@ async function transfer(
   const reader = readTar(source.end, source.mountpoint, {signal})
   const writer = writeTar(destination.end, destination.mountpoint, {signal})
   const tap = manifestTap()
-  let bytes = 0
-  let broken: Error | undefined
-  try {
-    await pipeline(
-      reader.stdout,
-      tap.stream,
-      byteCounter((n) => {
-        bytes += n
-      }),
-      writer.stdin,
-      {signal},
-    )
-  } catch (error) {
-    if (signal.aborted) throw error
-    // the tars' own exit statuses say why better than the broken pipe does
-    broken = error as Error
-  }
-
-  const [read, wrote] = await Promise.all([reader.exit, writer.exit])
-  if (wrote.code !== 0) {
-    throw new TransshipError(
-      'VOLUME_WRITE_FAILED',
-      ExitCode.Failed,
-      `${destination.end.host}: tar failed writing the volume (exit ${wrote.code ?? wrote.signal}): ${wrote.stderr.trim()}`,
-    )
-  }
-
-  if (read.code === TAR_FILE_CHANGED) {
-    log.warn(`${source.end.host}: files changed while they were read (${read.stderr.trim()}); the comparison will tell`)
-  } else if (read.code !== 0 && !broken) {
-    throw new TransshipError(
-      'VOLUME_READ_FAILED',
-      ExitCode.Failed,
-      `${source.end.host}: tar failed reading the volume: ${read.stderr.trim()}`,
-    )
-  }
-
-  if (broken) {
-    throw new TransshipError(
-      'VOLUME_TRANSFER_FAILED',
-      ExitCode.Failed,
-      `the stream from ${source.end.host} to ${destination.end.host} broke: ${broken.message} (reading tar: exit ${read.code ?? read.signal}${read.stderr.trim() ? `, ${read.stderr.trim()}` : ''})`,
-      {cause: broken},
-    )
-  }
-
+  const bytes = await pump(reader, writer, [tap.stream], {from: source.end.host, to: destination.end.host}, log, signal)
   return {bytes, manifest: await tap.manifest}
 }
 
@@ -234,6 +319,7 @@ async function syncTransfer(
     const remover = destination.end.shell.exec(`cd ${shellQuote(destination.mountpoint)} && xargs -0 rm -rf --`, {
       signal,
     })
+    remover.stdout.on('error', () => {})
     remover.stdout.resume()
     const deepestFirst = [...removed].sort((a, b) => b.split('/').length - a.split('/').length)
     remover.stdin.end(nulList(deepestFirst))
@@ -247,32 +333,7 @@ async function syncTransfer(
   log.info(`sync: ${order.length} entries to send, ${removed.length} to remove, of ${wanted.entries.length}`)
   const reader = readTar(source.end, source.mountpoint, {files: nulList(order), signal})
   const writer = writeTar(destination.end, destination.mountpoint, {signal})
-  let bytes = 0
-  await pipeline(
-    reader.stdout,
-    byteCounter((n) => {
-      bytes += n
-    }),
-    writer.stdin,
-    {signal},
-  )
-  const [read, wrote] = await Promise.all([reader.exit, writer.exit])
-  if (read.code !== 0 && read.code !== TAR_FILE_CHANGED) {
-    throw new TransshipError(
-      'VOLUME_READ_FAILED',
-      ExitCode.Failed,
-      `${source.end.host}: tar failed reading the volume: ${read.stderr.trim()}`,
-    )
-  }
-
-  if (wrote.code !== 0) {
-    throw new TransshipError(
-      'VOLUME_WRITE_FAILED',
-      ExitCode.Failed,
-      `${destination.end.host}: tar failed writing the volume: ${wrote.stderr.trim()}`,
-    )
-  }
-
+  const bytes = await pump(reader, writer, [], {from: source.end.host, to: destination.end.host}, log, signal)
   return {bytes, manifest: wanted}
 }
 
@@ -294,25 +355,43 @@ export async function readVolumeManifest(end: TarEnd, mountpoint: string, signal
 
 export async function copyVolume(request: VolumeCopyRequest, context: CopyContext): Promise<VolumeCopyReport> {
   const {hosts, log, signal} = context
+  checkVolumeName(request.name)
+  if (request.as !== undefined) checkVolumeName(request.as, '--as')
+  const destinationName = request.as ?? request.name
   const started = performance.now()
   const [sourceEngine, destinationEngine] = await Promise.all([
     hosts.engine(request.from, signal),
     hosts.engine(request.to, signal),
   ])
+  const [sourceId, destinationId] = await Promise.all([
+    engineIdentity(sourceEngine, request.from, signal),
+    engineIdentity(destinationEngine, request.to, signal),
+  ])
+  if (sourceId.id === destinationId.id && destinationName === request.name) {
+    throw new UsageError(
+      `${request.from} and ${request.to} are the same engine: ${request.name} would be copied onto itself`,
+      {
+        code: 'VOLUME_SAME',
+        suggestions: ['name the copy with --as (as:)'],
+      },
+    )
+  }
+
   const [sourceEnd, destinationEnd] = await Promise.all([
     tarEnd(hosts, request.from, signal),
     tarEnd(hosts, request.to, signal),
   ])
   const sourceShell = sourceEnd.shell
   const destinationShell = destinationEnd.shell
-  await finishInterrupted(sourceEngine, request.from, request.name, log)
+  await finishInterrupted(sourceEngine, sourceId, request.name, log)
+  await finishInterrupted(destinationEngine, destinationId, destinationName, log)
   const source = await requireVolume(sourceEngine, request.name, signal)
   await requireGnuTar(sourceShell, request.from, signal)
   await requireGnuTar(destinationShell, request.to, signal)
   const users = await volumeUsers(sourceEngine, request.name, signal)
-  const running = users.filter((user) => user.State === 'running')
+  const running = users.filter((user) => isActive(user))
   if (running.length > 0 && request.quiesce !== 'stop') {
-    const names = running.map((user) => user.Names[0]?.replace(/^\//, '') ?? user.Id).join(', ')
+    const names = running.map((user) => containerName(user)).join(', ')
     if (request.strict) {
       throw new UsageError(`${request.name} is in use by ${names} on ${request.from}`, {
         code: 'VOLUME_IN_USE',
@@ -325,41 +404,63 @@ export async function copyVolume(request: VolumeCopyRequest, context: CopyContex
     )
   }
 
-  const destination = await prepareDestination(destinationEngine, destinationShell, request, source, signal)
-  const destinationName = request.as ?? request.name
-  const stopped = request.quiesce === 'stop' ? running.map((user) => user.Names[0]?.replace(/^\//, '') ?? user.Id) : []
-  const copyOnce = () =>
-    withStopped(
-      sourceEngine,
-      request.from,
-      request.name,
-      request.quiesce === 'stop' ? users : [],
-      {grace: request.grace, log},
-      () =>
+  const existing = await checkDestination(destinationEngine, destinationShell, request, signal)
+  const quiesce = request.quiesce === 'stop'
+  const options = {grace: request.grace, log}
+  // the destination's containers stay stopped until its data is in place and proven; the source's only while read
+  const sent = await withStopped(
+    destinationEngine,
+    destinationId,
+    destinationName,
+    quiesce ? existing.users : [],
+    {...options, purpose: `the copy of ${request.name} into ${destinationName}`},
+    async () => {
+      const destination = await prepareDestination(
+        destinationEngine,
+        destinationShell,
+        request,
+        existing.volume,
+        source,
+        signal,
+      )
+      const copied = await withStopped(sourceEngine, sourceId, request.name, quiesce ? users : [], options, () =>
         (request.mode === 'sync' ? syncTransfer : transfer)(
           {end: sourceEnd, mountpoint: source.Mountpoint},
           {end: destinationEnd, mountpoint: destination.Mountpoint},
           log,
           signal,
         ),
-    )
-  let sent: Awaited<ReturnType<typeof copyOnce>>
-  try {
-    sent = await copyOnce()
-  } catch (error) {
-    // a broken stream (a host's tar that died, a dropped channel) is worth one more try, from scratch
-    if (signal.aborted || (error as TransshipError).code !== 'VOLUME_TRANSFER_FAILED') throw error
-    log.warn(`${(error as Error).message}; copying ${request.name} again`)
-    if ((request.mode ?? 'create') !== 'sync') {
-      const emptied = `find ${shellQuote(destination.Mountpoint)} -mindepth 1 -maxdepth 1 ! -name ${shellQuote(INCOMPLETE_MARKER)} -exec rm -rf -- {} +`
-      await mustRun(destinationShell, request.to, emptied, signal)
-    }
-
-    sent = await copyOnce()
+      )
+      await proveAndFinish(copied.manifest, destination, {request, shell: destinationShell}, destinationEnd, signal)
+      return copied
+    },
+  )
+  return {
+    bytes: sent.bytes,
+    destination: `${request.to}:${destinationName}`,
+    files: sent.manifest.entries.length,
+    seconds: (performance.now() - started) / 1000,
+    source: `${request.from}:${request.name}`,
+    stopped: quiesce ? running.map((user) => containerName(user)) : [],
+    stoppedAtDestination: quiesce
+      ? existing.users.filter((user) => isActive(user)).map((user) => containerName(user))
+      : [],
+    verified: true,
   }
+}
 
+/** Reads the destination back and compares it with what was sent; then removes the unfinished marker. */
+async function proveAndFinish(
+  sent: VolumeManifest,
+  destination: VolumeInfo,
+  context: {request: VolumeCopyRequest; shell: RemoteShell},
+  destinationEnd: TarEnd,
+  signal: AbortSignal,
+): Promise<void> {
+  const {request, shell} = context
+  const destinationName = request.as ?? request.name
   const landed = await readVolumeManifest(destinationEnd, destination.Mountpoint, signal)
-  const comparison = compareManifests(sent.manifest, landed, {ignore: (path) => path === INCOMPLETE_MARKER})
+  const comparison = compareManifests(sent, landed, {ignore: (item) => item === INCOMPLETE_MARKER})
   if (!comparison.equal) {
     throw new TransshipError(
       'VOLUME_VERIFY_FAILED',
@@ -370,21 +471,12 @@ export async function copyVolume(request: VolumeCopyRequest, context: CopyContex
   }
 
   // removing the marker touches the volume's root: give it back the source's time
-  const root = sent.manifest.entries.find((entry) => entry.path === '.')
+  const root = sent.entries.find((entry) => entry.path === '.')
   const mountpoint = shellQuote(destination.Mountpoint)
   await mustRun(
-    destinationShell,
+    shell,
     request.to,
     `rm -f ${mountpoint}/${INCOMPLETE_MARKER}${root ? ` && touch -m -d @${root.mtime} ${mountpoint}` : ''}`,
     signal,
   )
-  return {
-    bytes: sent.bytes,
-    destination: `${request.to}:${destinationName}`,
-    files: sent.manifest.entries.length,
-    seconds: (performance.now() - started) / 1000,
-    source: `${request.from}:${request.name}`,
-    stopped,
-    verified: true,
-  }
 }

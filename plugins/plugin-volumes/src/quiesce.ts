@@ -1,26 +1,66 @@
 /**
- * Stopping the containers that write to a volume for the time of a copy, and starting exactly those again
+ * Stopping the containers that use a volume for the time of a copy, and starting exactly those again
  * afterwards, even when the copy fails or is interrupted. Before anything is stopped, a journal names the
- * containers; if transship dies mid-copy, the next run on that volume starts them first.
+ * containers; if transship dies mid-copy, the next run on that volume starts them first. The journal is keyed
+ * by the engine's identity (its ID), not by how its host was written: `--from web1` and
+ * `--from ssh://root@web1.example.com` are the same engine, and find the same journal.
  */
 import type {EngineClient, Logger} from '@transship/kit'
 
 import {EngineError} from '@transship/kit'
+import {createHash} from 'node:crypto'
 import {mkdir, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 
 import type {VolumeUser} from './volume-store.js'
 
+/** An engine as the journal knows it: its ID, and the host as it was written (for messages). */
+export interface EngineIdentity {
+  /** the host as the user wrote it */
+  host: string
+  /** the engine's ID (`GET /info`) */
+  id: string
+}
+
 interface Journal {
   containers: Array<{id: string; name: string}>
+  engine: string
   host: string
   volume: string
 }
 
-function journalFile(host: string, volume: string): string {
+/** States in which a container may write to its volumes. */
+const ACTIVE = new Set(['paused', 'restarting', 'running'])
+
+export function isActive(user: VolumeUser): boolean {
+  return ACTIVE.has(user.State)
+}
+
+/** A container's name (without the leading slash), or its ID. */
+export function containerName(user: VolumeUser): string {
+  return (user.Names[0] ?? user.Id).replace(/^\//, '')
+}
+
+/** `web, db (exited)`: the containers by name, with their state when they do not run. */
+export function describeUsers(users: VolumeUser[]): string {
+  return users
+    .map((user) => (isActive(user) ? containerName(user) : `${containerName(user)} (${user.State})`))
+    .join(', ')
+}
+
+/** The engine's identity, from its facts. */
+export async function engineIdentity(
+  engine: EngineClient,
+  host: string,
+  signal?: AbortSignal,
+): Promise<EngineIdentity> {
+  return {host, id: (await engine.facts(signal)).id}
+}
+
+function journalFile(engine: EngineIdentity, volume: string): string {
   const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache')
-  const key = `${host}--${volume}`.replaceAll(/[^\w.-]/g, '_')
+  const key = createHash('sha256').update(`${engine.id}\0${volume}`).digest('hex').slice(0, 32)
   return path.join(base, 'transship', 'volume-journal', `${key}.json`)
 }
 
@@ -41,14 +81,14 @@ async function startAll(engine: EngineClient, containers: Journal['containers'],
   return failed
 }
 
-/** Starts the containers an interrupted earlier copy of `volume` on `host` left stopped. */
+/** Starts the containers an interrupted earlier copy of `volume` on that engine left stopped. */
 export async function finishInterrupted(
   engine: EngineClient,
-  host: string,
+  identity: EngineIdentity,
   volume: string,
   log: Logger,
 ): Promise<void> {
-  const file = journalFile(host, volume)
+  const file = journalFile(identity, volume)
   let journal: Journal
   try {
     journal = JSON.parse(await readFile(file, 'utf8')) as Journal
@@ -56,8 +96,9 @@ export async function finishInterrupted(
     return
   }
 
-  log.info(
-    `an earlier copy of ${volume} on ${host} was interrupted: starting ${journal.containers.map((item) => item.name).join(', ')} again`,
+  const names = journal.containers.map((item) => item.name).join(', ')
+  log.warn(
+    `an earlier copy of ${volume} (on ${journal.host}, the engine of ${identity.host}) was interrupted with ${names} stopped: starting ${journal.containers.length === 1 ? 'it' : 'them'} again`,
   )
   const failed = await startAll(engine, journal.containers, log)
   if (failed.length === 0) await rm(file, {force: true})
@@ -67,30 +108,41 @@ export interface QuiesceOptions {
   /** seconds a container gets to stop before it is killed (default 10, as `docker stop`) */
   grace?: number
   log: Logger
+  /** what the containers are stopped for, in messages (default: `the copy of VOLUME`) */
+  purpose?: string
 }
 
 /**
- * Runs `body` with the running containers among `users` stopped (newest first, as they usually depend on
+ * Runs `body` with the active containers among `users` stopped (newest first, as they usually depend on
  * older ones) and starts them again (oldest first) afterwards, however `body` ends.
  */
 export async function withStopped<T>(
   engine: EngineClient,
-  host: string,
+  identity: EngineIdentity,
   volume: string,
   users: VolumeUser[],
   options: QuiesceOptions,
   body: () => Promise<T>,
 ): Promise<T> {
-  const running = users.filter((user) => user.State === 'running')
+  const running = users.filter((user) => isActive(user))
   if (running.length === 0) return body()
-  const containers = running.map((user) => ({id: user.Id, name: (user.Names[0] ?? user.Id).replace(/^\//, '')}))
-  const file = journalFile(host, volume)
+  const containers = running.map((user) => ({id: user.Id, name: containerName(user)}))
+  const file = journalFile(identity, volume)
+  const purpose = options.purpose ?? `the copy of ${volume}`
   await mkdir(path.dirname(file), {recursive: true})
-  await writeFile(file, JSON.stringify({containers, host, volume} satisfies Journal))
+  await writeFile(
+    file,
+    JSON.stringify({containers, engine: identity.id, host: identity.host, volume} satisfies Journal),
+  )
   try {
     for (const container of [...containers].reverse()) {
-      options.log.info(`stopping ${container.name} on ${host} for the copy of ${volume}`)
-      await engine.json({method: 'POST', path: `/containers/${container.id}/stop`, query: {t: options.grace ?? 10}})
+      options.log.info(`stopping ${container.name} on ${identity.host} for ${purpose}`)
+      try {
+        await engine.json({method: 'POST', path: `/containers/${container.id}/stop`, query: {t: options.grace ?? 10}})
+      } catch (error) {
+        // 304: already stopped (it uses both volumes of a copy on one engine, say)
+        if (!(error instanceof EngineError && error.status === 304)) throw error
+      }
     }
 
     return await body()
@@ -98,7 +150,7 @@ export async function withStopped<T>(
     const failed = await startAll(engine, containers, options.log)
     if (failed.length === 0) {
       await rm(file, {force: true})
-      options.log.info(`started ${containers.map((item) => item.name).join(', ')} again on ${host}`)
+      options.log.info(`started ${containers.map((item) => item.name).join(', ')} again on ${identity.host}`)
     }
   }
 }

@@ -5,10 +5,9 @@ import {z} from 'zod'
 
 import {copyVolume, INCOMPLETE_MARKER, readVolumeManifest} from './copy.js'
 import {compareManifests, formatDifferences} from './manifest/compare.js'
+import {volumeNameSchema as volumeName} from './volume-name.js'
 import {inspectVolume, requireVolume} from './volume-store.js'
 import {tarEnd} from './volume-tar.js'
-
-const volumeName = z.string().regex(/^[\w][\w.-]*$/, {message: 'a volume name: letters, digits, _ . -'})
 
 export const volumeSchema = z.strictObject({
   as: volumeName.optional().describe('Name of the volume at the destination (default: the same).'),
@@ -24,7 +23,9 @@ export const volumeSchema = z.strictObject({
   quiesce: z
     .enum(['none', 'stop'])
     .optional()
-    .describe('stop: stop the containers that use the volume for the copy, and start exactly those again after.'),
+    .describe(
+      'stop: stop the running containers that use the volume (on the source, and on the destination when it is used) for the copy, and start exactly those again after. Without it, a destination volume that containers use is refused.',
+    ),
   strict: z.boolean().optional().describe('Refuse to copy a volume in use without quiesce (default: warn).'),
   to: z.string().min(1).describe('Host to copy it to.'),
 })
@@ -97,7 +98,7 @@ export const volumesSection: SectionProvider<VolumeSpec[]> = {
           const report = await copyVolume({...spec}, {hosts, log, signal})
           return {
             ...report,
-            summary: `${report.files} files, verified equal${report.stopped.length > 0 ? `, ${report.stopped.join(', ')} restarted` : ''}`,
+            summary: `${report.files} files, verified equal${report.stopped.length + report.stoppedAtDestination.length > 0 ? `, ${[...report.stopped, ...report.stoppedAtDestination].join(', ')} restarted` : ''}`,
           }
         },
         section: 'volumes',

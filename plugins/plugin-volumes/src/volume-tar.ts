@@ -5,9 +5,9 @@
  * POSIX format (long and non-UTF-8 names, nanosecond times). Extraction runs as root, keeps owners and modes.
  */
 import type {Hosts, RemoteShell} from '@transship/kit'
-import type {Readable, Writable} from 'node:stream'
 
 import {compressor, decompressor, hasCommand, localShell, shellQuote, UsageError} from '@transship/kit'
+import {pipeline, type Readable, type Writable} from 'node:stream'
 
 const COMMON = "--xattrs --xattrs-include='*' --acls --numeric-owner"
 
@@ -17,9 +17,16 @@ export function createCommand(mountpoint: string, options: {files?: 'stdin'} = {
   return `tar -C ${shellQuote(mountpoint)} ${COMMON} --sparse --format=posix -cf - ${list}`
 }
 
-/** Reads a tar from stdin into the volume at `mountpoint`. */
+/**
+ * Reads a tar from stdin into the volume at `mountpoint`. GNU tar stops reading at the end-of-archive blocks,
+ * before its input has ended (the padding of the last record, or anything after it, stays unread): when it
+ * succeeds, the rest of the input is read to its end, so that the command ends only after its input did, with
+ * tar's exit status. Over SSH, a command that exits first closes the channel under a writer still writing, and
+ * a complete copy would look broken. When tar fails, the command ends at once, and the writer learns it.
+ */
 export function extractCommand(mountpoint: string): string {
-  return `tar -C ${shellQuote(mountpoint)} ${COMMON} --same-permissions --same-owner -xf -`
+  const extract = `tar -C ${shellQuote(mountpoint)} ${COMMON} --same-permissions --same-owner -xf -`
+  return `{ ${extract}; status=$?; if [ $status -eq 0 ]; then cat > /dev/null; fi; exit $status; }`
 }
 
 /** GNU tar exits 1 when a file changed while it was read: the archive is complete but may be inconsistent. */
@@ -95,9 +102,10 @@ export function readTar(
   const process = end.shell.exec(command, {signal: options.signal})
   if (options.files) process.stdin.end(options.files)
   else process.stdin.end()
+  // pipeline, not pipe: an error of the channel (an abort) must reach the reader, not go unhandled
   const stdout =
     end.wire === 'zstd'
-      ? (process.stdout as Readable).pipe(decompressor('zstd', {signal: options.signal}))
+      ? pipeline(process.stdout as Readable, decompressor('zstd', {signal: options.signal}), () => {})
       : (process.stdout as Readable)
   return {exit: process.exit.then((result) => tarExit(result, end.wire)), stdout}
 }
@@ -110,8 +118,13 @@ export function writeTar(
 ): TarProcess & {stdin: Writable} {
   const extract = extractCommand(mountpoint)
   const process = end.shell.exec(end.wire === 'zstd' ? `zstd -q -d -c | ${extract}` : extract, {signal: options.signal})
+  // nothing comes out, but stdout is read to its end (as the shell expects) and its errors (an abort) are `exit`'s
+  const stdout = process.stdout as Readable
+  stdout.on('error', () => {})
+  stdout.resume()
   if (end.wire === 'none') return {exit: process.exit, stdin: process.stdin as Writable}
   const compress = compressor('zstd', {level: 3, signal: options.signal})
-  compress.pipe(process.stdin as Writable)
+  // the channel's errors reach the writer through `compress`
+  pipeline(compress, process.stdin as Writable, () => {})
   return {exit: process.exit, stdin: compress}
 }

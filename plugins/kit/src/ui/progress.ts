@@ -11,6 +11,15 @@ export interface ProgressOptions {
   stream?: NodeJS.WriteStream
 }
 
+/** Writes one JSON-lines event (`{"type": …, …fields, "time": …}`), the shape of every event on stderr. */
+export function writeJsonEvent(
+  stream: NodeJS.WritableStream,
+  type: string,
+  fields: Record<string, unknown> = {},
+): void {
+  stream.write(`${JSON.stringify({type, ...fields, time: new Date().toISOString()})}\n`)
+}
+
 /** JSON-lines events are throttled per task to this interval. */
 const EVENT_INTERVAL_MS = 500
 
@@ -43,7 +52,7 @@ export class ProgressReporter implements Progress {
   /** An event line (JSON mode) or a message above the bars (terminal). */
   event(type: string, fields: Record<string, unknown>, human: string): void {
     if (this.bars) this.bars.log(`${human}\n`)
-    else this.stream.write(`${JSON.stringify({type, ...fields, time: new Date().toISOString()})}\n`)
+    else writeJsonEvent(this.stream, type, fields)
   }
 
   stop(): void {

@@ -4,7 +4,7 @@ import type {ManifestEntry, VolumeManifest} from './types.js'
 export type ManifestValue = null | number | string | string[]
 
 export interface AttributeDifference {
-  /** type, size, sha256, mode, uid, gid, mtime, linkTarget, devmajor, devminor, hardlinks, or `xattr NAME` */
+  /** type, size, digest, mode, uid, gid, mtime, linkTarget, devmajor, devminor, hardlinks, or `xattr NAME` */
   name: string
   source: ManifestValue
   destination: ManifestValue
@@ -46,7 +46,7 @@ export interface CompareOptions {
 
 /**
  * Compares the manifest of a volume's source with its destination's, path by path, on every attribute:
- * type, size, content (sha256), mode, owner, mtime (directories too: tar restores them), symlink target,
+ * type, size, content (digest), mode, owner, mtime (directories too: tar restores them), symlink target,
  * device numbers, xattrs and ACLs. Whether a file was stored sparse is not compared (it is how tar stored it,
  * not what the file holds).
  *
@@ -164,7 +164,7 @@ function resolve(manifest: VolumeManifest, ignore: (path: string) => boolean): M
   return resolved
 }
 
-const ATTRIBUTES = ['type', 'size', 'sha256', 'mode', 'uid', 'gid', 'mtime', 'linkTarget', 'hardlinkOf'] as const
+const ATTRIBUTES = ['type', 'size', 'digest', 'mode', 'uid', 'gid', 'mtime', 'linkTarget', 'hardlinkOf'] as const
 
 function attributeDifferences(source: Resolved, destination: Resolved): AttributeDifference[] {
   const differences: AttributeDifference[] = []
@@ -229,7 +229,7 @@ function showValue(name: string, value: ManifestValue): string {
   if (value === null) return '(none)'
   if (Array.isArray(value)) return `[${value.map((path) => showPath(path)).join(', ')}]`
   if (name === 'mode' && typeof value === 'number') return value.toString(8).padStart(4, '0')
-  if (name === 'sha256' && typeof value === 'string') return `${value.slice(0, 12)}…`
+  if (name === 'digest' && typeof value === 'string') return `${value.slice(0, 12)}…`
   if (name.startsWith('xattr ') && typeof value === 'string') return showXattr(value)
   if (name === 'linkTarget' || name === 'hardlinkOf') return JSON.stringify(value)
   return String(value)

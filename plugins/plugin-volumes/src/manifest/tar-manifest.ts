@@ -8,16 +8,49 @@ import {
   tarFieldEnd,
   tarPadding,
 } from '@transship/kit'
-import {createHash, type Hash} from 'node:crypto'
 import {addAbortSignal, Readable, Transform, type TransformCallback} from 'node:stream'
 
 import type {ManifestEntry, ManifestEntryType, ManifestTotals, VolumeManifest} from './types.js'
 
+import {ContentDigest} from './content-digest.js'
+
 export type * from './types.js'
+
+/**
+ * What the headers of an entry said, before it became a manifest path: for checking an archive that is not
+ * trusted (every name it could be extracted under, what it declares), as `onEntry` gets it.
+ */
+export interface RawEntry {
+  /** bytes of data the entry declares (a directory's are skipped whatever it says) */
+  declaredSize: number
+  /** the global pax records in force (`g` headers) */
+  globalPax?: ReadonlyMap<string, Buffer>
+  /**
+   * every target a link is given (pax linkpath, GNU long link, the header's field), decoded as names are; the
+   * one the manifest uses first
+   */
+  links: string[]
+  /** a single zero block came before this entry: GNU tar stops reading there (`A lone zero block`) */
+  loneZeroBlockBefore: boolean
+  /**
+   * every name the entry is given (GNU.sparse.name, pax path, GNU long name, the ustar prefix and name), decoded
+   * as ManifestEntry names are, before any normalising; the one the manifest uses first
+   */
+  names: string[]
+  /** the entry's own pax records */
+  pax?: ReadonlyMap<string, Buffer>
+  /** the header's type flag */
+  typeflag: string
+}
 
 export interface ManifestOptions {
   /** names the stream in error messages (default 'the tar stream') */
   label?: string
+  /**
+   * called for each entry once its headers are read, before its data; what it throws ends the reading (and,
+   * for manifestTap, stops the stream before any byte of that entry's header is passed on)
+   */
+  onEntry?: (entry: ManifestEntry, raw: RawEntry) => void
 }
 
 /**
@@ -37,7 +70,7 @@ export async function manifestOfTar(
   const {signal} = options
   signal?.throwIfAborted()
   if (signal && input instanceof Readable) addAbortSignal(signal, input)
-  const builder = new ManifestBuilder(options.label ?? 'the tar stream')
+  const builder = new ManifestBuilder(options)
   try {
     for await (const chunk of input as AsyncIterable<Buffer | string | Uint8Array>) {
       signal?.throwIfAborted()
@@ -60,7 +93,7 @@ export async function manifestOfTar(
  * `manifest` never causes an unhandled rejection on its own: await it, or watch the stream.
  */
 export function manifestTap(options: ManifestOptions = {}): {manifest: Promise<VolumeManifest>; stream: Transform} {
-  const builder = new ManifestBuilder(options.label ?? 'the tar stream')
+  const builder = new ManifestBuilder(options)
   let settled = false
   let resolve!: (manifest: VolumeManifest) => void
   let reject!: (error: unknown) => void
@@ -117,7 +150,6 @@ export function manifestTap(options: ManifestOptions = {}): {manifest: Promise<V
 
 /** tar's limit on one pax or GNU long-name header is far lower; this only bounds the memory of a bad stream */
 const MAX_META_SIZE = 16 * 1024 * 1024
-const ZEROS = Buffer.alloc(64 * 1024)
 const SCHILY_XATTR = 'SCHILY.xattr.'
 const ACL_RECORDS: Record<string, string> = {'SCHILY.acl.access': 'acl.access', 'SCHILY.acl.default': 'acl.default'}
 
@@ -152,26 +184,30 @@ interface Current {
   /** bytes of data stored in the tar */
   dataSize: number
   entry: ManifestEntry
-  /** hashes plain file data */
-  hash?: Hash
+  /** digests plain file data */
+  hash?: ContentDigest
   /** expands sparse file data */
   sparse?: SparseExpander
 }
 
 /** A push parser of a tar stream: write() the bytes as they come, end() for the manifest. Synchronous. */
 class ManifestBuilder {
+  readonly label: string
   private blocks = 0
   private collected: Buffer[] = []
   private current: Current | undefined
   private readonly entries: ManifestEntry[] = []
   private globalPax: Map<string, Buffer> | undefined
+  private loneZeroBlock = false
   private metaType = ''
   private need = TAR_BLOCK
   private pending: Pending = {}
   private state: 'data' | 'end' | 'header' | 'meta' | 'padding' = 'header'
   private zeroBlocks = 0
 
-  constructor(readonly label: string) {}
+  constructor(private readonly options: ManifestOptions) {
+    this.label = options.label ?? 'the tar stream'
+  }
 
   end(): VolumeManifest {
     const last = this.entries.at(-1)
@@ -245,7 +281,7 @@ class ManifestBuilder {
   private data(slice: Buffer): void {
     const {current} = this
     if (current?.sparse) current.sparse.write(slice)
-    else current?.hash?.update(slice)
+    else current?.hash?.data(slice)
   }
 
   private error(code: ArchiveErrorCode, problem: string): ArchiveError {
@@ -269,8 +305,8 @@ class ManifestBuilder {
   private finishEntry(): void {
     const current = this.current!
     const {entry} = current
-    if (current.sparse) entry.sha256 = current.sparse.end()
-    else if (current.hash) entry.sha256 = current.hash.digest('hex')
+    if (current.sparse) entry.digest = current.sparse.end()
+    else if (current.hash) entry.digest = current.hash.end()
     this.expect('padding', tarPadding(current.dataSize))
   }
 
@@ -290,7 +326,8 @@ class ManifestBuilder {
       return
     }
 
-    // a lone zero block (GNU tar warns and reads on)
+    // a lone zero block: GNU tar warns and stops there; transship reads on (onEntry is told)
+    if (this.zeroBlocks === 1) this.loneZeroBlock = true
     this.zeroBlocks = 0
     const last = this.entries.at(-1)
     const after = last ? `after entry ${JSON.stringify(last.path)}` : 'at its start'
@@ -326,7 +363,8 @@ class ManifestBuilder {
     }
 
     const sparseName = pax?.get('GNU.sparse.name')
-    const name = decodeName(sparseName ?? pax?.get('path') ?? longName ?? rawName)
+    const nameSources = [sparseName, pax?.get('path'), longName, rawName].filter((item) => item !== undefined)
+    const name = decodeName(nameSources[0]!)
     const entryPath = normalise(name)
     const type = TYPES[typeflag]
     if (!type) {
@@ -346,6 +384,17 @@ class ManifestBuilder {
       xattrs: xattrsOf(pax),
     }
     this.current = this.typeFields(entry, block, pax, longLink, dataSize)
+    this.options.onEntry?.(entry, {
+      declaredSize: paxSize ? this.paxNumber(paxSize, 'size', entryPath) : headerSize,
+      globalPax: this.globalPax,
+      links: [pax?.get('linkpath'), longLink, block.subarray(157, tarFieldEnd(block, 157, 100))]
+        .filter((item) => item !== undefined && item.length > 0)
+        .map((item) => decodeName(item!)),
+      loneZeroBlockBefore: this.loneZeroBlock,
+      names: nameSources.map((item) => decodeName(item)),
+      pax: local,
+      typeflag,
+    })
     this.entries.push(entry)
     this.expect('data', dataSize)
   }
@@ -390,7 +439,7 @@ class ManifestBuilder {
 
       case 'file': {
         const sparse = this.sparseOf(pax, entry.path, dataSize)
-        if (!sparse) return {dataSize, entry, hash: createHash('sha256')}
+        if (!sparse) return {dataSize, entry, hash: new ContentDigest()}
         entry.size = sparse.realSize
         entry.sparse = true
         return {dataSize, entry, sparse}
@@ -500,12 +549,12 @@ class ManifestBuilder {
 }
 
 /**
- * Hashes a GNU sparse file's logical content from its stored data: format 1.0 (a map at the start of the data,
+ * Digests a GNU sparse file's logical content from its stored data: format 1.0 (a map at the start of the data,
  * decimal numbers one a line: count, then offset / size pairs, padded to a block) or 0.1 (the map given).
- * Holes are hashed as zeros without being allocated.
+ * Holes cost the digest nothing, whatever their claimed size (see ContentDigest).
  */
 class SparseExpander {
-  private readonly hash = createHash('sha256')
+  private readonly hash = new ContentDigest()
   private line = ''
   private mapBytes = 0
   private numbers: number[] = []
@@ -530,8 +579,8 @@ class SparseExpander {
     if (this.phase !== 'data') throw this.fail('ends before the end of its map')
     this.advance()
     if (this.segmentLeft > 0) throw this.fail('holds less data than its map says')
-    this.zeros(this.realSize - this.position)
-    return this.hash.digest('hex')
+    this.hash.zeros(this.realSize - this.position)
+    return this.hash.end()
   }
 
   write(chunk: Buffer): void {
@@ -542,7 +591,7 @@ class SparseExpander {
           this.advance()
           if (this.segmentLeft === 0) throw this.fail('holds more data than its map says')
           const take = Math.min(this.segmentLeft, chunk.length - offset)
-          this.hash.update(chunk.subarray(offset, offset + take))
+          this.hash.data(chunk.subarray(offset, offset + take))
           offset += take
           this.segmentLeft -= take
           this.position += take
@@ -576,7 +625,7 @@ class SparseExpander {
     while (this.segmentLeft === 0 && this.segment + 1 < this.segments.length) {
       this.segment++
       const {offset, size} = this.segments[this.segment]!
-      this.zeros(offset - this.position)
+      this.hash.zeros(offset - this.position)
       this.position = offset
       this.segmentLeft = size
     }
@@ -605,18 +654,18 @@ class SparseExpander {
       const offset = numbers[i]!
       const size = numbers[i + 1]!
       if (offset < end || offset + size > this.realSize) throw this.fail('has an invalid map')
+      // GNU tar reads each segment in whole blocks: one that ends mid-block, but the last, would shift what it
+      // reads next from what the size says (its own archives never have one: holes are whole blocks)
+      if (i + 2 < numbers.length && size % TAR_BLOCK !== 0) {
+        throw this.fail(`has a data segment of ${size} bytes before its last: GNU tar would read it differently`)
+      }
+
       this.segments.push({offset, size})
       end = offset + size
       stored += size
     }
 
     if (stored !== this.dataSize) throw this.fail(`has a map for ${stored} bytes of data, but holds ${this.dataSize}`)
-  }
-
-  private zeros(length: number): void {
-    for (let left = length; left > 0; left -= ZEROS.length) {
-      this.hash.update(left >= ZEROS.length ? ZEROS : ZEROS.subarray(0, left))
-    }
   }
 }
 

@@ -34,8 +34,12 @@ export interface ManifestEntry {
   /** devices only */
   devmajor?: number
   devminor?: number
-  /** files only: hex sha256 of the logical content (a sparse file's holes read as zeros) */
-  sha256?: string
+  /**
+   * files only: the hex content digest of the logical content (a sparse file's holes read as zeros): SHA-256
+   * of the content with each run of all-zero 512-byte blocks written as its length (see ContentDigest), so that
+   * holes cost nothing to digest and a file digests the same whether it is stored sparse or not
+   */
+  digest?: string
   /** the file was stored sparse (GNU sparse format 1.0 or 0.1) */
   sparse?: true
 }

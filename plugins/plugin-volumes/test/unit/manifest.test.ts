@@ -29,6 +29,7 @@ import {
   manifestTap,
   type VolumeManifest,
 } from '../../src/manifest/tar-manifest.js'
+import {referenceDigest} from '../helpers/reference-digest.js'
 
 const TAR_FLAGS = ['--xattrs', '--xattrs-include=*', '--acls', '--sparse', '--numeric-owner', '--format=posix']
 /** security.capability v2 granting cap_net_bind_service: binary, not valid UTF-8 */
@@ -64,6 +65,10 @@ function entryOf(manifest: VolumeManifest, entryPath: string): ManifestEntry {
 
 function sha256(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex')
+}
+
+function digestOf(content: string): string {
+  return referenceDigest(Buffer.from(content))
 }
 
 function setXattr(file: string, name: string, value: Buffer): void {
@@ -130,14 +135,14 @@ describe('manifestOfTar with GNU tar', () => {
     expect(entryOf(manifest, 'hello.txt')).toMatchObject({
       type: 'file',
       size: 6,
-      sha256: sha256('hello\n'),
+      digest: digestOf('hello\n'),
       uid: 0,
       gid: 0,
     })
     expect(entryOf(manifest, 'empty')).toMatchObject({type: 'directory', size: 0})
     expect(entryOf(manifest, 'etc/config')).toMatchObject({mode: 0o644})
     expect(entryOf(manifest, 'etc/link')).toMatchObject({type: 'symlink', linkTarget: '../hello.txt'})
-    expect(entryOf(manifest, 'etc/link').sha256).toBeUndefined()
+    expect(entryOf(manifest, 'etc/link').digest).toBeUndefined()
     // pax mtimes carry nanoseconds, nine digits
     expect(entryOf(manifest, 'etc').mtime).toBe('1700000000.250000000')
     expect(manifest.entries.every((entry) => !entry.path.startsWith('./') && !entry.path.endsWith('/'))).toBe(true)
@@ -146,7 +151,7 @@ describe('manifestOfTar with GNU tar', () => {
   it('names the first entry of a hard link group', () => {
     const [first, second] = ['a', 'b'].map((name) => entryOf(manifest, name))
     const [file, link] = first!.type === 'file' ? [first!, second!] : [second!, first!]
-    expect(file).toMatchObject({type: 'file', sha256: sha256('linked content')})
+    expect(file).toMatchObject({type: 'file', digest: digestOf('linked content')})
     expect(link).toMatchObject({type: 'hardlink', hardlinkOf: file.path})
     expect(manifest.totals.hardlinks).toBe(1)
   })
@@ -164,14 +169,14 @@ describe('manifestOfTar with GNU tar', () => {
   })
 
   it('escapes the bytes of a name that is not UTF-8', () => {
-    expect(entryOf(manifest, String.raw`caf\xE9`)).toMatchObject({type: 'file', sha256: sha256('latin1')})
+    expect(entryOf(manifest, String.raw`caf\xE9`)).toMatchObject({type: 'file', digest: digestOf('latin1')})
     expect(decodeName(Buffer.from('café'))).toBe('café')
     expect(decodeName(Buffer.from([0x61, 0xff, 0xc3, 0xa9, 0xe2, 0x82]))).toBe(String.raw`a\xFFé\xE2\x82`)
   })
 
-  it('expands a sparse file: logical size and content hash, holes as zeros', () => {
-    const expected = execFileSync('sha256sum', [path.join(tree, 'sparse')], {encoding: 'utf8'}).split(' ')[0]
-    expect(entryOf(manifest, 'sparse')).toMatchObject({sha256: expected, size: 104_857_600, sparse: true})
+  it('expands a sparse file: logical size and content digest, holes as zeros', () => {
+    const expected = referenceDigest(readFileSync(path.join(tree, 'sparse')))
+    expect(entryOf(manifest, 'sparse')).toMatchObject({digest: expected, size: 104_857_600, sparse: true})
     expect(manifest.totals.sparseFiles).toBe(1)
   })
 
@@ -187,7 +192,7 @@ describe('manifestOfTar with GNU tar', () => {
     execFileSync('sh', ['-c', script], {cwd: dir, stdio: 'ignore'})
     const sparse = await manifestOfDir(dir)
     expect(entryOf(sparse, 'f')).toMatchObject({
-      sha256: sha256(readFileSync(path.join(dir, 'f'))),
+      digest: referenceDigest(readFileSync(path.join(dir, 'f'))),
       size: 10_485_760,
       sparse: true,
     })
@@ -244,7 +249,7 @@ describe('compareManifests on a changed tree', () => {
     )
     expect(changed).toEqual({
       'etc/config': ['mode'],
-      'hello.txt': ['sha256'],
+      'hello.txt': ['digest'],
       owned: ['uid'],
       ping: ['xattr security.capability'],
     })
@@ -289,7 +294,7 @@ function directoryAt(mtime: string): VolumeManifest {
 
 describe('compareManifests', () => {
   it('compares hard links by group, whichever member carries the content', () => {
-    const file = {...base, sha256: sha256('x'), size: 1, type: 'file' as const}
+    const file = {...base, digest: digestOf('x'), size: 1, type: 'file' as const}
     const source = manifest([
       {...file, path: 'a'},
       {...base, hardlinkOf: 'a', path: 'b', type: 'hardlink'},

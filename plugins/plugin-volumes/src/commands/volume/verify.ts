@@ -5,6 +5,7 @@ import {createReadStream, existsSync} from 'node:fs'
 import {INCOMPLETE_MARKER, readVolumeManifest} from '../../copy.js'
 import {compareManifests, formatDifferences} from '../../manifest/compare.js'
 import {manifestOfTar} from '../../manifest/tar-manifest.js'
+import {checkVolumeName} from '../../volume-name.js'
 import {requireVolume} from '../../volume-store.js'
 import {tarEnd} from '../../volume-tar.js'
 
@@ -12,7 +13,7 @@ export default class VolumeVerify extends BaseCommand<typeof VolumeVerify> {
   static override args = {
     name: Args.string({description: 'The volume.', required: true}),
   }
-  static override description = `Compare a volume with the same volume on another host, or with an archive, file by file: type, size, content (sha256), mode, owner, times, xattrs, ACLs, hardlink groups. Exit 5 and the differing files when they differ.`
+  static override description = `Compare a volume with the same volume on another host, or with an archive, file by file: type, size, content (digest), mode, owner, times, xattrs, ACLs, hardlink groups. Exit 5 and the differing files when they differ.`
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %> pgdata --on ssh://root@db2.example.com --against local',
@@ -31,6 +32,8 @@ export default class VolumeVerify extends BaseCommand<typeof VolumeVerify> {
 
   async run(): Promise<{differences: number; equal: boolean}> {
     const {flags} = this
+    checkVolumeName(this.args.name)
+    if (flags.as !== undefined) checkVolumeName(flags.as, '--as')
     const againstFile = existsSync(flags.against)
     await using hosts = await openHosts(this.config, flags, againstFile ? [flags.on] : [flags.on, flags.against])
     const read = async (host: string, name: string) => {
@@ -40,7 +43,10 @@ export default class VolumeVerify extends BaseCommand<typeof VolumeVerify> {
 
     const mine = await read(flags.on, this.args.name)
     const theirs = againstFile
-      ? await manifestOfTar((await decompressed(createReadStream(flags.against))).stream, {signal: this.signal})
+      ? await manifestOfTar((await decompressed(createReadStream(flags.against), this.signal)).stream, {
+          label: flags.against,
+          signal: this.signal,
+        })
       : await read(flags.against, flags.as ?? this.args.name)
     const comparison = compareManifests(theirs, mine, {ignore: (path) => path === INCOMPLETE_MARKER})
     if (!comparison.equal) {
