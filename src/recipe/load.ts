@@ -273,6 +273,9 @@ function isPlainMap(value: unknown): value is Record<string, unknown> {
 
 type ZodIssue = z.core.$ZodIssue
 
+/** Characters of a message past which it is cut. */
+const MESSAGE_LENGTH = 1000
+
 class IssueLocator {
   readonly issues: IssueList
 
@@ -286,7 +289,8 @@ class IssueLocator {
 
   add(path: KeyPath, anchor: Anchor, message: string): void {
     const at = this.positions.positionOf(path, anchor)
-    this.issues.add({file: this.file, ...at, message, path: formatPath(path)})
+    // the schema's messages may quote the file: shown escaped and shortened, like the rest
+    this.issues.add({file: this.file, ...at, message: printable(message, MESSAGE_LENGTH), path: formatPath(path)})
   }
 
   addZodIssues(issues: readonly ZodIssue[], prefix: KeyPath): void {

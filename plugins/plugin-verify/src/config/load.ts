@@ -12,6 +12,7 @@ import {
   IssueList,
   type KeyPath,
   parseYamlSteps,
+  printable,
   readYamlFile,
   RecipeError,
   REQUIRED_MESSAGE,
@@ -183,6 +184,9 @@ function isPlainMap(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
 }
 
+/** Characters of a message past which it is cut. */
+const MESSAGE_LENGTH = 1000
+
 class IssueLocator {
   readonly issues: IssueList
 
@@ -196,7 +200,8 @@ class IssueLocator {
 
   add(path: KeyPath, anchor: 'key' | 'value', message: string): void {
     const at = this.positions.positionOf(path, anchor)
-    this.issues.add({file: this.file, ...at, message, path: formatPath(path)})
+    // the schema's messages may quote the file: shown escaped and shortened, like the rest
+    this.issues.add({file: this.file, ...at, message: printable(message, MESSAGE_LENGTH), path: formatPath(path)})
   }
 
   addZodIssue(issue: z.core.$ZodIssue, path: KeyPath): void {

@@ -97,6 +97,13 @@ describe('verification config bounds', () => {
     expect(error.cause).toBeInstanceOf(ReferenceError)
   })
 
+  it('shows keys with control characters escaped, and a long one shortened', () => {
+    const escaped = refusal(String.raw`{schemaVersion: "2.0.0", "\e[2Jx": 1}`).error
+    expect(messages(escaped)[0]).toMatch(/^v\.yaml:1:26 \["\\u001b\[2Jx"\]: unknown key "\\u001b\[2Jx" \(allowed: /)
+    const long = refusal(`{schemaVersion: "2.0.0", ${'k'.repeat(400_000)}: 1}`).error
+    expect(long.message.length).toBeLessThan(1200)
+  })
+
   it('validates 50k unknown keys in linear time and reports the first 100', TIMEOUT, () => {
     const lines = ['schemaVersion: "2.0.0"']
     for (let i = 0; i < 50_000; i++) lines.push(`k${i}: 0`)
