@@ -66,6 +66,14 @@ describe('verification config bounds', () => {
     )
   })
 
+  it('reads a device no further than the limit', async () => {
+    await expect(loadVerifyConfig('/dev/zero')).rejects.toMatchObject({
+      code: YamlErrorCode.TooLarge,
+      message:
+        '/dev/zero: is more than 500 kB; a verification config may be at most 500 kB: check that it is the file you meant',
+    })
+  })
+
   it('reads a config from a pipe', async () => {
     const fifo = join(dir, 'small.fifo')
     await promisify(execFile)('mkfifo', [fifo])
