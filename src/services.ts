@@ -29,8 +29,13 @@ export function openHosts(options: OpenHostsOptions): RunHosts {
   })
 }
 
-export async function readRecipe(config: Interfaces.Config, file: string, log: Logger): Promise<Recipe> {
-  return loadRecipe(file, await sectionProviders(config, log))
+export async function readRecipe(
+  config: Interfaces.Config,
+  file: string,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<Recipe> {
+  return loadRecipe(file, await sectionProviders(config, log), {signal})
 }
 
 /** The services the core hands to plugin commands (`transship:services` hook). */

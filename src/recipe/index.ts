@@ -1,5 +1,6 @@
 export {
   loadRecipe,
+  type LoadRecipeOptions,
   MAX_ALIAS_COUNT,
   parseRecipe,
   type Recipe,

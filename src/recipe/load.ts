@@ -1,46 +1,51 @@
 /**
  * Loading a recipe: read the file, parse the YAML keeping positions, validate it against the core schema
  * and the installed plugins' sections, check the host and registry names sections refer to. Every problem
- * found becomes a RecipeIssue with file, line, column and key path; all of them are thrown at once.
+ * found becomes a RecipeIssue with file, line, column and key path; all of them are thrown at once (the
+ * first MAX_ISSUES). The file is held to YAML_LIMITS (size, nesting, aliases), so that any file, however
+ * large or hostile, is refused or validated in a moment.
  */
 import type {z} from 'zod'
 
 import {
   type Anchor,
-  dedupeIssues,
   describeValue,
   formatPath,
-  keyName,
+  IssueList,
   type KeyPath,
-  pathOfAncestry,
-  positionOf,
+  parseYamlSteps,
+  printable,
+  quote,
+  readYamlFile,
   type RecipeContext,
   RecipeError,
   type RecipeIssue,
   type RecipeRegistry,
   REQUIRED_MESSAGE,
+  runSteps,
+  runStepsAsync,
   type SectionProvider,
-  sortIssues,
+  type Steps,
+  YAML_LIMITS,
+  type YamlParseOptions,
+  type YamlPositions,
 } from '@transship/kit'
-import {readdir, readFile, stat} from 'node:fs/promises'
+import {readdir, stat} from 'node:fs/promises'
 import {basename, dirname, extname, join, resolve} from 'node:path'
-import {
-  type Document,
-  isAlias,
-  isMap,
-  isScalar,
-  isSeq,
-  LineCounter,
-  type Node,
-  parseDocument,
-  visit,
-  type YAMLError,
-} from 'yaml'
+import {isMap} from 'yaml'
 
-import {closest, type HostSpec, LOCAL_HOST, recipeErrorMap, recipeSchema, type RegistrySpec} from './schema.js'
+import {
+  closest,
+  expectedOf,
+  type HostSpec,
+  LOCAL_HOST,
+  recipeErrorMap,
+  recipeSchema,
+  type RegistrySpec,
+} from './schema.js'
 
 /** More alias expansions than this in one document and it is refused (a "billion laughs" file). */
-export const MAX_ALIAS_COUNT = 100
+export const MAX_ALIAS_COUNT = YAML_LIMITS.aliasExpansions
 
 export interface RecipeSection {
   /** key path of the section in the recipe, for messages (the section name) */
@@ -86,11 +91,20 @@ export function recipeRegistries(recipe: Recipe): Record<string, RecipeRegistry>
   )
 }
 
+export interface LoadRecipeOptions {
+  /** stops the loading (with the signal's reason) between its steps */
+  signal?: AbortSignal
+}
+
 /** Read, parse and validate a recipe file. Throws a RecipeError carrying every issue found. */
-export async function loadRecipe(file: string, providers: readonly SectionProvider<unknown>[]): Promise<Recipe> {
+export async function loadRecipe(
+  file: string,
+  providers: readonly SectionProvider<unknown>[],
+  options: LoadRecipeOptions = {},
+): Promise<Recipe> {
   const path = resolve(file)
   const text = await readRecipeFile(file, path)
-  return parseRecipe(text, {file, path}, providers)
+  return runStepsAsync(recipeSteps(text, {file, path}, providers), options.signal)
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -118,7 +132,7 @@ async function readRecipeFile(file: string, path: string): Promise<string> {
       throw new RecipeError([fileIssue(file, 'is not a regular file')], {code: 'RECIPE_NOT_A_FILE'})
     }
 
-    return await readFile(path, 'utf8')
+    return await readYamlFile(path, {file, kind: RECIPE})
   } catch (error) {
     if (error instanceof RecipeError) throw error
     const {code} = error as NodeJS.ErrnoException
@@ -168,43 +182,39 @@ export interface RecipeSource {
   path: string
 }
 
+const RECIPE = 'a recipe'
+
+function parseOptions(file: string): YamlParseOptions {
+  return {
+    file,
+    kind: RECIPE,
+    multipleDocuments:
+      'a recipe is a single YAML document: remove this "---" and what follows, or move it to a file of its own',
+  }
+}
+
 /** Parse and validate recipe text; `loadRecipe` without the file reading. */
 export function parseRecipe(
   text: string,
   source: RecipeSource,
   providers: readonly SectionProvider<unknown>[],
 ): Recipe {
+  return runSteps(recipeSteps(text, source, providers))
+}
+
+function* recipeSteps(
+  text: string,
+  source: RecipeSource,
+  providers: readonly SectionProvider<unknown>[],
+): Steps<Recipe> {
   const {file} = source
-  const lineCounter = new LineCounter()
-  const doc = parseDocument(text, {lineCounter, merge: true, prettyErrors: false, uniqueKeys: true})
-
-  const yamlProblems = [...doc.errors, ...doc.warnings]
-  if (yamlProblems.length > 0) {
-    throw new RecipeError(
-      sortIssues(dedupeIssues(yamlProblems.map((problem) => yamlIssue(problem, doc, lineCounter, file, text)))),
-    )
-  }
-
-  const {contents} = doc
-  if (contents === null || (isScalar(contents) && contents.value === null)) {
+  const {data, doc, positions} = yield* parseYamlSteps(text, parseOptions(file))
+  if (data === null || data === undefined) {
     throw new RecipeError([fileIssue(file, 'the recipe is empty: start with `version: 1`')])
   }
 
-  const aliasIssues = aliasAndMergeIssues(doc, lineCounter, file)
-  if (aliasIssues.length > 0) throw new RecipeError(aliasIssues)
-
-  let data: unknown
-  try {
-    data = doc.toJS({maxAliasCount: MAX_ALIAS_COUNT})
-  } catch (error) {
-    const message = /excessive alias count/i.test((error as Error).message)
-      ? `its anchors and aliases expand too much (more than ${MAX_ALIAS_COUNT} aliases): refused`
-      : `invalid YAML: ${lowerFirst((error as Error).message)}`
-    throw new RecipeError([fileIssue(file, message)], {cause: error})
-  }
-
-  if (!isMap(contents)) {
-    const at = positionOf(doc, lineCounter, [], 'value')
+  if (!isMap(doc.contents)) {
+    const at = positions.positionOf([], 'value')
     throw new RecipeError([
       {
         file,
@@ -215,14 +225,15 @@ export function parseRecipe(
     ])
   }
 
-  const locator = new IssueLocator(doc, lineCounter, file, data)
+  const locator = new IssueLocator(positions, file, data)
   const schema = recipeSchema(providers)
   const result = schema.safeParse(data, {error: recipeErrorMap})
+  yield
   if (!result.success) locator.addZodIssues(result.error.issues, [])
   checkReferences(locator, data, providers)
 
-  if (locator.issues.length > 0 || !result.success) {
-    throw new RecipeError(sortIssues(dedupeIssues(locator.issues)))
+  if (locator.issues.size > 0 || !result.success) {
+    throw new RecipeError(locator.issues.issues())
   }
 
   const parsed = result.data
@@ -241,116 +252,6 @@ export function parseRecipe(
     sections,
     version: parsed.version,
   }
-}
-
-function lowerFirst(message: string): string {
-  return /^[A-Z][a-z]/.test(message) ? message[0]!.toLowerCase() + message.slice(1) : message
-}
-
-function yamlIssue(
-  problem: YAMLError,
-  doc: Document,
-  lineCounter: LineCounter,
-  file: string,
-  text: string,
-): RecipeIssue {
-  const offset = problem.pos[0]
-  const {col, line} = problem.linePos?.[0] ?? lineCounter.linePos(offset)
-  const where = {column: col, file, line}
-  switch (problem.code) {
-    case 'DUPLICATE_KEY': {
-      const duplicate = findPairWithKeyAt(doc, offset)
-      if (duplicate) {
-        const first = duplicate.firstOffset === undefined ? undefined : lineCounter.linePos(duplicate.firstOffset).line
-        return {
-          ...where,
-          message: `duplicate key "${duplicate.key}"${first === undefined ? '' : ` (first on line ${first})`}`,
-          path: formatPath(duplicate.path),
-        }
-      }
-
-      return {...where, message: `duplicate key ${JSON.stringify(text.slice(offset, problem.pos[1]))}`, path: ''}
-    }
-
-    case 'MULTIPLE_DOCS': {
-      return {
-        ...where,
-        message:
-          'a recipe is a single YAML document: remove this "---" and what follows, or move it to a file of its own',
-        path: '',
-      }
-    }
-
-    default: {
-      return {...where, message: `invalid YAML: ${lowerFirst(problem.message)}`, path: ''}
-    }
-  }
-}
-
-function isMergeKey(key: unknown): boolean {
-  return isScalar(key) && typeof key.value === 'symbol' && key.value.description === '<<'
-}
-
-/**
- * Aliases (`*name`) whose anchor (`&name`) is not defined before them, and merge keys (`<<`) given
- * something other than maps: found here, where their position is known, rather than while converting.
- */
-function aliasAndMergeIssues(doc: Document, lineCounter: LineCounter, file: string): RecipeIssue[] {
-  const issues: RecipeIssue[] = []
-  const add = (node: Node, path: PropertyKey[], message: string) => {
-    const {col, line} = lineCounter.linePos(node.range?.[0] ?? 0)
-    issues.push({column: col, file, line, message, path: formatPath(path)})
-  }
-
-  const isMapLike = (node: unknown) => isMap(isAlias(node) ? node.resolve(doc) : node)
-  visit(doc, {
-    Alias(_, alias, ancestry) {
-      if (alias.resolve(doc) !== undefined) return
-      add(
-        alias,
-        pathOfAncestry(ancestry, alias),
-        `unknown anchor "${alias.source}": define it with &${alias.source} before its alias *${alias.source}`,
-      )
-    },
-    Pair(_, pair, ancestry) {
-      if (!isMergeKey(pair.key)) return
-      const {value} = pair
-      const ok = isMapLike(value) || (isSeq(value) && value.items.every((item) => isMapLike(item)))
-      if (!ok && isAlias(value) && value.resolve(doc) === undefined) return // reported as an unknown anchor
-      if (!ok) {
-        add(
-          (value ?? pair.key) as Node,
-          pathOfAncestry(ancestry.slice(0, -1), ancestry.at(-1)),
-          'a merge key "<<" takes a map, an alias of one, or a list of them',
-        )
-      }
-    },
-  })
-  return issues
-}
-
-/** The pair whose key starts at `offset`, its key path and where the same key first appears in its map. */
-function findPairWithKeyAt(
-  doc: Document,
-  offset: number,
-): undefined | {firstOffset: number | undefined; key: string; path: PropertyKey[]} {
-  let found: undefined | {firstOffset: number | undefined; key: string; path: PropertyKey[]}
-  visit(doc, {
-    Pair(_, pair, ancestry) {
-      const key = pair.key as Node | null
-      if (key?.range?.[0] !== offset) return
-      const name = keyName(key)
-      const parent = ancestry.at(-1)
-      const first = isMap(parent) ? parent.items.find((item) => item !== pair && keyName(item.key) === name) : undefined
-      found = {
-        firstOffset: (first?.key as Node | undefined)?.range?.[0],
-        key: name,
-        path: [...pathOfAncestry(ancestry.slice(0, -1), parent), name],
-      }
-      return visit.BREAK
-    },
-  })
-  return found
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -372,19 +273,24 @@ function isPlainMap(value: unknown): value is Record<string, unknown> {
 
 type ZodIssue = z.core.$ZodIssue
 
+/** Characters of a message past which it is cut. */
+const MESSAGE_LENGTH = 1000
+
 class IssueLocator {
-  readonly issues: RecipeIssue[] = []
+  readonly issues: IssueList
 
   constructor(
-    private readonly doc: Document,
-    private readonly lineCounter: LineCounter,
+    private readonly positions: YamlPositions,
     private readonly file: string,
     readonly data: unknown,
-  ) {}
+  ) {
+    this.issues = new IssueList(file)
+  }
 
   add(path: KeyPath, anchor: Anchor, message: string): void {
-    const at = positionOf(this.doc, this.lineCounter, path, anchor)
-    this.issues.push({file: this.file, ...at, message, path: formatPath(path)})
+    const at = this.positions.positionOf(path, anchor)
+    // the schema's messages may quote the file: shown escaped and shortened, like the rest
+    this.issues.add({file: this.file, ...at, message: printable(message, MESSAGE_LENGTH), path: formatPath(path)})
   }
 
   addZodIssues(issues: readonly ZodIssue[], prefix: KeyPath): void {
@@ -450,10 +356,7 @@ class IssueLocator {
       return
     }
 
-    const expected = branches.map((branch) => {
-      const message = branch[0]?.message ?? ''
-      return message.replace(/^expected (.*), got .*$/, '$1')
-    })
+    const expected = branches.map((branch) => (branch[0] ? expectedOf(branch[0]) : undefined) ?? 'something else')
     this.add(
       path,
       'value',
@@ -462,11 +365,24 @@ class IssueLocator {
   }
 }
 
+/** The names listed after an unknown host or registry. */
+const LISTED_NAMES = 20
+
+function knownList(kind: 'host' | 'registry', known: ReadonlySet<string>): string {
+  if (known.size === 0) return `no ${kind === 'host' ? 'hosts' : 'registries'} are defined`
+  const names = [...known].sort()
+  const listed = names.slice(0, LISTED_NAMES).map((name) => printable(name, 60))
+  const more = names.length - listed.length
+  return `known: ${listed.join(', ')}${more > 0 ? ` and ${more} more` : ''}`
+}
+
 function checkReferences(locator: IssueLocator, data: unknown, providers: readonly SectionProvider<unknown>[]): void {
   if (!isPlainMap(data)) return
   const hostNames = new Set(isPlainMap(data.hosts) ? Object.keys(data.hosts) : [])
   hostNames.add(LOCAL_HOST)
   const registryNames = new Set(isPlainMap(data.registries) ? Object.keys(data.registries) : [])
+  // listed once per kind: a recipe may name thousands of hosts, and refer to unknown ones as often
+  const lists = new Map<'host' | 'registry', string>()
 
   for (const provider of providers) {
     const raw = data[provider.section]
@@ -477,15 +393,16 @@ function checkReferences(locator: IssueLocator, data: unknown, providers: readon
     for (const reference of provider.references(section.data)) {
       const known = reference.kind === 'host' ? hostNames : registryNames
       if (known.has(reference.name)) continue
-      const names = [...known].sort()
-      const list =
-        names.length > 0
-          ? `known: ${names.join(', ')}`
-          : `no ${reference.kind === 'host' ? 'hosts' : 'registries'} are defined`
+      let list = lists.get(reference.kind)
+      if (list === undefined) {
+        list = knownList(reference.kind, known)
+        lists.set(reference.kind, list)
+      }
+
       locator.add(
         [provider.section, ...reference.path],
         'value',
-        `unknown ${reference.kind} ${JSON.stringify(reference.name)} (${list})`,
+        `unknown ${reference.kind} ${quote(reference.name, 60)} (${list})`,
       )
     }
   }

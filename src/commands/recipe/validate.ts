@@ -31,7 +31,7 @@ Exits 2 when a recipe is invalid.`
     const issues: RecipeIssue[] = []
     for (const file of argv as string[]) {
       try {
-        const recipe = await readRecipe(this.config, file, log)
+        const recipe = await readRecipe(this.config, file, log, this.signal)
         const result = {
           file,
           hosts: Object.keys(recipe.hosts),

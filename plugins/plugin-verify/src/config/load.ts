@@ -1,26 +1,33 @@
 /**
  * Loading a verification config: read the file, parse it (YAML or JSON, as container-structure-test
  * accepts both) keeping positions, validate it. Every problem found becomes a RecipeIssue with file, line,
- * column and key path, and all of them are thrown at once in a RecipeError.
+ * column and key path, and all of them are thrown at once in a RecipeError (the first MAX_ISSUES). The
+ * file is held to the kit's YAML_LIMITS (size, nesting, aliases), like a recipe.
  */
 import type {z} from 'zod'
 
 import {
-  dedupeIssues,
   describeValue,
   formatPath,
+  IssueList,
   type KeyPath,
-  locate,
-  positionOf,
+  parseYamlSteps,
+  printable,
+  readYamlFile,
   RecipeError,
-  type RecipeIssue,
   REQUIRED_MESSAGE,
-  sortIssues,
+  runSteps,
+  runStepsAsync,
+  type Steps,
+  TransshipError,
   UsageError,
+  YAML_LIMITS,
+  type YamlParseOptions,
+  type YamlPositions,
 } from '@transship/kit'
-import {readdir, readFile, stat} from 'node:fs/promises'
+import {readdir, stat} from 'node:fs/promises'
 import {basename, dirname, join, resolve} from 'node:path'
-import {type Document, isMap, isScalar, LineCounter, parseDocument, type YAMLError} from 'yaml'
+import {isMap, isScalar} from 'yaml'
 
 import type {VerifyConfig} from './types.js'
 
@@ -28,12 +35,19 @@ import {applyJsonDefaults, canonicalJsonKeys, isJsonFile, withoutNulls} from './
 import {closest, SCHEMA_VERSION, verifyConfigSchema, verifyErrorMap} from './schema.js'
 
 /** More alias expansions than this in one document and it is refused (a "billion laughs" file). */
-export const MAX_ALIAS_COUNT = 100
+export const MAX_ALIAS_COUNT = YAML_LIMITS.aliasExpansions
 
 const START_HINT = `start with \`schemaVersion: "${SCHEMA_VERSION}"\``
 
+const KIND = 'a verification config'
+
+export interface LoadVerifyConfigOptions {
+  /** stops the loading (with the signal's reason) between its steps */
+  signal?: AbortSignal
+}
+
 /** Read, parse and validate a config file. Throws a UsageError when it cannot be read, a RecipeError when invalid. */
-export async function loadVerifyConfig(file: string): Promise<VerifyConfig> {
+export async function loadVerifyConfig(file: string, options: LoadVerifyConfigOptions = {}): Promise<VerifyConfig> {
   const path = resolve(file)
   let text: string
   try {
@@ -42,9 +56,10 @@ export async function loadVerifyConfig(file: string): Promise<VerifyConfig> {
       throw new UsageError(`${file} is a directory, not a verification config file`, {code: 'NOT_A_FILE'})
     }
 
-    text = await readFile(path, 'utf8')
+    // a regular file, or a pipe (`--config <(...)`), read no further than the size limit
+    text = await readYamlFile(path, {file, kind: KIND})
   } catch (error) {
-    if (error instanceof UsageError) throw error
+    if (error instanceof TransshipError) throw error
     const {code} = error as NodeJS.ErrnoException
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       throw new UsageError(`verification config ${file} not found`, {
@@ -63,7 +78,7 @@ export async function loadVerifyConfig(file: string): Promise<VerifyConfig> {
     })
   }
 
-  return parseVerifyConfig(text, file)
+  return runStepsAsync(configSteps(text, file), options.signal)
 }
 
 async function notFoundSuggestions(file: string, path: string): Promise<string[]> {
@@ -86,67 +101,65 @@ async function notFoundSuggestions(file: string, path: string): Promise<string[]
 
 /** Parse and validate config text (YAML or JSON); `file` names it in messages. Throws a RecipeError. */
 export function parseVerifyConfig(text: string, file: string): VerifyConfig {
-  const lineCounter = new LineCounter()
-  const json = isJsonFile(file)
-  // container-structure-test reads YAML with go-yaml v2: YAML 1.1, where yes/no/on/off are booleans
-  const doc = parseDocument(text, {
-    lineCounter,
-    merge: true,
-    prettyErrors: false,
-    uniqueKeys: true,
-    ...(json ? {} : {version: '1.1' as const}),
-  })
+  return runSteps(configSteps(text, file))
+}
 
-  const yamlProblems = [...doc.errors, ...doc.warnings]
-  if (yamlProblems.length > 0) {
-    throw new RecipeError(
-      sortIssues(dedupeIssues(yamlProblems.map((problem) => yamlIssue(problem, lineCounter, file, text)))),
-    )
+function parseOptions(file: string): YamlParseOptions {
+  return {
+    file,
+    kind: KIND,
+    multipleDocuments: 'a config is a single YAML document: give each further one in a file of its own',
+    syntax: isJsonFile(file) ? 'JSON' : 'YAML',
+    // container-structure-test reads YAML with go-yaml v2: YAML 1.1, where yes/no/on/off are booleans
+    ...(isJsonFile(file) ? {} : {version: '1.1' as const}),
   }
+}
 
-  const {contents} = doc
-  if (contents === null || (isScalar(contents) && contents.value === null)) {
+function* configSteps(text: string, file: string): Steps<VerifyConfig> {
+  const parsed = yield* parseYamlSteps(text, parseOptions(file))
+  const {doc, positions} = parsed
+  let {data} = parsed
+  if (data === null || data === undefined) {
     throw new RecipeError([{file, message: `the config is empty: ${START_HINT}`, path: ''}])
   }
 
-  const keyProblems = json ? canonicalJsonKeys(doc, verifyConfigSchema) : []
-  let data: unknown
-  try {
-    data = withoutNulls(doc.toJS({maxAliasCount: MAX_ALIAS_COUNT}))
-  } catch (error) {
-    const message = /excessive alias count/i.test((error as Error).message)
-      ? `its anchors and aliases expand too much (more than ${MAX_ALIAS_COUNT} aliases): refused`
-      : `invalid YAML: ${lowerFirst((error as Error).message)}`
-    throw new RecipeError([{file, message, path: ''}], {cause: error})
-  }
-
-  if (!isMap(contents)) {
+  if (!isMap(doc.contents)) {
     throw new RecipeError([
       {
         file,
-        ...positionOf(doc, lineCounter, [], 'value'),
+        ...positions.positionOf([], 'value'),
         message: `a config is a map of keys, not ${describeValue(data)}: ${START_HINT}`,
         path: '',
       },
     ])
   }
 
-  if (keyProblems.length > 0) {
-    const locator = new IssueLocator(doc, lineCounter, file, data)
-    for (const problem of keyProblems) locator.add(problem.path, 'key', problem.message)
-    throw new RecipeError(sortIssues(dedupeIssues(locator.issues)))
+  const json = isJsonFile(file)
+  if (json) {
+    // keys in the schema's spelling, renamed in the document; its data read again (it has passed the limits)
+    const keyProblems = canonicalJsonKeys(doc, verifyConfigSchema)
+    if (keyProblems.length > 0) {
+      const locator = new IssueLocator(positions, file, data)
+      for (const problem of keyProblems) locator.add(problem.path, 'key', problem.message)
+      throw new RecipeError(locator.issues.issues())
+    }
+
+    data = doc.toJS({maxAliasCount: YAML_LIMITS.aliasExpansions})
   }
 
+  data = withoutNulls(data)
   if (json) applyJsonDefaults(data)
   let result = verifyConfigSchema.safeParse(data, {error: verifyErrorMap})
-  if (!result.success && useScalarSources(doc, data, result.error.issues)) {
+  yield
+  if (!result.success && useScalarSources(positions, data, result.error.issues)) {
     result = verifyConfigSchema.safeParse(data, {error: verifyErrorMap})
+    yield
   }
 
   if (result.success) return result.data
-  const locator = new IssueLocator(doc, lineCounter, file, data)
+  const locator = new IssueLocator(positions, file, data)
   for (const issue of result.error.issues) locator.addZodIssue(issue, issue.path)
-  throw new RecipeError(sortIssues(dedupeIssues(locator.issues)))
+  throw new RecipeError(locator.issues.issues())
 }
 
 /**
@@ -154,11 +167,11 @@ export function parseVerifyConfig(text: string, file: string): VerifyConfig {
  * `value: 8080` is the string "8080". Do the same: where a string is expected and a plain number or
  * boolean is found, use its source text. Returns whether anything was changed.
  */
-function useScalarSources(doc: Document, data: unknown, issues: readonly z.core.$ZodIssue[]): boolean {
+function useScalarSources(positions: YamlPositions, data: unknown, issues: readonly z.core.$ZodIssue[]): boolean {
   let changed = false
   for (const issue of issues) {
     if (issue.code !== 'invalid_type' || issue.expected !== 'string' || issue.path.length === 0) continue
-    const {depth, node} = locate(doc, issue.path)
+    const {depth, node} = positions.locate(issue.path)
     if (depth !== issue.path.length || !isScalar(node) || node.source === undefined) continue
     if (typeof node.value !== 'number' && typeof node.value !== 'boolean') continue
     const parent = valueAt(data, issue.path.slice(0, -1))
@@ -168,41 +181,6 @@ function useScalarSources(doc: Document, data: unknown, issues: readonly z.core.
   }
 
   return changed
-}
-
-function lowerFirst(message: string): string {
-  return /^[A-Z][a-z]/.test(message) ? message[0]!.toLowerCase() + message.slice(1) : message
-}
-
-function yamlIssue(problem: YAMLError, lineCounter: LineCounter, file: string, text: string): RecipeIssue {
-  const {col, line} = problem.linePos?.[0] ?? lineCounter.linePos(problem.pos[0])
-  const where = {column: col, file, line}
-  switch (problem.code) {
-    case 'DUPLICATE_KEY': {
-      const key = text.slice(problem.pos[0], problem.pos[1]).trim()
-      return {...where, message: `duplicate key ${key ? `${key} ` : ''}(each key may appear once in a map)`, path: ''}
-    }
-
-    case 'MULTIPLE_DOCS': {
-      return {
-        ...where,
-        message: 'a config is a single YAML document: give each further one in a file of its own',
-        path: '',
-      }
-    }
-
-    default: {
-      return {
-        ...where,
-        message: `invalid ${looksLikeJson(file) ? 'JSON' : 'YAML'}: ${lowerFirst(problem.message)}`,
-        path: '',
-      }
-    }
-  }
-}
-
-function looksLikeJson(file: string): boolean {
-  return /\.json$/i.test(file)
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -222,19 +200,24 @@ function isPlainMap(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
 }
 
+/** Characters of a message past which it is cut. */
+const MESSAGE_LENGTH = 1000
+
 class IssueLocator {
-  readonly issues: RecipeIssue[] = []
+  readonly issues: IssueList
 
   constructor(
-    private readonly doc: Document,
-    private readonly lineCounter: LineCounter,
+    private readonly positions: YamlPositions,
     private readonly file: string,
     private readonly data: unknown,
-  ) {}
+  ) {
+    this.issues = new IssueList(file)
+  }
 
   add(path: KeyPath, anchor: 'key' | 'value', message: string): void {
-    const at = positionOf(this.doc, this.lineCounter, path, anchor)
-    this.issues.push({file: this.file, ...at, message, path: formatPath(path)})
+    const at = this.positions.positionOf(path, anchor)
+    // the schema's messages may quote the file: shown escaped and shortened, like the rest
+    this.issues.add({file: this.file, ...at, message: printable(message, MESSAGE_LENGTH), path: formatPath(path)})
   }
 
   addZodIssue(issue: z.core.$ZodIssue, path: KeyPath): void {
