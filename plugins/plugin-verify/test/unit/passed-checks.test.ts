@@ -1,7 +1,7 @@
-import {mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
+import {mkdir, mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
 import type {VerifyConfig} from '../../src/config/types.js'
 
@@ -9,11 +9,12 @@ import {checksDigest, hasPassed, recordPass} from '../../src/passed-checks.js'
 
 let cache: string
 const saved = process.env.XDG_CACHE_HOME
-beforeAll(async () => {
+// a cache of its own for each test, so that tests see only their own records, in any order
+beforeEach(async () => {
   cache = await mkdtemp(path.join(os.tmpdir(), 'passed-checks-test-'))
   process.env.XDG_CACHE_HOME = cache
 })
-afterAll(async () => {
+afterEach(async () => {
   if (saved === undefined) delete process.env.XDG_CACHE_HOME
   else process.env.XDG_CACHE_HOME = saved
   await rm(cache, {force: true, recursive: true})
@@ -55,6 +56,7 @@ describe('passed checks', () => {
   })
 
   it('treats a damaged record as no record', async () => {
+    await mkdir(path.join(cache, 'transship', 'verified'), {recursive: true})
     await writeFile(path.join(cache, 'transship', 'verified', 'ENGINE_C.json'), '{not json')
     expect(await hasPassed('ENGINE:C', 'sha256:1', checksDigest(checks))).toBe(false)
     await recordPass('ENGINE:C', 'sha256:1', checksDigest(checks), 1)
