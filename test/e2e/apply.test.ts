@@ -119,7 +119,7 @@ describeE2E('transship plan and apply', (bed) => {
     const planned = await transship(['plan', recipe, '--json'], options)
     expect(JSON.parse(planned.stdout)).toMatchObject({steps: [{section: 'verify'}], upToDate: false})
 
-    await write('^hello$')
+    await write(String.raw`^hello\n$`)
     const passed = await transship(['apply', recipe], options)
     expect(passed.code, passed.stderr).toBe(0)
     expect(passed.stdout).toContain('1 checks passed')
@@ -128,7 +128,7 @@ describeE2E('transship plan and apply', (bed) => {
     expect(again.stdout).toContain('Nothing to do')
 
     // other checks of the same image run again
-    await write('^hel+o$')
+    await write(String.raw`^hel+o\n$`)
     const other = await transship(['plan', recipe], options)
     expect(other.stdout).toContain(`[verify] verify ${bed.images.busybox} on local (checks in the recipe)`)
   })

@@ -36,12 +36,12 @@ async function verify(
   config: string,
   image: string,
   env: NodeJS.ProcessEnv = {},
-): Promise<{code: null | number; reports: Report[]; stderr: string}> {
+): Promise<{code: null | number; reports: Report[]; stderr: string; stdout: string}> {
   const home = os.tmpdir()
   const result = await transship(['verify', '--config', config, image, '--json'], {dockerHost: engine.host, env, home})
   const parsed = JSON.parse(result.stdout || 'null') as null | Report[] | {error: {details?: {reports?: Report[]}}}
   const reports = Array.isArray(parsed) ? parsed : (parsed?.error.details?.reports ?? [])
-  return {code: result.code, reports, stderr: result.stderr}
+  return {code: result.code, reports, stderr: result.stderr, stdout: result.stdout}
 }
 
 /** name → status, for the tests whose name says CST's verdict; an error is a failure (CST knows only these two). */
@@ -315,7 +315,7 @@ describeE2E('container-structure-test files, unchanged', (bed) => {
         for (const target of [`docker-archive:${saved}`, `oci-archive:${ociArchive}`, `oci:${ociDir}:app`]) {
           // no engine at all: DOCKER_HOST points nowhere
           const archived = await verify({host: 'unix:///nonexistent.sock'}, staticFile, target)
-          expect(archived.code, `${target}: ${archived.stderr}`).toBe(5)
+          expect(archived.code, `${target}: ${archived.stderr}${archived.stdout}`).toBe(5)
           expect(verdicts(archived.reports[0]!), target).toEqual(expected(names))
           const license = await verify(
             {host: 'unix:///nonexistent.sock'},

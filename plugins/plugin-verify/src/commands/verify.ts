@@ -89,8 +89,8 @@ Files are read as CST reads them (YAML 1.1 for .yaml, encoding/json's rules for 
       })
     }
 
-    const [config] = (await this.flagJobs()).map((job) => job.config)
-    const report = await runArchiveVerification(this.args.target, config!, {signal: this.signal})
+    const config = await this.flagConfig()
+    const report = await runArchiveVerification(this.args.target, config, {signal: this.signal})
     if (!this.jsonEnabled()) this.log(formatReport(report).join('\n'))
     return this.finish([report])
   }
@@ -104,13 +104,18 @@ Files are read as CST reads them (YAML 1.1 for .yaml, encoding/json's rules for 
     return reports
   }
 
-  private async flagJobs(): Promise<Array<{config: VerifyConfig; host: string; image: string}>> {
+  /** The --config files, as one config. */
+  private async flagConfig(): Promise<VerifyConfig> {
     const configs = await Promise.all(
       (this.flags.config ?? []).map(async (file) => resolveEnvFile(await loadVerifyConfig(file), path.dirname(file))),
     )
-    const merged = mergeConfigs(configs)
+    return mergeConfigs(configs)
+  }
+
+  private async flagJobs(): Promise<Array<{config: VerifyConfig; host: string; image: string}>> {
+    const config = await this.flagConfig()
     checkImageOrId(this.args.target)
-    return (this.flags.host ?? ['local']).map((host) => ({config: merged, host, image: this.args.target}))
+    return (this.flags.host ?? ['local']).map((host) => ({config, host, image: this.args.target}))
   }
 
   private async recipeJobs(file: string): Promise<Array<{config: VerifyConfig; host: string; image: string}>> {
