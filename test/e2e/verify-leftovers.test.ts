@@ -60,19 +60,21 @@ describeE2E('verify leftovers of a killed run', (bed) => {
       child.on('exit', (_code, signal) => resolve(signal))
     })
     const pidLabel = `io.transship.verify.pid=${child.pid}`
-    // wait until the command's container runs (the setup's image is committed by then)
+    // wait until the command's container runs: the setup's image is committed, and a container runs again (the
+    // setup's own container, running for a moment before that, is not the one to wait for)
     let containers: string[] = []
-    for (let tries = 0; tries < 120 && containers.length === 0; tries++) {
+    let images: string[] = []
+    for (let tries = 0; tries < 120 && (containers.length === 0 || images.length === 0); tries++) {
       await sleep(500)
+      images = await labelled('image', pidLabel)
       const running = await dockerCli(engineName, ['ps', '-q', '--no-trunc', '--filter', `label=${pidLabel}`])
-      containers = running.split('\n').filter(Boolean)
+      containers = images.length === 0 ? [] : running.split('\n').filter(Boolean)
     }
 
     expect(containers).toHaveLength(1)
     child.kill('SIGKILL')
     expect(await exited).toBe('SIGKILL')
-    const images = await labelled('image', pidLabel)
-    expect(images.length).toBeGreaterThan(0)
+    expect((await labelled('image', pidLabel)).length).toBeGreaterThan(0)
 
     // what the run left shows how it ran: the engine's default network (not --network none), and who made it
     const [inspected] = JSON.parse(await dockerCli(engineName, ['inspect', containers[0]!])) as Inspected[]
