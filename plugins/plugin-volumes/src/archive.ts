@@ -5,7 +5,7 @@
  * complete), then extracts it with the destination's GNU tar and compares what landed with the archive, file by
  * file.
  */
-import type {Hosts, Logger, RemoteShell} from '@transship/kit'
+import type {Hosts, Logger} from '@transship/kit'
 
 import {compressor, decompressed, ExitCode, shellQuote, TransshipError, UsageError} from '@transship/kit'
 import {createReadStream, createWriteStream} from 'node:fs'
@@ -16,7 +16,7 @@ import {type Readable, type Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
 import {archiveChecker} from './archive-check.js'
-import {emptyVolume, INCOMPLETE_MARKER, readVolumeManifest} from './copy.js'
+import {emptyVolume, INCOMPLETE_MARKER, mustRun, readVolumeManifest} from './copy.js'
 import {compareManifests, formatDifferences} from './manifest/compare.js'
 import {manifestOfTar, manifestTap, type VolumeManifest} from './manifest/tar-manifest.js'
 import {containerName, describeUsers, engineIdentity, finishInterrupted, isActive, withStopped} from './quiesce.js'
@@ -174,7 +174,7 @@ export async function importVolume(
           signal,
         )
         const mountpoint = shellQuote(volume.Mountpoint)
-        await mustSucceed(shell, options.host, `touch ${mountpoint}/${INCOMPLETE_MARKER}`, signal)
+        await mustRun(shell, options.host, `touch ${mountpoint}/${INCOMPLETE_MARKER}`, signal)
         if (options.mode === 'replace') await emptyVolume(shell, options.host, volume.Mountpoint, signal)
 
         const writer = writeTar(end, volume.Mountpoint, {signal})
@@ -227,7 +227,7 @@ export async function importVolume(
         }
 
         const root = expected.entries.find((entry) => entry.path === '.')
-        await mustSucceed(
+        await mustRun(
           shell,
           options.host,
           `rm -f ${mountpoint}/${INCOMPLETE_MARKER}${root ? ` && touch -m -d @${root.mtime} ${mountpoint}` : ''}`,
@@ -242,16 +242,5 @@ export async function importVolume(
     )
   } finally {
     if (spooled) await rm(spooled, {force: true, recursive: true})
-  }
-}
-
-async function mustSucceed(shell: RemoteShell, host: string, command: string, signal: AbortSignal): Promise<void> {
-  const result = await shell.run(command, {signal})
-  if (result.code !== 0) {
-    throw new TransshipError(
-      'VOLUME_COMMAND_FAILED',
-      ExitCode.Failed,
-      `${host}: ${command} failed: ${result.stderr.trim()}`,
-    )
   }
 }

@@ -77,7 +77,8 @@ async function isEmpty(shell: RemoteShell, mountpoint: string, signal: AbortSign
   return stdout.trim() === ''
 }
 
-async function mustRun(shell: RemoteShell, host: string, command: string, signal: AbortSignal): Promise<void> {
+/** Runs a command on a host's shell; a non-zero exit is VOLUME_COMMAND_FAILED with its stderr. */
+export async function mustRun(shell: RemoteShell, host: string, command: string, signal: AbortSignal): Promise<void> {
   const result = await shell.run(command, {signal})
   if (result.code !== 0) {
     throw new TransshipError(
