@@ -13,11 +13,11 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {detectCompression} from '../../plugins/kit/src/archive/compression.js'
 import {archiveEntries} from '../../plugins/kit/src/archive/image-archive.js'
+import {configFor, hex, json, makeTar, readAll, sha256, type TarEntry} from '../helpers/archive-fixtures.js'
 import {repoRoot, transship} from '../helpers/cli.js'
 import {exists, head} from '../helpers/files.js'
 import {imageId, layers, removeImages} from '../helpers/images.js'
 import {describeE2E, dockerCli, type EngineName, run, tempHome, type TempHome} from '../helpers/testbed.js'
-import {configFor, hex, json, makeTar, readAll, sha256, type TarEntry} from '../unit/archive/helpers.js'
 
 const fixtures = fileURLToPath(new URL('../fixtures/archives/', import.meta.url))
 const bin = path.join(repoRoot, 'bin', 'run.js')

@@ -12,11 +12,11 @@ import {gzipSync} from 'node:zlib'
 import tar from 'tar-stream'
 import {afterAll, beforeAll, expect, it} from 'vitest'
 
+import {readAll} from '../helpers/archive-fixtures.js'
 import {repoRoot, transship} from '../helpers/cli.js'
 import {exists} from '../helpers/files.js'
 import {imageId, layers, removeImages} from '../helpers/images.js'
 import {describeE2E, dockerCli, type EngineName, run, tempHome, type TempHome} from '../helpers/testbed.js'
-import {readAll} from '../unit/archive/helpers.js'
 
 interface PushResult {
   blobs?: {bytes: number; mounted: number; skipped: number; uploaded: number}

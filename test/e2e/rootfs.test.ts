@@ -11,6 +11,7 @@ import {gzipSync} from 'node:zlib'
 import tar from 'tar-stream'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {readAll} from '../helpers/archive-fixtures.js'
 import {repoRoot, transship} from '../helpers/cli.js'
 import {exists} from '../helpers/files.js'
 import {imageId, layers, removeImages} from '../helpers/images.js'
@@ -23,7 +24,6 @@ import {
   type TempHome,
   type Testbed,
 } from '../helpers/testbed.js'
-import {readAll} from '../unit/archive/helpers.js'
 
 interface BuildJson {
   diffID: string

@@ -6,7 +6,7 @@ import {Readable} from 'node:stream'
 import {fileURLToPath} from 'node:url'
 import tar from 'tar-stream'
 
-export const fixtures = fileURLToPath(new URL('../../fixtures/archives/', import.meta.url))
+export const fixtures = fileURLToPath(new URL('../fixtures/archives/', import.meta.url))
 
 export function fixture(name: string): Readable {
   return createReadStream(path.join(fixtures, name))

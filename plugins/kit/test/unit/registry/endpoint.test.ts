@@ -3,9 +3,9 @@ import os from 'node:os'
 import path from 'node:path'
 import {describe, expect, it} from 'vitest'
 
-import {UsageError} from '../../../plugins/kit/src/errors.js'
-import {parseChallenges} from '../../../plugins/kit/src/registry/auth.js'
-import {isLoopbackHost, registryEndpoint} from '../../../plugins/kit/src/registry/endpoint.js'
+import {UsageError} from '../../../src/errors.js'
+import {parseChallenges} from '../../../src/registry/auth.js'
+import {isLoopbackHost, registryEndpoint} from '../../../src/registry/endpoint.js'
 
 describe('registryEndpoint', () => {
   it('maps Docker Hub and plain hosts to their HTTPS API', () => {

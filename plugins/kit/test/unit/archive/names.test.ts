@@ -1,12 +1,12 @@
 import {describe, expect, it} from 'vitest'
 
-import {familiarName, fullName, isLoadableTag, tagOf} from '../../../plugins/kit/src/archive/index.js'
 import {
   archiveKindFromName,
   archiveSupport,
   forPlatform,
   inRequestOrder,
-} from '../../../plugins/plugin-images/src/engine-archive.js'
+} from '../../../../plugin-images/src/engine-archive.js'
+import {familiarName, fullName, isLoadableTag, tagOf} from '../../../src/archive/index.js'
 
 describe('image names in archives', () => {
   it('familiarName shortens Docker Hub names only', () => {

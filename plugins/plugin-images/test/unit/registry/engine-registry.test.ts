@@ -3,7 +3,7 @@ import type {EngineClient, EngineMessage, EngineRequest} from '@transship/kit'
 import {EngineError, InterruptedError, parseReference} from '@transship/kit'
 import {describe, expect, it} from 'vitest'
 
-import {pushMarker, pushThroughEngine} from '../../../plugins/plugin-images/src/registry/engine-registry.js'
+import {pushMarker, pushThroughEngine} from '../../../src/registry/engine-registry.js'
 
 const SOURCE_ID = `sha256:${'1'.repeat(64)}`
 

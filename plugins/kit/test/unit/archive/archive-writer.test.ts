@@ -4,6 +4,7 @@ import {pipeline} from 'node:stream/promises'
 import zlib from 'node:zlib'
 import {describe, expect, it} from 'vitest'
 
+import {configFor, hex, layerBytes, readAll, sha256} from '../../../../../test/helpers/archive-fixtures.js'
 import {
   archiveEntries,
   ArchiveError,
@@ -12,8 +13,7 @@ import {
   indexArchive,
   ociManifest,
   type OutputImage,
-} from '../../../plugins/kit/src/archive/index.js'
-import {configFor, hex, layerBytes, readAll, sha256} from './helpers.js'
+} from '../../../src/archive/index.js'
 
 const base = layerBytes('base', 4096)
 const top = layerBytes('top', 2048)

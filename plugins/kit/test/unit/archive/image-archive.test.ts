@@ -2,8 +2,18 @@ import {Readable} from 'node:stream'
 import zlib from 'node:zlib'
 import {describe, expect, it} from 'vitest'
 
-import {archiveEntries, ArchiveError, archiveLayers, indexArchive} from '../../../plugins/kit/src/archive/index.js'
-import {configFor, fixture, hex, json, layerBytes, makeTar, readAll, sha256, type TarEntry} from './helpers.js'
+import {
+  configFor,
+  fixture,
+  hex,
+  json,
+  layerBytes,
+  makeTar,
+  readAll,
+  sha256,
+  type TarEntry,
+} from '../../../../../test/helpers/archive-fixtures.js'
+import {archiveEntries, ArchiveError, archiveLayers, indexArchive} from '../../../src/archive/index.js'
 
 const TEST_IMAGE_1 = {
   config: 'sha256:6e0b05049ed9c17d02e1a55e80d6599dbfcce7f4f4b022e3c673e685789c470e',

@@ -3,6 +3,7 @@ import {PassThrough, Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {afterEach, describe, expect, it} from 'vitest'
 
+import {fixture, readAll} from '../../../../../test/helpers/archive-fixtures.js'
 import {
   ArchiveError,
   type Compression,
@@ -14,9 +15,8 @@ import {
   peek,
   requireCompressor,
   tap,
-} from '../../../plugins/kit/src/archive/index.js'
-import {UsageError} from '../../../plugins/kit/src/errors.js'
-import {fixture, readAll} from './helpers.js'
+} from '../../../src/archive/index.js'
+import {UsageError} from '../../../src/errors.js'
 
 const COMMANDS = {bzip2: 'bzip2', xz: 'xz', zstd: 'zstd'} as const
 const kinds = ['gzip', 'zstd', 'bzip2', 'xz'] as const

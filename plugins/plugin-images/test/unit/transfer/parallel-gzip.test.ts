@@ -4,7 +4,7 @@ import {pipeline} from 'node:stream/promises'
 import zlib from 'node:zlib'
 import {describe, expect, it} from 'vitest'
 
-import {parallelGzip} from '../../../plugins/plugin-images/src/transfer/parallel-gzip.js'
+import {parallelGzip} from '../../../src/transfer/parallel-gzip.js'
 
 async function run(input: Buffer[], options = {}): Promise<Buffer> {
   const out: Buffer[] = []

@@ -4,11 +4,11 @@ import os from 'node:os'
 import path from 'node:path'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 
-import type {RegistryClient} from '../../../plugins/kit/src/registry/types.js'
+import type {RegistryClient} from '../../../src/registry/types.js'
 
-import {UnreachableError} from '../../../plugins/kit/src/errors.js'
-import {openRegistry} from '../../../plugins/kit/src/registry/client.js'
-import {registryEndpoint} from '../../../plugins/kit/src/registry/endpoint.js'
+import {UnreachableError} from '../../../src/errors.js'
+import {openRegistry} from '../../../src/registry/client.js'
+import {registryEndpoint} from '../../../src/registry/endpoint.js'
 import {type FakeRegistry, startFakeRegistry} from './fake-registry.js'
 
 let dir: string

@@ -3,10 +3,10 @@ import {Readable} from 'node:stream'
 import {text} from 'node:stream/consumers'
 import {afterEach, describe, expect, it} from 'vitest'
 
-import type {RegistryClient, RegistryEndpoint} from '../../../plugins/kit/src/registry/types.js'
+import type {RegistryClient, RegistryEndpoint} from '../../../src/registry/types.js'
 
-import {AuthError, TransshipError, UnreachableError} from '../../../plugins/kit/src/errors.js'
-import {openRegistry, type RegistryClientOptions} from '../../../plugins/kit/src/registry/client.js'
+import {AuthError, TransshipError, UnreachableError} from '../../../src/errors.js'
+import {openRegistry, type RegistryClientOptions} from '../../../src/registry/client.js'
 import {type FakeRegistry, type FakeRegistryOptions, sha256, startFakeRegistry} from './fake-registry.js'
 
 const PASSWORD = 'hunter2-very-secret'

@@ -1,10 +1,10 @@
 import {createHash} from 'node:crypto'
 import {describe, expect, it} from 'vitest'
 
-import type {SourceImage} from '../../../plugins/plugin-images/src/transfer/images.js'
+import type {SourceImage} from '../../../src/transfer/images.js'
 
-import {chainIds} from '../../../plugins/plugin-images/src/transfer/chain.js'
-import {goJson, type LayerPathCache, LayerResolver} from '../../../plugins/plugin-images/src/transfer/layer-resolver.js'
+import {chainIds} from '../../../src/transfer/chain.js'
+import {goJson, type LayerPathCache, LayerResolver} from '../../../src/transfer/layer-resolver.js'
 
 const digest = (text: string) => `sha256:${createHash('sha256').update(text).digest('hex')}`
 const hex = (text: string) => digest(text).slice(7)

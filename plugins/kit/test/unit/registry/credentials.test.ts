@@ -3,8 +3,8 @@ import os from 'node:os'
 import path from 'node:path'
 import {beforeAll, describe, expect, it} from 'vitest'
 
-import {UsageError} from '../../../plugins/kit/src/errors.js'
-import {resolveCredentials} from '../../../plugins/kit/src/registry/credentials.js'
+import {UsageError} from '../../../src/errors.js'
+import {resolveCredentials} from '../../../src/registry/credentials.js'
 
 let dir: string
 let bin: string
