@@ -8,6 +8,13 @@
 import type {z} from 'zod'
 
 import {
+  type RecipeContext,
+  RecipeError,
+  type RecipeIssue,
+  type RecipeRegistry,
+  type SectionProvider,
+} from '@transship/kit'
+import {
   type Anchor,
   describeValue,
   formatPath,
@@ -17,19 +24,14 @@ import {
   printable,
   quote,
   readYamlFile,
-  type RecipeContext,
-  RecipeError,
-  type RecipeIssue,
-  type RecipeRegistry,
   REQUIRED_MESSAGE,
   runSteps,
   runStepsAsync,
-  type SectionProvider,
   type Steps,
   YAML_LIMITS,
   type YamlParseOptions,
   type YamlPositions,
-} from '@transship/kit'
+} from '@transship/kit/yaml'
 import {readdir, stat} from 'node:fs/promises'
 import {basename, dirname, extname, join, resolve} from 'node:path'
 import {isMap} from 'yaml'

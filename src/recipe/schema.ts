@@ -3,15 +3,8 @@
  * installed plugins provide. Every object is strict: an unknown key is an error, with a did-you-mean.
  * `recipeErrorMap` turns zod's issues into short messages written for people editing YAML.
  */
-import {
-  describeValue,
-  ExitCode,
-  quote,
-  REQUIRED_MESSAGE,
-  type SectionProvider,
-  TransshipError,
-  UsageError,
-} from '@transship/kit'
+import {ExitCode, type SectionProvider, TransshipError, UsageError} from '@transship/kit'
+import {describeValue, quote, REQUIRED_MESSAGE} from '@transship/kit/yaml'
 import {z} from 'zod'
 
 import {parseEndpoint} from '../engine/endpoint.js'

@@ -1,6 +1,7 @@
 // Hostile recipes, generated here (deterministically): every one is refused or validated in a moment, with
 // a RecipeError (exit 2) that names the file and says what is wrong, never a crash or a hang.
-import {formatRecipeIssue, MAX_ISSUES, RecipeError, YAML_LIMITS, YamlErrorCode} from '@transship/kit'
+import {formatRecipeIssue, RecipeError} from '@transship/kit'
+import {MAX_ISSUES, YAML_LIMITS, YamlErrorCode} from '@transship/kit/yaml'
 import {mkdtemp, rm, truncate, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'

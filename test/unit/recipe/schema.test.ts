@@ -1,4 +1,5 @@
-import {formatPath, TransshipError} from '@transship/kit'
+import {TransshipError} from '@transship/kit'
+import {formatPath} from '@transship/kit/yaml'
 import {readFile} from 'node:fs/promises'
 import {describe, expect, it} from 'vitest'
 import {parse} from 'yaml'

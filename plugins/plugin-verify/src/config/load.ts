@@ -6,6 +6,7 @@
  */
 import type {z} from 'zod'
 
+import {RecipeError, TransshipError, UsageError} from '@transship/kit'
 import {
   describeValue,
   formatPath,
@@ -14,17 +15,14 @@ import {
   parseYamlSteps,
   printable,
   readYamlFile,
-  RecipeError,
   REQUIRED_MESSAGE,
   runSteps,
   runStepsAsync,
   type Steps,
-  TransshipError,
-  UsageError,
   YAML_LIMITS,
   type YamlParseOptions,
   type YamlPositions,
-} from '@transship/kit'
+} from '@transship/kit/yaml'
 import {readdir, stat} from 'node:fs/promises'
 import {basename, dirname, join, resolve} from 'node:path'
 import {isMap, isScalar} from 'yaml'

@@ -3,7 +3,7 @@
  * extensions, see types.ts). Every object is strict: an unknown key is an error, with a did-you-mean.
  * Every regex field must compile; `verifyErrorMap` words zod's issues for people editing YAML.
  */
-import {describeValue, REQUIRED_MESSAGE} from '@transship/kit'
+import {describeValue, REQUIRED_MESSAGE} from '@transship/kit/yaml'
 import {z} from 'zod'
 
 import type {VerifyConfig} from './types.js'

@@ -1,6 +1,7 @@
 // Hostile verification configs, generated here: they share the recipes' YAML loading, so they are refused or
 // validated in a moment too, with a RecipeError (exit 2) that names the file, never a crash or a hang.
-import {formatRecipeIssue, MAX_ISSUES, RecipeError, YAML_LIMITS, YamlErrorCode} from '@transship/kit'
+import {formatRecipeIssue, RecipeError} from '@transship/kit'
+import {MAX_ISSUES, YAML_LIMITS, YamlErrorCode} from '@transship/kit/yaml'
 import {execFile} from 'node:child_process'
 import {createWriteStream} from 'node:fs'
 import {mkdtemp, rm, truncate, writeFile} from 'node:fs/promises'

@@ -16,7 +16,7 @@ import {
   type YAMLMap,
 } from 'yaml'
 
-import {quote} from './yaml-issues.js'
+import {quote} from './issues.js'
 
 export type KeyPath = ReadonlyArray<PropertyKey>
 

@@ -2,7 +2,7 @@
  * What the validation of a YAML file (a recipe, a test file) reports with every issue: how a value is named
  * in messages, and the issues themselves deduplicated, in file order and bounded in number.
  */
-import type {RecipeIssue} from './errors.js'
+import type {RecipeIssue} from '../errors.js'
 
 /** The message given to a value that is missing; the loader turns it into `missing required key "x"`. */
 export const REQUIRED_MESSAGE = 'required'

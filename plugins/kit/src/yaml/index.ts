@@ -1,0 +1,3 @@
+export * from './issues.js'
+export * from './paths.js'
+export * from './source.js'
