@@ -1,3 +1,6 @@
 export * from './issues.js'
+export * from './load.js'
 export * from './paths.js'
+export * from './schema-issues.js'
 export * from './source.js'
+export * from './suggest.js'
