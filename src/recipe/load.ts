@@ -14,8 +14,8 @@ import {
   formatPath,
   type IssueLocator,
   loadYamlFile,
+  nameList,
   parseYamlText,
-  printable,
   quote,
   YAML_LIMITS,
   type YamlDocumentSpec,
@@ -184,15 +184,9 @@ function isPlainMap(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
 }
 
-/** The names listed after an unknown host or registry. */
-const LISTED_NAMES = 20
-
 function knownList(kind: 'host' | 'registry', known: ReadonlySet<string>): string {
   if (known.size === 0) return `no ${kind === 'host' ? 'hosts' : 'registries'} are defined`
-  const names = [...known].sort()
-  const listed = names.slice(0, LISTED_NAMES).map((name) => printable(name, 60))
-  const more = names.length - listed.length
-  return `known: ${listed.join(', ')}${more > 0 ? ` and ${more} more` : ''}`
+  return `known: ${nameList(known)}`
 }
 
 function checkReferences(locator: IssueLocator, data: unknown, providers: readonly SectionProvider<unknown>[]): void {

@@ -11,4 +11,4 @@ export {
 export {formatPath, type KeyPath} from './paths.js'
 export {expectedNoun, type IssueLocator, literal} from './schema-issues.js'
 export {YAML_LIMITS, YamlErrorCode, type YamlSource} from './source.js'
-export {closest, LISTED_KEYS, unknownKeyMessage} from './suggest.js'
+export {closest, LISTED_NAMES, nameList, unknownKeyMessage} from './suggest.js'

@@ -2,7 +2,7 @@
  * Did-you-mean for names found in a file (keys, file names): the closest known name, if close enough, or
  * else the names allowed. Each candidate costs at most a few rows of a distance table, whatever its length.
  */
-import {quote} from './issues.js'
+import {printable, quote} from './issues.js'
 
 /**
  * The closest candidate to `input` (optimal string alignment distance, case-insensitive), if close enough:
@@ -58,13 +58,13 @@ function boundedDistance(a: string, b: string, limit: number): number | undefine
   return distance <= limit ? distance : undefined
 }
 
-/** The allowed names listed after an unknown key with no close match; more are counted. */
-export const LISTED_KEYS = 20
+/** Names listed in a message (the keys allowed, the hosts known) past which the others are counted. */
+export const LISTED_NAMES = 20
 
-/** `a, b, c` (a schema's names: no need to escape them), sorted, the first LISTED_KEYS of them and `and N more`. */
-function listed(names: readonly string[]): string {
+/** `a, b, c`: names sorted, the first LISTED_NAMES of them (escaped, shortened) and `and N more`. */
+export function nameList(names: Iterable<string>): string {
   const sorted = [...names].sort()
-  const shown = sorted.slice(0, LISTED_KEYS)
+  const shown = sorted.slice(0, LISTED_NAMES).map((name) => printable(name, 60))
   const more = sorted.length - shown.length
   return `${shown.join(', ')}${more > 0 ? ` and ${more} more` : ''}`
 }
@@ -81,5 +81,5 @@ export function unknownKeyMessage(
 ): string {
   const suggestion = closest(key, [...allowed, ...alsoSuggest])
   if (suggestion !== undefined) return `unknown key ${quote(key)} (did you mean ${quote(suggestion)}?)`
-  return allowed.length > 0 ? `unknown key ${quote(key)} (allowed: ${listed(allowed)})` : `unknown key ${quote(key)}`
+  return allowed.length > 0 ? `unknown key ${quote(key)} (allowed: ${nameList(allowed)})` : `unknown key ${quote(key)}`
 }

@@ -1,4 +1,4 @@
-import {closest, LISTED_KEYS, unknownKeyMessage} from '@transship/kit/yaml'
+import {closest, LISTED_NAMES, unknownKeyMessage} from '@transship/kit/yaml'
 import {describe, expect, it} from 'vitest'
 
 describe('did-you-mean', () => {
@@ -37,10 +37,10 @@ describe('did-you-mean', () => {
     expect(unknownKeyMessage('zzz', ['images'], ['rootfs'])).toBe('unknown key "zzz" (allowed: images)')
   })
 
-  it('lists at most LISTED_KEYS allowed keys, and counts the others', () => {
-    const allowed = Array.from({length: LISTED_KEYS + 5}, (_, i) => `key${String(i).padStart(2, '0')}`)
+  it('lists at most LISTED_NAMES allowed keys, and counts the others', () => {
+    const allowed = Array.from({length: LISTED_NAMES + 5}, (_, i) => `key${String(i).padStart(2, '0')}`)
     const message = unknownKeyMessage('zzzzzzzz', allowed)
-    expect(message).toBe(`unknown key "zzzzzzzz" (allowed: ${allowed.slice(0, LISTED_KEYS).join(', ')} and 5 more)`)
+    expect(message).toBe(`unknown key "zzzzzzzz" (allowed: ${allowed.slice(0, LISTED_NAMES).join(', ')} and 5 more)`)
   })
 
   it('escapes and shortens the key it quotes', () => {
