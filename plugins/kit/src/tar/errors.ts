@@ -1,6 +1,6 @@
 import type {TransshipErrorOptions} from '../errors.js'
 
-import {ArchiveError} from '../archive/errors.js'
+import {ArchiveError, type ArchiveErrorCode} from '../archive/errors.js'
 
 /**
  * Why a tar stream could not be framed. The code in --json follows from it: ARCHIVE_TRUNCATED for `empty` and
@@ -37,15 +37,7 @@ export class TarError extends ArchiveError {
     message: string,
     options: TransshipErrorOptions & {entry?: string | undefined} = {},
   ) {
-    super(
-      reason === 'empty' || reason === 'truncated'
-        ? 'ARCHIVE_TRUNCATED'
-        : reason === 'unsupported'
-          ? 'ARCHIVE_UNSUPPORTED'
-          : 'ARCHIVE_CORRUPT',
-      message,
-      options,
-    )
+    super(tarErrorCode(reason), message, options)
     this.entry = options.entry
     this.reason = reason
   }
@@ -53,4 +45,10 @@ export class TarError extends ArchiveError {
 
 export function isTarError(error: unknown): error is TarError {
   return error instanceof TarError
+}
+
+/** The ArchiveError code of a reason. */
+export function tarErrorCode(reason: TarErrorReason): ArchiveErrorCode {
+  if (reason === 'empty' || reason === 'truncated') return 'ARCHIVE_TRUNCATED'
+  return reason === 'unsupported' ? 'ARCHIVE_UNSUPPORTED' : 'ARCHIVE_CORRUPT'
 }

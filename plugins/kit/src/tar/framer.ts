@@ -7,7 +7,7 @@
  */
 import type {ArchiveErrorCode} from '../archive/errors.js'
 
-import {TarError, type TarErrorReason} from './errors.js'
+import {TarError, tarErrorCode, type TarErrorReason} from './errors.js'
 import {
   decodeTarHeader,
   decodeTarName,
@@ -444,12 +444,7 @@ export class TarFramer {
   }
 
   private fail(reason: TarErrorReason, problem: string, entry?: TarEntry): TarError {
-    const code: ArchiveErrorCode =
-      reason === 'empty' || reason === 'truncated'
-        ? 'ARCHIVE_TRUNCATED'
-        : reason === 'unsupported'
-          ? 'ARCHIVE_UNSUPPORTED'
-          : 'ARCHIVE_CORRUPT'
+    const code = tarErrorCode(reason)
     const verb = {ARCHIVE_TRUNCATED: 'is truncated', ARCHIVE_UNSUPPORTED: 'cannot be read'}[code as string]
     return new TarError(reason, `${this.label} ${verb ?? 'is damaged'}: ${problem}`, {
       details: this.options.details ?? {stream: this.label},
@@ -496,7 +491,7 @@ export class TarFramer {
     if (META_TYPEFLAGS.has(typeflag)) {
       const size = parseTarNumber(block, at + 124, 12)
       if (!(size >= 0)) throw this.fail('bad-header', `the tar header ${after} is not valid`, this.last)
-      this.reserve(size, after)
+      this.reserve(size, after, typeflag === 'g')
       this.metaType = typeflag
       this.meta = Buffer.alloc(size)
       this.expect('meta', size)
@@ -588,7 +583,6 @@ export class TarFramer {
         if (!records) throw this.fail('bad-pax', 'a pax extended header is malformed', this.last)
         if (this.metaType === 'g') {
           this.globalPax = new Map([...(this.globalPax ?? []), ...records])
-          this.globalBytes += payload.length
         } else {
           this.pending.pax = records
         }
@@ -683,16 +677,18 @@ export class TarFramer {
     return value
   }
 
-  /** Counts `size` bytes of metadata against TAR_METADATA_LIMIT. */
-  private reserve(size: number, after: string): void {
-    this.pending.bytes += size
-    if (this.pending.bytes + this.globalBytes > TAR_METADATA_LIMIT) {
+  /** Counts `size` bytes of metadata against TAR_METADATA_LIMIT (global records count for every entry). */
+  private reserve(size: number, after: string, global = false): void {
+    if (this.pending.bytes + this.globalBytes + size > TAR_METADATA_LIMIT) {
       throw this.fail(
         'metadata-limit',
         `the tar headers ${after} hold more than ${TAR_METADATA_LIMIT / 1024 / 1024} MiB of metadata for one entry`,
         this.last,
       )
     }
+
+    if (global) this.globalBytes += size
+    else this.pending.bytes += size
   }
 
   /** Checks a sparse map against the entry's sizes and sets it. */
