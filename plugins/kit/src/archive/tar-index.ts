@@ -17,7 +17,7 @@ export interface TarIndexEntry {
   type: string
 }
 
-/** The most read at once: a header block, or what is left of a pax header or long name. */
+/** Read at once: the headers of many small entries, or the start of a large one (the rest is skipped). */
 const READ_SIZE = 64 * 1024
 
 function normalise(name: string): string {
@@ -45,12 +45,12 @@ export async function indexTarFile(file: string, signal?: AbortSignal): Promise<
     let position = 0
     while (!framer.ended) {
       signal?.throwIfAborted()
-      // content and padding are skipped, as far as the file goes
+      // the rest of a large entry's content is skipped, as far as the file goes
       position += framer.skip(fileSize - position)
-      const length = Math.min(framer.wanted, READ_SIZE)
-      const {bytesRead} = await handle.read(buffer, 0, length, position)
+      const {bytesRead} = await handle.read(buffer, 0, READ_SIZE, position)
       if (bytesRead === 0) break
-      framer.write(buffer.subarray(0, bytesRead))
+      const chunk = buffer.subarray(0, bytesRead)
+      for (let offset = 0; offset < bytesRead; ) offset = framer.write(chunk, offset)
       position += bytesRead
     }
 

@@ -289,7 +289,6 @@ const TYPEFLAGS: Record<string, string> = {
   E: 'a Solaris extended attribute',
   I: 'an inode metadata entry',
   M: 'a continuation of a multi-volume archive',
-  S: 'a GNU sparse file',
   V: 'a volume label',
   X: 'an extended header of Solaris',
 }
