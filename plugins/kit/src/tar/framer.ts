@@ -181,11 +181,6 @@ export class TarFramer {
     this.label = options.label ?? 'the tar stream'
   }
 
-  /** Bytes consumed so far. */
-  get offset(): number {
-    return this.position
-  }
-
   /** Whether the end-of-archive marker was read (what follows is ignored). */
   get ended(): boolean {
     return this.state === 'end'
