@@ -50,7 +50,7 @@ export async function indexTarFile(file: string, signal?: AbortSignal): Promise<
       const {bytesRead} = await handle.read(buffer, 0, READ_SIZE, position)
       if (bytesRead === 0) break
       const chunk = buffer.subarray(0, bytesRead)
-      for (let offset = 0; offset < bytesRead; ) offset = framer.write(chunk, offset)
+      for (let offset = 0; offset < bytesRead;) offset = framer.write(chunk, offset)
       position += bytesRead
     }
 
