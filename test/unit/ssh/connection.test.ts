@@ -336,6 +336,41 @@ describe('channels', () => {
     await expect(connection.openUnixSocket('/x.sock')).rejects.toMatchObject({code: 'SSH_CONNECTION_CLOSED'})
   })
 
+  it('cuts its socket when the server does not close its side after a disconnect', async () => {
+    const accepted: net.Socket[] = []
+    // passes bytes both ways but neither side's end: the client's disconnect never closes the connection
+    const proxy = net.createServer({allowHalfOpen: true}, (socket) => {
+      accepted.push(socket)
+      const upstream = net.connect(server.port, '127.0.0.1')
+      socket.pipe(upstream, {end: false})
+      upstream.pipe(socket, {end: false})
+      socket.on('error', () => {})
+      upstream.on('error', () => {})
+      socket.on('close', () => upstream.destroy())
+    })
+    await new Promise<void>((resolve) => {
+      proxy.listen(0, '127.0.0.1', resolve)
+    })
+    const {port} = proxy.address() as net.AddressInfo
+    try {
+      await knownHosts(server.knownHostsLine(`[127.0.0.1]:${port}`))
+      const stuck = await connect(target({port}))
+      expect((await stuck.run('echo through')).stdout).toBe('through\n')
+      const started = Date.now()
+      await stuck.close()
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1900)
+      expect(stuck.closed).toBe(true)
+      // the client's socket is gone: writing to it from the far side fails
+      const far = accepted[0]!
+      await vi.waitFor(() => {
+        if (!far.destroyed) far.write('x')
+        expect(far.destroyed).toBe(true)
+      })
+    } finally {
+      proxy.close()
+    }
+  })
+
   it('is disposable with await using', async () => {
     const disposable = await connect()
     await disposable[Symbol.asyncDispose]()
