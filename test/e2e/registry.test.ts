@@ -5,7 +5,7 @@
 // OCI layouts, wrong or missing credentials and an unknown or unreachable registry fail with the right exit
 // code and never print the password, and a two-platform list is an OCI index that Docker pulls.
 import {spawn} from 'node:child_process'
-import {createHash, randomBytes} from 'node:crypto'
+import {randomBytes} from 'node:crypto'
 import {mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {gzipSync} from 'node:zlib'
@@ -14,6 +14,7 @@ import {afterAll, beforeAll, expect, it} from 'vitest'
 
 import {readAll} from '../helpers/archive-fixtures.js'
 import {repoRoot, transship} from '../helpers/cli.js'
+import {sha256} from '../helpers/digests.js'
 import {exists} from '../helpers/files.js'
 import {imageId, layers, removeImages} from '../helpers/images.js'
 import {describeE2E, dockerCli, type EngineName, run, tempHome, type TempHome} from '../helpers/testbed.js'
@@ -44,7 +45,6 @@ interface Descriptor {
   size: number
 }
 
-const sha256 = (data: Buffer | string) => `sha256:${createHash('sha256').update(data).digest('hex')}`
 const escapeRegExp = (text: string) => text.replaceAll(/[$()*+.?[\\\]^{|}]/g, String.raw`\$&`)
 
 async function skopeo(args: string[]): Promise<string> {

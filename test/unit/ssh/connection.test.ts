@@ -13,6 +13,7 @@ import type {SshTarget} from '../../../src/ssh/config.js'
 
 import {SshConnection} from '../../../src/ssh/connection.js'
 import {fingerprint, hashHostName} from '../../../src/ssh/known-hosts.js'
+import {failure} from '../../helpers/failure.js'
 import {generateKeyPair, startSshServer, type TestSshServer} from '../../helpers/ssh-server.js'
 
 const clientKey = generateKeyPair()
@@ -60,16 +61,6 @@ async function connect(t: SshTarget = target(), options: Parameters<typeof SshCo
 
 async function knownHosts(...lines: string[]): Promise<void> {
   await writeFile(knownHostsFile, lines.join('\n') + '\n')
-}
-
-async function failure(promise: Promise<unknown>): Promise<Error & {code?: string; suggestions?: string[]}> {
-  try {
-    await promise
-  } catch (error) {
-    return error as Error
-  }
-
-  throw new Error('expected a rejection')
 }
 
 describe('host keys', () => {
