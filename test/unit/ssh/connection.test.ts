@@ -14,7 +14,7 @@ import type {SshTarget} from '../../../src/ssh/config.js'
 import {SshConnection} from '../../../src/ssh/connection.js'
 import {fingerprint, hashHostName} from '../../../src/ssh/known-hosts.js'
 import {failure} from '../../helpers/failure.js'
-import {generateKeyPair, startSshServer, type TestSshServer} from '../../helpers/ssh-server.js'
+import {generateKeyPair, serverTarget, startSshServer, type TestSshServer} from '../../helpers/ssh-server.js'
 
 const clientKey = generateKeyPair()
 let server: TestSshServer
@@ -41,16 +41,7 @@ afterEach(async () => {
 })
 
 function target(overrides: Partial<SshTarget> = {}): SshTarget {
-  return {
-    acceptNewHostKey: false,
-    alias: 'test',
-    host: '127.0.0.1',
-    identityFiles: [keyFile],
-    knownHostsFiles: [knownHostsFile],
-    port: server.port,
-    user: 'deploy',
-    ...overrides,
-  }
+  return serverTarget(server, dir, overrides)
 }
 
 async function connect(t: SshTarget = target(), options: Parameters<typeof SshConnection.connect>[1] = {}) {
