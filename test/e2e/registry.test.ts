@@ -17,6 +17,7 @@ import {repoRoot, transship} from '../helpers/cli.js'
 import {sha256} from '../helpers/digests.js'
 import {exists} from '../helpers/files.js'
 import {imageId, layers, removeImages} from '../helpers/images.js'
+import {recipeYaml} from '../helpers/recipe.js'
 import {describeE2E, dockerCli, type EngineName, run, tempHome, type TempHome} from '../helpers/testbed.js'
 
 interface PushResult {
@@ -364,18 +365,15 @@ describeE2E('registry push, pull, ls and manifest lists', (bed) => {
 
   it('pushes to the TLS registry with the credentials of the recipe, and refuses wrong or missing ones', async () => {
     const recipe = path.join(work, 'registry.yaml')
-    await writeFile(
-      recipe,
-      [
-        'version: 1',
-        'registries:',
-        '  secure:',
-        `    url: ${secure.host}`,
-        `    ca: ${secure.ca}`,
-        `    auth: {username: ${secure.username}, passwordEnv: E2E_SECURE_PASSWORD}`,
-        '',
-      ].join('\n'),
-    )
+    await recipeYaml({
+      registries: {
+        secure: {
+          auth: {passwordEnv: 'E2E_SECURE_PASSWORD', username: secure.username},
+          ca: secure.ca,
+          url: secure.host,
+        },
+      },
+    }).write(recipe)
     const right = {E2E_SECURE_PASSWORD: secure.password}
 
     const viaEngine = await push(
