@@ -20,6 +20,7 @@ import {
   alternating,
   benchEnv,
   commitOf,
+  COMMON_OPTIONS,
   DOCKER,
   firstLine,
   fmtBytes,
@@ -47,12 +48,9 @@ const RUN_TIMEOUT_MS = 600_000
 
 const {values: args} = parseArgs({
   options: {
+    ...COMMON_OPTIONS,
     build: {default: false, type: 'boolean'},
-    cli: {default: 'bin/run.js', type: 'string'},
-    help: {default: false, short: 'h', type: 'boolean'},
-    keep: {default: false, type: 'boolean'},
     'no-setup': {default: false, type: 'boolean'},
-    pairs: {default: '3', type: 'string'},
     scenarios: {default: 'a,b,c,d,e', type: 'string'},
   },
 })

@@ -50,6 +50,14 @@ export function benchEnv(bed: Testbed, set: NodeJS.ProcessEnv = {}): NodeJS.Proc
   return {...env, ...set}
 }
 
+/** The options every benchmark takes (parseArgs): --cli, --help, --keep, --pairs. */
+export const COMMON_OPTIONS = {
+  cli: {default: 'bin/run.js', type: 'string'},
+  help: {default: false, short: 'h', type: 'boolean'},
+  keep: {default: false, type: 'boolean'},
+  pairs: {default: '3', type: 'string'},
+} as const
+
 /** `--pairs N` as a positive integer */
 export function parsePairs(text: string): number {
   const pairs = Number.parseInt(text, 10)

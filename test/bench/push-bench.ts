@@ -21,6 +21,7 @@ import {
   alternating,
   benchEnv,
   commitOf,
+  COMMON_OPTIONS,
   countCell,
   DOCKER,
   f2,
@@ -47,10 +48,7 @@ const REPUSH_TARGET_S = 1
 
 const {values: args} = parseArgs({
   options: {
-    cli: {default: 'bin/run.js', type: 'string'},
-    help: {default: false, short: 'h', type: 'boolean'},
-    keep: {default: false, type: 'boolean'},
-    pairs: {default: '3', type: 'string'},
+    ...COMMON_OPTIONS,
   },
 })
 const USAGE = `usage: node --import tsx test/bench/push-bench.ts [options]

@@ -16,6 +16,7 @@ import {
   alternating,
   benchEnv,
   commitOf,
+  COMMON_OPTIONS,
   countCell,
   DOCKER,
   f2,
@@ -40,10 +41,7 @@ const TARGET = 1.15
 
 const {values: args} = parseArgs({
   options: {
-    cli: {default: 'bin/run.js', type: 'string'},
-    help: {default: false, short: 'h', type: 'boolean'},
-    keep: {default: false, type: 'boolean'},
-    pairs: {default: '3', type: 'string'},
+    ...COMMON_OPTIONS,
   },
 })
 const USAGE = `usage: node --import tsx test/bench/rootfs-bench.ts [options]

@@ -22,6 +22,7 @@ import {
   alternating,
   benchEnv,
   commitOf,
+  COMMON_OPTIONS,
   countCell,
   DOCKER,
   f2,
@@ -56,11 +57,8 @@ type ScenarioId = (typeof ALL_SCENARIOS)[number]
 
 const {values: args} = parseArgs({
   options: {
-    cli: {default: 'bin/run.js', type: 'string'},
-    help: {default: false, short: 'h', type: 'boolean'},
-    keep: {default: false, type: 'boolean'},
+    ...COMMON_OPTIONS,
     'link-workload': {default: 'full', type: 'string'},
-    pairs: {default: '3', type: 'string'},
     scenarios: {default: 'loopback,link,resync', type: 'string'},
   },
 })
