@@ -1,0 +1,140 @@
+// The images planner against fake engines: tags (new, already right, moved), copies and tags of images that an
+// earlier section builds, the names it refers to, and the errors of bad input.
+import type {PlannedImage} from '@transship/kit'
+
+import {TransshipError} from '@transship/kit'
+import {afterEach, describe, expect, it} from 'vitest'
+
+import {failure} from '../../../../test/helpers/failure.js'
+import {fakeHosts, type FakeHosts, planContext} from '../../../../test/helpers/fake-hosts.js'
+import {type ImageSpec, imagesSection} from '../../src/section.js'
+
+const APP = 'sha256:' + 'a'.repeat(64)
+const OLD = 'sha256:' + 'b'.repeat(64)
+const inspect = (ref: string) => `/images/${encodeURIComponent(ref)}/json`
+
+let hosts: FakeHosts | undefined
+afterEach(async () => {
+  await hosts?.close()
+  hosts = undefined
+})
+
+async function plan(images: unknown[], engines: Parameters<typeof fakeHosts>[0], planned: PlannedImage[] = []) {
+  hosts = await fakeHosts(engines)
+  return imagesSection.plan(imagesSection.schema.parse(images) as ImageSpec[], planContext(hosts, {planned}))
+}
+
+const summary = (steps: Awaited<ReturnType<typeof plan>>) =>
+  steps.map(({dependsOn, host, id, produces, title}) => ({dependsOn, host, id, produces, title}))
+
+describe('images planner: tags', () => {
+  it('tags an image on its host, naming the image by ID so that exactly that one is tagged', async () => {
+    const steps = await plan([{ref: 'app:1', tags: ['app:latest', 'registry.lan/team/app:1']}], {
+      local: {[inspect('app:1')]: {Id: APP}},
+    })
+    expect(summary(steps)).toEqual([
+      {
+        dependsOn: undefined,
+        host: 'local',
+        id: 'images[0]:tag:local:app:latest',
+        produces: {images: [{host: 'local', id: APP, ref: 'app:latest'}]},
+        title: 'tag app:1 as app:latest',
+      },
+      {
+        dependsOn: undefined,
+        host: 'local',
+        id: 'images[0]:tag:local:registry.lan/team/app:1',
+        produces: {images: [{host: 'local', id: APP, ref: 'registry.lan/team/app:1'}]},
+        title: 'tag app:1 as registry.lan/team/app:1',
+      },
+    ])
+    expect(steps[0]!.detail).toEqual({from: undefined, image: APP, tag: 'app:latest'})
+  })
+
+  it('plans nothing for a tag that already names the image, and a retag for one that names another', async () => {
+    const steps = await plan([{ref: 'app:1', tags: ['app:latest', 'app:stable']}], {
+      local: {[inspect('app:1')]: {Id: APP}, [inspect('app:latest')]: {Id: APP}, [inspect('app:stable')]: {Id: OLD}},
+    })
+    expect(steps.map((step) => step.title)).toEqual([`retag app:stable (now ${'b'.repeat(12)}) to app:1`])
+    expect(steps[0]!.detail).toEqual({from: OLD, image: APP, tag: 'app:stable'})
+  })
+
+  it('refuses to tag an image its host does not have, saying where it looked', async () => {
+    const error = await failure(plan([{ref: 'ghost:1', tags: ['ghost:latest']}], {local: {}}), TransshipError)
+    expect(error).toMatchObject({code: 'IMAGE_NOT_FOUND', details: {host: 'local', image: 'ghost:1'}})
+    expect(error.message).toBe('image ghost:1 is not on host "local"')
+  })
+})
+
+describe('images planner: images an earlier section builds', () => {
+  it('copies and tags them after the steps that make them, on every host they go to', async () => {
+    const planned = [{host: 'local', ref: 'base:1', steps: ['rootfs:0:base:1']}]
+    const steps = await plan([{copy: ['edge'], ref: 'base:1', tags: ['base:latest']}], {edge: {}, local: {}}, planned)
+    expect(summary(steps)).toEqual([
+      {
+        dependsOn: ['rootfs:0:base:1'],
+        host: 'local',
+        id: 'images:copy:local:edge',
+        produces: {images: [{host: 'edge', ref: 'base:1'}]},
+        title: 'copy base:1 (to be built) to edge',
+      },
+      {
+        dependsOn: ['rootfs:0:base:1'],
+        host: 'local',
+        id: 'images[0]:tag:local:base:latest',
+        produces: {images: [{host: 'local', id: undefined, ref: 'base:latest'}]},
+        title: 'tag base:1 (to be built) as base:latest',
+      },
+      {
+        dependsOn: ['images:copy:local:edge'],
+        host: 'edge',
+        id: 'images[0]:tag:edge:base:latest',
+        produces: {images: [{host: 'edge', id: undefined, ref: 'base:latest'}]},
+        title: 'tag base:1 (to be built) as base:latest',
+      },
+    ])
+    expect(steps[0]!.detail).toMatchObject({from: 'local', images: ['base:1'], toBeBuilt: ['base:1']})
+  })
+})
+
+describe('images planner: recipe entries', () => {
+  it('names the hosts and recipe registries it refers to, not registry hosts or references', () => {
+    const images = imagesSection.schema.parse([
+      {
+        copy: ['edge', 'lab'],
+        from: 'build',
+        push: ['hub', 'registry.lan:5000', {as: 'team/app:1', registry: 'lan'}],
+        ref: 'app:1',
+      },
+    ]) as ImageSpec[]
+    expect(imagesSection.references!(images)).toEqual([
+      {kind: 'registry', name: 'hub', path: [0, 'push', 0]},
+      {kind: 'registry', name: 'lan', path: [0, 'push', 2]},
+      {kind: 'host', name: 'build', path: [0, 'from']},
+      {kind: 'host', name: 'edge', path: [0, 'copy', 0]},
+      {kind: 'host', name: 'lab', path: [0, 'copy', 1]},
+    ])
+  })
+
+  it.each([
+    [[{ref: 'app:1', save: '-'}], [0, 'save'], 'give a file name, e.g. out/app-1.tar.zst'],
+    [[{ref: 'app:1', save: 'out/'}], [0, 'save'], 'give a file name, e.g. out/app-1.tar.zst'],
+    [
+      [
+        {ref: 'app:1', save: 'all.tar'},
+        {from: 'edge', ref: 'db:1', save: './all.tar'},
+      ],
+      [1, 'save'],
+      'images[0] saves into this file from host "local": one archive comes from one host',
+    ],
+    [[{ref: 'App:1'}], [0, 'ref'], '"App:1" is not a valid image reference: repository names are lower-case'],
+    [[{ref: 'app:1', tags: ['ok:1', 'Bad:1']}], [0, 'tags', 1], '"Bad:1" is not a valid image reference'],
+    [[{ref: 'app:1', to: 'edge'}], [0], '"to"'],
+  ])('rejects %j at %j', (images, at, message) => {
+    const result = imagesSection.schema.safeParse(images)
+    expect(result.success).toBe(false)
+    const [issue] = result.error!.issues
+    expect(issue!.path).toEqual(at)
+    expect(issue!.message).toContain(message)
+  })
+})
