@@ -66,6 +66,78 @@ describe('images planner: tags', () => {
   })
 })
 
+/** An engine with a classic image store that holds `images` (ID → its layers, by ref). */
+function classicEngine(id: string, images: {id: string; layers: string[]; ref?: string; sizes?: number[]}[]) {
+  const documents: Record<string, unknown> = {
+    '/images/json': images.map((image) => ({Id: image.id})),
+    '/info': {DockerRootDir: '/var/lib/docker', Driver: 'overlay2', DriverStatus: [], ID: id},
+    '/version': {ApiVersion: '1.41', Arch: 'amd64', Os: 'linux', Version: '20.10.24'},
+  }
+  for (const image of images) {
+    const inspected = {
+      Config: {Cmd: ['/app']},
+      Created: '2024-01-01T00:00:00Z',
+      Id: image.id,
+      RootFS: {Layers: image.layers},
+    }
+    documents[inspect(image.id)] = inspected
+    if (image.ref) documents[inspect(image.ref)] = inspected
+    // the history, newest first: the entries with a size are the layers
+    if (image.sizes)
+      documents[`/images/${encodeURIComponent(image.id)}/history`] = [
+        ...image.sizes.map((Size) => ({Size})).reverse(),
+        {Size: 0},
+      ]
+  }
+
+  return documents
+}
+
+describe('images planner: copies', () => {
+  const [L1, L2] = ['sha256:' + '1'.repeat(64), 'sha256:' + '2'.repeat(64)]
+  const BASE = 'sha256:' + 'c'.repeat(64)
+
+  it('plans one copy of what the destination lacks, with the bytes of its missing layers', async () => {
+    const steps = await plan([{copy: ['edge'], ref: 'app:1'}], {
+      edge: classicEngine('EDGE', [{id: BASE, layers: [L1]}]),
+      local: classicEngine('LOCAL', [{id: APP, layers: [L1, L2], ref: 'app:1', sizes: [1000, 2_500_000]}]),
+    })
+    expect(summary(steps)).toEqual([
+      {
+        dependsOn: undefined,
+        host: 'local',
+        id: 'images:copy:local:edge',
+        // two classic stores: the image keeps its ID
+        produces: {images: [{host: 'edge', id: APP, ref: 'app:1'}]},
+        title: 'copy app:1 to edge (1 layers missing, 2.50 MB)',
+      },
+    ])
+    expect(steps[0]!.bytes).toBe(2_500_000)
+    expect(steps[0]!.detail).toEqual({
+      destinations: [{bytes: 2_500_000, host: 'edge', images: ['app:1'], missing: [L2]}],
+      from: 'local',
+      images: ['app:1'],
+    })
+  })
+
+  it('plans no copy to a destination that has the image, and tags it there without waiting for one', async () => {
+    const app = {id: APP, layers: [L1, L2], ref: 'app:1', sizes: [1000, 2000]}
+    const steps = await plan([{copy: ['edge'], ref: 'app:1', tags: ['app:latest']}], {
+      edge: classicEngine('EDGE', [app]),
+      local: {...classicEngine('LOCAL', [app]), [inspect('app:latest')]: {Id: APP}},
+    })
+    expect(summary(steps)).toEqual([
+      {
+        dependsOn: undefined,
+        host: 'edge',
+        id: 'images[0]:tag:edge:app:latest',
+        produces: {images: [{host: 'edge', id: APP, ref: 'app:latest'}]},
+        title: 'tag app:1 as app:latest',
+      },
+    ])
+  })
+})
+
 describe('images planner: images an earlier section builds', () => {
   it('copies and tags them after the steps that make them, on every host they go to', async () => {
     const planned = [{host: 'local', ref: 'base:1', steps: ['rootfs:0:base:1']}]
