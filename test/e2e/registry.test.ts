@@ -5,7 +5,7 @@
 // OCI layouts, wrong or missing credentials and an unknown or unreachable registry fail with the right exit
 // code and never print the password, and a two-platform list is an OCI index that Docker pulls.
 import {spawn} from 'node:child_process'
-import {createHash, randomBytes} from 'node:crypto'
+import {randomBytes} from 'node:crypto'
 import {mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {gzipSync} from 'node:zlib'
@@ -14,8 +14,10 @@ import {afterAll, beforeAll, expect, it} from 'vitest'
 
 import {readAll} from '../helpers/archive-fixtures.js'
 import {repoRoot, transship} from '../helpers/cli.js'
+import {sha256} from '../helpers/digests.js'
 import {exists} from '../helpers/files.js'
 import {imageId, layers, removeImages} from '../helpers/images.js'
+import {recipeYaml} from '../helpers/recipe.js'
 import {describeE2E, dockerCli, type EngineName, run, tempHome, type TempHome} from '../helpers/testbed.js'
 
 interface PushResult {
@@ -44,7 +46,6 @@ interface Descriptor {
   size: number
 }
 
-const sha256 = (data: Buffer | string) => `sha256:${createHash('sha256').update(data).digest('hex')}`
 const escapeRegExp = (text: string) => text.replaceAll(/[$()*+.?[\\\]^{|}]/g, String.raw`\$&`)
 
 async function skopeo(args: string[]): Promise<string> {
@@ -364,18 +365,15 @@ describeE2E('registry push, pull, ls and manifest lists', (bed) => {
 
   it('pushes to the TLS registry with the credentials of the recipe, and refuses wrong or missing ones', async () => {
     const recipe = path.join(work, 'registry.yaml')
-    await writeFile(
-      recipe,
-      [
-        'version: 1',
-        'registries:',
-        '  secure:',
-        `    url: ${secure.host}`,
-        `    ca: ${secure.ca}`,
-        `    auth: {username: ${secure.username}, passwordEnv: E2E_SECURE_PASSWORD}`,
-        '',
-      ].join('\n'),
-    )
+    await recipeYaml({
+      registries: {
+        secure: {
+          auth: {passwordEnv: 'E2E_SECURE_PASSWORD', username: secure.username},
+          ca: secure.ca,
+          url: secure.host,
+        },
+      },
+    }).write(recipe)
     const right = {E2E_SECURE_PASSWORD: secure.password}
 
     const viaEngine = await push(

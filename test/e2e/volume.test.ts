@@ -42,6 +42,7 @@ import {
   symlink as rawSymlink,
   sparseEntry,
 } from '../helpers/raw-tar.js'
+import {recipeYaml} from '../helpers/recipe.js'
 import {describeE2E, dockerCli, type EngineName, run, tempHome, type TempHome} from '../helpers/testbed.js'
 
 const MARKER = '.transship-incomplete'
@@ -455,16 +456,12 @@ describeE2E('transship volume', (bed) => {
     const target = expectVolume('remote', `${name}-copy`)
     // the first run names the hosts through a recipe, the second by their addresses: the same engines
     const recipe = path.join(work, `${name}.yaml`)
-    await writeFile(
-      recipe,
-      [
-        'version: 1',
-        'hosts:',
-        `  src: {engine: '${bed.engines.classic.host}'}`,
-        `  edge: {ssh: '${bed.ssh.user}@${bed.ssh.host}:${bed.ssh.port}', engine: '${bed.engines.remote.socket}'}`,
-        '',
-      ].join('\n'),
-    )
+    await recipeYaml({
+      hosts: {
+        edge: {engine: bed.engines.remote.socket, ssh: `${bed.ssh.user}@${bed.ssh.host}:${bed.ssh.port}`},
+        src: {engine: bed.engines.classic.host},
+      },
+    }).write(recipe)
     const copy = ['volume', 'copy', name, '--as', target, '--quiesce', 'stop', '--grace', '5']
     const cli = startCli([...copy, '--recipe', recipe, '--from', 'src', '--to', 'edge'], options)
     await waitFor(
@@ -636,12 +633,7 @@ describeE2E('transship volume', (bed) => {
 
     expect(await exists(path.join(work, 'evil.tar'))).toBe(false)
     const recipe = path.join(work, 'bad-name.yaml')
-    await writeFile(
-      recipe,
-      ['version: 1', 'volumes:', '  - name: ../evil', '    from: local', '    to: local', '    as: ok-name', ''].join(
-        '\n',
-      ),
-    )
+    await recipeYaml({volumes: [{as: 'ok-name', from: 'local', name: '../evil', to: 'local'}]}).write(recipe)
     const validate = await transship(['recipe', 'validate', recipe], options)
     expect(validate.code).toBe(2)
     expect(validate.stderr).toMatch(/bad-name\.yaml:3:\d+ .*volumes\[0\]\.name.*a volume name/)
@@ -967,22 +959,10 @@ describeE2E('transship volume', (bed) => {
     await lutimes(path.join(source, 'sub', 'data.txt'), 1_200_000_000, 1_200_000_000)
     const target = expectVolume('remote', `${name}-copy`)
     const recipe = path.join(work, 'volumes.yaml')
-    await writeFile(
-      recipe,
-      [
-        'version: 1',
-        'hosts:',
-        '  edge:',
-        `    ssh: ${bed.ssh.user}@${bed.ssh.host}:${bed.ssh.port}`,
-        `    engine: ${bed.engines.remote.socket}`,
-        'volumes:',
-        `  - name: ${name}`,
-        '    from: local',
-        '    to: edge',
-        `    as: ${target}`,
-        '',
-      ].join('\n'),
-    )
+    await recipeYaml({
+      hosts: {edge: {engine: bed.engines.remote.socket, ssh: `${bed.ssh.user}@${bed.ssh.host}:${bed.ssh.port}`}},
+      volumes: [{as: target, from: 'local', name, to: 'edge'}],
+    }).write(recipe)
 
     const apply = await transship(['apply', recipe], options)
     expect(apply.code, apply.stderr + apply.stdout).toBe(0)

@@ -13,7 +13,8 @@ import type {SshTarget} from '../../../src/ssh/config.js'
 
 import {SshConnection} from '../../../src/ssh/connection.js'
 import {fingerprint, hashHostName} from '../../../src/ssh/known-hosts.js'
-import {generateKeyPair, startSshServer, type TestSshServer} from '../../helpers/ssh-server.js'
+import {failure} from '../../helpers/failure.js'
+import {generateKeyPair, serverTarget, startSshServer, type TestSshServer} from '../../helpers/ssh-server.js'
 
 const clientKey = generateKeyPair()
 let server: TestSshServer
@@ -40,16 +41,7 @@ afterEach(async () => {
 })
 
 function target(overrides: Partial<SshTarget> = {}): SshTarget {
-  return {
-    acceptNewHostKey: false,
-    alias: 'test',
-    host: '127.0.0.1',
-    identityFiles: [keyFile],
-    knownHostsFiles: [knownHostsFile],
-    port: server.port,
-    user: 'deploy',
-    ...overrides,
-  }
+  return serverTarget(server, dir, overrides)
 }
 
 async function connect(t: SshTarget = target(), options: Parameters<typeof SshConnection.connect>[1] = {}) {
@@ -60,16 +52,6 @@ async function connect(t: SshTarget = target(), options: Parameters<typeof SshCo
 
 async function knownHosts(...lines: string[]): Promise<void> {
   await writeFile(knownHostsFile, lines.join('\n') + '\n')
-}
-
-async function failure(promise: Promise<unknown>): Promise<Error & {code?: string; suggestions?: string[]}> {
-  try {
-    await promise
-  } catch (error) {
-    return error as Error
-  }
-
-  throw new Error('expected a rejection')
 }
 
 describe('host keys', () => {
