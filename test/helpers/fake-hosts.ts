@@ -28,8 +28,14 @@ export function jsonRoute(value: unknown, status = 200): Route {
 export async function fakeHosts(engines: Record<string, EngineDocuments>): Promise<FakeHosts> {
   const started = new Map<string, {client: EngineClient; engine: FakeEngine}>()
   for (const [host, documents] of Object.entries(engines)) {
+    // what every engine answers, so a host resolves (Hosts.host reads its facts); a test may override them
+    const answered = {
+      '/info': {DockerRootDir: '/var/lib/docker', Driver: 'overlay2', ID: host},
+      '/version': {ApiVersion: '1.41', Arch: 'amd64', Os: 'linux', Version: '20.10.24'},
+      ...documents,
+    }
     const routes = Object.fromEntries(
-      Object.entries(documents).map(([path, value]) => [`GET ${path}`, jsonRoute(value)]),
+      Object.entries(answered).map(([path, value]) => [`GET ${path}`, jsonRoute(value)]),
     )
     const engine = await startFakeEngine({routes})
     started.set(host, {client: await HttpEngineClient.connect(host, unixSocketTransport(engine.socketPath)), engine})
