@@ -18,6 +18,15 @@ import {EngineError, UsageError} from '../errors.js'
 import {decompressed} from './compression.js'
 import {ArchiveError} from './errors.js'
 import {archiveEntries, type ArchiveImage, indexArchive} from './image-archive.js'
+import {sha256} from '../oci/digest.js'
+import {blobName as blobPath} from '../oci/layout.js'
+import {isIndexMediaType} from '../oci/media-types.js'
+import {
+  IMAGE_NAME_ANNOTATION as NAME_ANNOTATION,
+  type ParsedDescriptor as Descriptor,
+  type ParsedManifest as LayoutManifest,
+  REF_NAME_ANNOTATION as REF_ANNOTATION,
+} from '../oci/types.js'
 import {familiarName} from './names.js'
 
 /** The metadata of one path of a flattened image filesystem (no content is kept, only its hash). */
@@ -102,12 +111,6 @@ export interface ImageInputOptions {
 const WHITEOUT = '.wh.'
 const OPAQUE = '.wh..wh..opq'
 const XATTR = 'SCHILY.xattr.'
-const REF_ANNOTATION = 'org.opencontainers.image.ref.name'
-const NAME_ANNOTATION = 'io.containerd.image.name'
-const INDEX_MEDIA = new Set([
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-  'application/vnd.oci.image.index.v1+json',
-])
 
 /**
  * What an argument names: `docker-archive:FILE[:NAME]`, `oci-archive:FILE[:NAME]`, `oci:DIR[:REF]`,
@@ -303,20 +306,6 @@ function pickArchiveImage(images: ArchiveImage[], source: ImageSource, code: str
   )
 }
 
-interface Descriptor {
-  annotations?: Record<string, string>
-  digest?: unknown
-  mediaType?: string
-  platform?: {architecture?: string; os?: string; variant?: string}
-}
-
-interface LayoutManifest {
-  config?: Descriptor
-  layers?: Descriptor[]
-  manifests?: Descriptor[]
-  mediaType?: string
-}
-
 /**
  * An image of an OCI image layout directory: index.json (nested indexes followed) leads to one manifest,
  * selected by `ref` (the `org.opencontainers.image.ref.name` or `io.containerd.image.name` annotation) when
@@ -366,7 +355,7 @@ async function openLayout(
       // another platform of a multi-platform image may be left out of the layout
       if (depth > 0 && !(await stat(path.join(dir, blobPath(String(descriptor.digest)))).catch(() => {}))) continue
       const manifest = parseJson<LayoutManifest>(await blob(descriptor.digest, 'a manifest'), corrupt, 'a manifest')
-      if (INDEX_MEDIA.has(descriptor.mediaType ?? manifest.mediaType ?? '') || Array.isArray(manifest.manifests)) {
+      if (isIndexMediaType(descriptor.mediaType ?? manifest.mediaType) || Array.isArray(manifest.manifests)) {
         await walk(manifest.manifests ?? [], own, depth + 1)
       } else {
         found.push({descriptor, manifest, names: own})
@@ -435,14 +424,6 @@ async function openLayout(
 function annotationNames(annotations: Record<string, string> | undefined): string[] {
   const name = annotations?.[NAME_ANNOTATION] ?? annotations?.[REF_ANNOTATION]
   return name ? [name] : []
-}
-
-function blobPath(digest: string): string {
-  return `blobs/${digest.replace(':', '/')}`
-}
-
-function sha256(bytes: Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
 }
 
 function parseJson<T>(bytes: Buffer, corrupt: (message: string) => Error, what: string): T {
