@@ -4,7 +4,7 @@ import {pipeline} from 'node:stream/promises'
 import tar from 'tar-stream'
 
 import {sha256} from '../oci/digest.js'
-import {blobName, LAYOUT_VERSION, layoutIndex, nameAnnotations} from '../oci/layout.js'
+import {blobName, INDEX_FILE, LAYOUT_FILE, LAYOUT_VERSION, layoutIndex, nameAnnotations} from '../oci/layout.js'
 import {MEDIA_TYPES, ociLayerMediaType} from '../oci/media-types.js'
 import {ArchiveError} from './errors.js'
 
@@ -247,7 +247,7 @@ export class ImageArchiveWriter {
       for (const tag of image.tags) descriptors.push({...descriptor, annotations: nameAnnotations(tag)})
     }
 
-    entries.push(['index.json', json(layoutIndex(descriptors))])
+    entries.push([INDEX_FILE, json(layoutIndex(descriptors))])
     if (this.format === 'docker+oci') {
       entries.push([
         'manifest.json',
@@ -261,7 +261,7 @@ export class ImageArchiveWriter {
       ])
     }
 
-    entries.push(['oci-layout', json(LAYOUT_VERSION)])
+    entries.push([LAYOUT_FILE, json(LAYOUT_VERSION)])
     return entries
   }
 }
