@@ -345,6 +345,13 @@ describeE2E('registry push, pull, ls and manifest lists', (bed) => {
     expect(sha256(body)).toBe(digest)
     expect((JSON.parse(await skopeo(['inspect', `oci:${dir}`])) as {Digest: string}).Digest).toBe(digest)
 
+    // oci:DIR:REF names the image REF in the layout, as skopeo copy does (it is not a directory named DIR:REF)
+    const named = path.join(work, 'pulled-named')
+    const intoNamed = await transship(['image', 'pull', ref, '-o', `oci:${named}:stable`], options)
+    expect(intoNamed.code, intoNamed.stderr).toBe(0)
+    expect((JSON.parse(await skopeo(['inspect', `oci:${named}:stable`])) as {Digest: string}).Digest).toBe(digest)
+    expect(await exists(`${named}:stable`)).toBe(false)
+
     const file = path.join(work, 'pulled.oci.tar')
     const intoArchive = await transship(['image', 'pull', ref, '-o', `oci-archive:${file}`, '--json'], options)
     expect(intoArchive.code, intoArchive.stderr).toBe(0)
