@@ -349,8 +349,18 @@ describeE2E('registry push, pull, ls and manifest lists', (bed) => {
     const named = path.join(work, 'pulled-named')
     const intoNamed = await transship(['image', 'pull', ref, '-o', `oci:${named}:stable`], options)
     expect(intoNamed.code, intoNamed.stderr).toBe(0)
-    expect((JSON.parse(await skopeo(['inspect', `oci:${named}:stable`])) as {Digest: string}).Digest).toBe(digest)
     expect(await exists(`${named}:stable`)).toBe(false)
+    const namedIndex = JSON.parse(await readFile(path.join(named, 'index.json'), 'utf8')) as {
+      manifests: Array<{annotations: Record<string, string>; digest: string}>
+    }
+    expect(namedIndex.manifests).toEqual([
+      expect.objectContaining({
+        annotations: {'io.containerd.image.name': ref, 'org.opencontainers.image.ref.name': 'stable'},
+        digest,
+      }),
+    ])
+    // (skopeo selects by ref name only among OCI-typed entries; the engine pushed a Docker manifest)
+    expect((JSON.parse(await skopeo(['inspect', `oci:${named}`])) as {Digest: string}).Digest).toBe(digest)
 
     const file = path.join(work, 'pulled.oci.tar')
     const intoArchive = await transship(['image', 'pull', ref, '-o', `oci-archive:${file}`, '--json'], options)
