@@ -4,7 +4,7 @@ import {pipeline, Readable} from 'node:stream'
 import tar from 'tar-stream'
 
 import {isDigest} from '../oci/digest.js'
-import {blobName as blobPath} from '../oci/layout.js'
+import {blobName as blobPath, METADATA_LIMIT} from '../oci/layout.js'
 import {isIndexMediaType, MEDIA_TYPES as MEDIA} from '../oci/media-types.js'
 import {
   type ParsedDescriptor as Descriptor,
@@ -96,8 +96,8 @@ export interface IndexArchiveOptions extends ArchiveReadOptions {
   partial?: boolean
 }
 
-/** Largest metadata entry (JSON) kept in memory; larger entries are drained like layers. */
-export const METADATA_LIMIT = 8 * 1024 * 1024
+/** Largest metadata entry (JSON) kept in memory (as in a layout directory); larger ones are drained like layers. */
+export {METADATA_LIMIT} from '../oci/layout.js'
 /** All metadata of one archive together may not exceed this. */
 const METADATA_BUDGET = 256 * 1024 * 1024
 const MAX_INDEX_DEPTH = 8

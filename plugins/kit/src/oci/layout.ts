@@ -27,6 +27,8 @@ export const INDEX_FILE = 'index.json'
 export const LAYOUT_FILE = 'oci-layout'
 /** The content of the `oci-layout` file. */
 export const LAYOUT_VERSION = {imageLayoutVersion: '1.0.0'} as const
+/** Largest metadata blob (manifest, index, config) read into memory. */
+export const METADATA_LIMIT = 8 * 1024 * 1024
 /** Nested indexes deeper than this are refused (a loop, or a hostile layout). */
 export const MAX_INDEX_DEPTH = 8
 
@@ -74,12 +76,14 @@ export interface LayoutOptions {
 
 export class OciLayout {
   private readonly corrupt: (problem: string) => Error
+  private readonly source: string
 
   constructor(
     readonly dir: string,
     private readonly options: LayoutOptions = {},
   ) {
     const source = options.source ?? dir
+    this.source = source
     this.corrupt =
       options.corrupt ??
       ((problem) =>
@@ -126,8 +130,12 @@ export class OciLayout {
     return createReadStream(this.blobFile(digest), {start: offset})
   }
 
-  /** A (small) blob's bytes, checked against its digest; `what` names it in errors (e.g. `the config`). */
+  /**
+   * A metadata blob's bytes (at most `limit`, default METADATA_LIMIT), checked against its digest; `what` names
+   * it in errors (e.g. `the config`).
+   */
   async readBlob(digest: unknown, what = 'a blob', options: {limit?: number} = {}): Promise<Buffer> {
+    const limit = options.limit ?? METADATA_LIMIT
     const file = this.blobFile(digest, what)
     const name = blobName(digest as string)
     let handle
@@ -140,8 +148,10 @@ export class OciLayout {
     }
 
     try {
-      if (options.limit !== undefined && (await handle.stat()).size > options.limit) {
-        throw this.corrupt(`${name} is larger than ${options.limit} bytes`)
+      if ((await handle.stat()).size > limit) {
+        throw new ArchiveError('ARCHIVE_UNSUPPORTED', `${this.source}: ${name} is larger than ${limit} bytes`, {
+          details: {source: this.source},
+        })
       }
 
       const bytes = await handle.readFile({signal: this.options.signal})
