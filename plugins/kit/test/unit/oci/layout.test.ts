@@ -12,6 +12,7 @@ import {
   IMAGE_NAME_ANNOTATION,
   isNamed,
   MEDIA_TYPES,
+  METADATA_LIMIT,
   nameAnnotations,
   OciLayout,
   REF_NAME_ANNOTATION,
@@ -153,6 +154,15 @@ describe('OciLayout reader', () => {
     expect((await failure(layout.readBlob(sha256(bytes), 'a blob', {limit: 1024}))).message).toContain(
       'is larger than 1024 bytes',
     )
+  })
+
+  it('reads no metadata blob larger than an archive’s metadata may be, whatever its size', async () => {
+    const layout = new OciLayout(work)
+    const bytes = Buffer.alloc(METADATA_LIMIT + 1, 0x20)
+    await layout.writeBlob(sha256(bytes), bytes)
+    const error = await failure(layout.readManifest(sha256(bytes)))
+    expect(error).toMatchObject({code: 'ARCHIVE_UNSUPPORTED'})
+    expect(error.message).toContain(`is larger than ${METADATA_LIMIT} bytes`)
   })
 
   it('follows nested indexes to the image manifests, skipping platforms left out', async () => {
