@@ -346,6 +346,23 @@ describeE2E('registry push, pull, ls and manifest lists', (bed) => {
     expect(sha256(body)).toBe(digest)
     expect((JSON.parse(await skopeo(['inspect', `oci:${dir}`])) as {Digest: string}).Digest).toBe(digest)
 
+    // oci:DIR:REF names the image REF in the layout, as skopeo copy does (it is not a directory named DIR:REF)
+    const named = path.join(work, 'pulled-named')
+    const intoNamed = await transship(['image', 'pull', ref, '-o', `oci:${named}:stable`], options)
+    expect(intoNamed.code, intoNamed.stderr).toBe(0)
+    expect(await exists(`${named}:stable`)).toBe(false)
+    const namedIndex = JSON.parse(await readFile(path.join(named, 'index.json'), 'utf8')) as {
+      manifests: Array<{annotations: Record<string, string>; digest: string}>
+    }
+    expect(namedIndex.manifests).toEqual([
+      expect.objectContaining({
+        annotations: {'io.containerd.image.name': ref, 'org.opencontainers.image.ref.name': 'stable'},
+        digest,
+      }),
+    ])
+    // (skopeo selects by ref name only among OCI-typed entries; the engine pushed a Docker manifest)
+    expect((JSON.parse(await skopeo(['inspect', `oci:${named}`])) as {Digest: string}).Digest).toBe(digest)
+
     const file = path.join(work, 'pulled.oci.tar')
     const intoArchive = await transship(['image', 'pull', ref, '-o', `oci-archive:${file}`, '--json'], options)
     expect(intoArchive.code, intoArchive.stderr).toBe(0)
