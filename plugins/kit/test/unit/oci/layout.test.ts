@@ -4,7 +4,8 @@ import path from 'node:path'
 import {Readable} from 'node:stream'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
-import {configFor, json, makeTar, readAll, sha256} from '../../../../../test/helpers/archive-fixtures.js'
+import {configFor, json, makeTar, readAll} from '../../../../../test/helpers/archive-fixtures.js'
+import {sha256} from '../../../../../test/helpers/digests.js'
 import {openImage, resolveImageSource} from '../../../src/archive/index.js'
 import {
   blobName,
