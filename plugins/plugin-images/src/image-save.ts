@@ -157,7 +157,7 @@ export async function saveImages(options: SaveOptions): Promise<SaveResult> {
   try {
     index =
       format === native
-        ? await passThrough(engine, refs, destination(), progress, signal)
+        ? await passThrough(engine, refs, destination, progress, signal)
         : await reencode(engine, refs, format, destination, progress, signal)
     if (!toStdout) await rename(partial, file)
   } catch (error) {
@@ -177,18 +177,20 @@ export async function saveImages(options: SaveOptions): Promise<SaveResult> {
 async function passThrough(
   engine: EngineClient,
   refs: string[],
-  destination: Writable[],
+  destination: () => Writable[],
   progress: Progress,
   signal: AbortSignal,
 ): Promise<ArchiveIndex> {
   const task = progress.task('save', `save ${refs.join(' ')}`)
-  const side = new PassThrough()
-  const indexing = indexArchive(side, {signal, source: `the archive host "${engine.host}" sent`})
-  const tapped = tap(side, {holdEnd: () => indexing})
-  indexing.catch((error: unknown) => tapped.destroy(error as Error))
   try {
     const reply = await engineSave(engine, refs, signal)
-    await pipeline([reply, tapped, byteCounter((n) => task.tick(n)), ...destination], {signal})
+    // the streams are made only now, when the pipeline that handles their errors starts: made before the
+    // engine answers (it spools the whole image first), Ctrl-C failed them alone, an unhandled error (exit 1)
+    const side = new PassThrough()
+    const indexing = indexArchive(side, {signal, source: `the archive host "${engine.host}" sent`})
+    const tapped = tap(side, {holdEnd: () => indexing})
+    indexing.catch((error: unknown) => tapped.destroy(error as Error))
+    await pipeline([reply, tapped, byteCounter((n) => task.tick(n)), ...destination()], {signal})
     const index = await indexing
     task.done()
     return index
