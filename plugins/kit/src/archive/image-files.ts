@@ -14,7 +14,7 @@ import tar from 'tar-stream'
 
 import type {EngineClient} from '../engine.js'
 
-import {EngineError, UsageError} from '../errors.js'
+import {EngineError, type UsageCode, UsageError} from '../errors.js'
 import {decompressed} from './compression.js'
 import {ArchiveError} from './errors.js'
 import {archiveEntries, type ArchiveImage, indexArchive} from './image-archive.js'
@@ -96,7 +96,7 @@ export interface OpenedImage {
 
 /** The error code of a bad image input (`rootfs diff` has its own). */
 export interface ImageInputOptions {
-  code?: string
+  code?: UsageCode
 }
 
 const WHITEOUT = '.wh.'
@@ -144,7 +144,12 @@ export async function resolveImageSource(input: string, options: ImageInputOptio
   return {input, kind: 'engine', ref: input}
 }
 
-async function requireKind(location: string, kind: 'directory' | 'file', input: string, code: string): Promise<void> {
+async function requireKind(
+  location: string,
+  kind: 'directory' | 'file',
+  input: string,
+  code: UsageCode,
+): Promise<void> {
   const found = await stat(location).catch(() => {})
   if (kind === 'directory' ? found?.isDirectory() : found?.isFile()) return
   throw found
@@ -158,7 +163,7 @@ async function requireKind(location: string, kind: 'directory' | 'file', input: 
     : notFound(input, location, kind, code)
 }
 
-function notFound(input: string, location: string, what: string, code: string): UsageError {
+function notFound(input: string, location: string, what: string, code: UsageCode): UsageError {
   return new UsageError(`${input}: there is no ${what} ${location}`, {
     code,
     details: {input},
@@ -195,7 +200,7 @@ export async function openImage(
 async function openEngineImage(
   source: Extract<ImageSource, {kind: 'engine'}>,
   engine: EngineClient,
-  code: string,
+  code: UsageCode,
   signal?: AbortSignal,
 ): Promise<OpenedImage> {
   let id: string
@@ -228,7 +233,7 @@ async function openEngineImage(
 async function openArchive(
   source: ImageSource,
   open: () => Promise<Readable>,
-  code: string,
+  code: UsageCode,
   signal?: AbortSignal,
   engineId?: string,
 ): Promise<OpenedImage> {
@@ -278,7 +283,12 @@ async function openArchive(
   }
 }
 
-function pickArchiveImage(images: ArchiveImage[], source: ImageSource, code: string, engineId?: string): ArchiveImage {
+function pickArchiveImage(
+  images: ArchiveImage[],
+  source: ImageSource,
+  code: UsageCode,
+  engineId?: string,
+): ArchiveImage {
   const {input} = source
   if (engineId) {
     const match = images.find((image) =>
@@ -324,7 +334,7 @@ interface LayoutManifest {
  */
 async function openLayout(
   source: Extract<ImageSource, {kind: 'oci'}>,
-  code: string,
+  code: UsageCode,
   signal?: AbortSignal,
 ): Promise<OpenedImage> {
   const {dir, input, ref} = source
