@@ -70,7 +70,6 @@ export const ERROR_CODES = {
     meaning: 'no engine answers at the address, or the connection to it was lost',
   },
   FILE_NOT_FOUND: {exit: Usage, meaning: 'a file or directory given does not exist'},
-  FILE_NOT_READABLE: {exit: Usage, meaning: 'a file given cannot be read (permissions)'},
   FILE_UNREADABLE: {exit: Usage, meaning: 'a file given cannot be read (permissions)'},
   FLAG_INVALID: {exit: Usage, meaning: 'a flag has a value it does not take, or flags that do not go together'},
   FLAG_MISSING: {exit: Usage, meaning: 'a flag the command needs is missing'},

@@ -58,6 +58,6 @@ function missing(file: string, error: unknown): UsageError {
   const {code} = error as NodeJS.ErrnoException
   return new UsageError(
     code === 'ENOENT' ? `${file} does not exist` : `${file} cannot be read: ${(error as Error).message}`,
-    {cause: error, code: code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'FILE_NOT_READABLE'},
+    {cause: error, code: code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'FILE_UNREADABLE'},
   )
 }

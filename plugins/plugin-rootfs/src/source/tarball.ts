@@ -160,7 +160,7 @@ function fileError(error: unknown, label: string): unknown {
   }
 
   if (code === 'EACCES' || code === 'EPERM') {
-    return new UsageError(`${label} cannot be read: permission denied`, {cause: error, code: 'FILE_NOT_READABLE'})
+    return new UsageError(`${label} cannot be read: permission denied`, {cause: error, code: 'FILE_UNREADABLE'})
   }
 
   if (code === 'EISDIR') {
