@@ -50,7 +50,7 @@ export async function sourceDigest(
   const info = await stat(input.path).catch((error: unknown) => {
     throw missing(input.path, error)
   })
-  if (!info.isDirectory()) throw new UsageError(`${input.path} is not a directory`, {code: 'FILE_NOT_FOUND'})
+  if (!info.isDirectory()) throw new UsageError(`${input.path} is not a directory`, {code: 'FILE_WRONG_TYPE'})
   return contentDigest(new DirectorySource(input.path), signal)
 }
 

@@ -88,7 +88,7 @@ export async function openTarballSource(file: string, options: TarballSourceOpti
     })
     if (info.isDirectory()) {
       throw new UsageError(`${file} is a directory, not a rootfs tarball`, {
-        code: 'FILE_NOT_FOUND',
+        code: 'FILE_WRONG_TYPE',
         suggestions: ['give a tar archive (uncompressed, gzip, zstd, bzip2 or xz), or use a directory rootfs source'],
       })
     }
@@ -164,7 +164,7 @@ function fileError(error: unknown, label: string): unknown {
   }
 
   if (code === 'EISDIR') {
-    return new UsageError(`${label} is a directory, not a rootfs tarball`, {cause: error, code: 'FILE_NOT_FOUND'})
+    return new UsageError(`${label} is a directory, not a rootfs tarball`, {cause: error, code: 'FILE_WRONG_TYPE'})
   }
 
   return error

@@ -53,7 +53,7 @@ export async function loadVerifyConfig(file: string, options: LoadVerifyConfigOp
   try {
     const stats = await stat(path)
     if (stats.isDirectory()) {
-      throw new UsageError(`${file} is a directory, not a verification config file`, {code: 'NOT_A_FILE'})
+      throw new UsageError(`${file} is a directory, not a verification config file`, {code: 'FILE_WRONG_TYPE'})
     }
 
     // a regular file, or a pipe (`--config <(...)`), read no further than the size limit

@@ -141,7 +141,7 @@ From stdin (-) the archive streams straight to the engine (zstd is decompressed 
   private async check(file: string, progress: ProgressReporter): Promise<CheckedFile> {
     const info = await stat(file).catch(() => {})
     if (!info) throw new UsageError(`${file} does not exist`, {code: 'FILE_NOT_FOUND'})
-    if (!info.isFile()) throw new UsageError(`${file} is not a file`, {code: 'FILE_NOT_FOUND'})
+    if (!info.isFile()) throw new UsageError(`${file} is not a file`, {code: 'FILE_WRONG_TYPE'})
     const compression = detectCompression(await readHead(file))
     await requireCompressor(compression)
     const checking = progress.task('check', `check ${file}`, info.size)
