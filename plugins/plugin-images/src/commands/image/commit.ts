@@ -82,7 +82,7 @@ The new image's ID is printed; --json gives it with the container, the name and 
     const reference = parseReference(ref)
     if (reference.digest) {
       throw new UsageError(`"${ref}" names a digest: a new image gets a name and a tag, e.g. app:1-debug`, {
-        code: 'INVALID_REFERENCE',
+        code: 'REFERENCE_INVALID',
       })
     }
 
@@ -153,12 +153,12 @@ function checkChange(change: string): string {
   if (!instruction || !CHANGE_INSTRUCTIONS.includes(instruction)) {
     throw new UsageError(
       `--change "${change}": a commit applies only the instructions ${CHANGE_INSTRUCTIONS.join(', ')}`,
-      {code: 'INVALID_CHANGE', suggestions: [`--change 'CMD ["app", "--debug"]' --change 'ENV MODE=debug'`]},
+      {code: 'CHANGE_INVALID', suggestions: [`--change 'CMD ["app", "--debug"]' --change 'ENV MODE=debug'`]},
     )
   }
 
   if (!/^\s*\S+\s+\S/.test(change)) {
-    throw new UsageError(`--change "${change}": ${instruction} needs arguments`, {code: 'INVALID_CHANGE'})
+    throw new UsageError(`--change "${change}": ${instruction} needs arguments`, {code: 'CHANGE_INVALID'})
   }
 
   return change.trim()
