@@ -102,7 +102,7 @@ export const ERROR_CODES = {
   PLATFORM_NOT_FOUND: {exit: Usage, meaning: 'the image has no variant for the platform asked for'},
   PLUGIN_CONFLICT: {exit: Failed, meaning: 'two plugins (or a plugin and the core) claim the same recipe section'},
   PULL_MISSING: {exit: Failed, meaning: 'the engine pulled an image but does not list it'},
-  PUSH_NO_DIGEST: {exit: Failed, meaning: 'the engine pushed an image but did not report its digest'},
+  PUSH_DIGEST_MISSING: {exit: Failed, meaning: 'the engine pushed an image but did not report its digest'},
   PUSH_NAME_MISSING: {exit: Usage, meaning: 'a push needs the name of the image in the registry (--as)'},
   PUSH_TARGET_MISSING: {exit: Usage, meaning: 'a push needs a registry (--to) or a full reference'},
   PUSH_VERIFY_FAILED: {exit: Verify, meaning: 'the registry holds another manifest than the one pushed'},
