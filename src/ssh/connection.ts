@@ -1,6 +1,6 @@
 import type {AnyAuthMethod, AuthenticationType, ClientChannel, ConnectConfig, IdentityCallback, ParsedKey} from 'ssh2'
 
-import {AuthError, TransshipError, UnreachableError} from '@transship/kit'
+import {AuthError, ExitCode, TransshipError, UnreachableError} from '@transship/kit'
 import createDebug from 'debug'
 import {readFile, stat} from 'node:fs/promises'
 import path from 'node:path'
@@ -490,7 +490,7 @@ export class SshConnection implements AsyncDisposable {
         child.stdout.destroy(
           new TransshipError(
             'SSH_OUTPUT_TOO_LARGE',
-            1,
+            ExitCode.Failed,
             `\`${command}\` on ${this.label} wrote more than ${RUN_STDOUT_LIMIT} bytes`,
           ),
         )

@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import {
   BaseCommand,
   EngineError,
+  ExitCode,
   formatReference,
   hostFlag,
   openHosts,
@@ -100,11 +101,16 @@ The new image's ID is printed; --json gives it with the container, the name and 
       })
     } catch (error) {
       if (error instanceof EngineError && error.status === 404) {
-        throw new TransshipError('CONTAINER_NOT_FOUND', 1, `no container ${container} on host "${host}"`, {
-          cause: error,
-          details: {container, host},
-          suggestions: [`list the containers there: docker ps --all (on host "${host}")`],
-        })
+        throw new TransshipError(
+          'CONTAINER_NOT_FOUND',
+          ExitCode.Failed,
+          `no container ${container} on host "${host}"`,
+          {
+            cause: error,
+            details: {container, host},
+            suggestions: [`list the containers there: docker ps --all (on host "${host}")`],
+          },
+        )
       }
 
       throw error
@@ -129,7 +135,7 @@ The new image's ID is printed; --json gives it with the container, the name and 
     if (image.Id !== id) {
       throw new TransshipError(
         'TAG_MISMATCH',
-        1,
+        ExitCode.Failed,
         `${name} on host "${host}" points at ${image.Id}, not at the committed image ${id}: was it tagged again meanwhile?`,
       )
     }
