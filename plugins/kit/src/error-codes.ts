@@ -183,6 +183,7 @@ export const ERROR_CODES = {
   ROOTFS_TOOL_MISSING: {exit: Usage, meaning: 'the bootstrap tool is not installed'},
   SAVE_INCOMPLETE: {exit: Failed, meaning: 'an engine sent an archive without layers it had before'},
   SAVE_TARGET_INVALID: {exit: Usage, meaning: 'a save target exists and is not a file'},
+  SKIPPED: {exit: Failed, meaning: '`apply` step reports: not started, because a step it needs did not complete'},
   SSH_AUTH_FAILED: {exit: Auth, meaning: 'the SSH server refused every key and method offered'},
   SSH_CONFIG_INVALID: {exit: Usage, meaning: 'the SSH config has a value transship cannot use'},
   SSH_CONNECTION_CLOSED: {exit: Unreachable, meaning: 'the SSH connection was closed'},
