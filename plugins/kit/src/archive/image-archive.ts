@@ -1,9 +1,19 @@
 import {createHash} from 'node:crypto'
 import path from 'node:path'
-import {pipeline, Readable} from 'node:stream'
-import tar from 'tar-stream'
+import {type Readable} from 'node:stream'
 
-import {type Compression, COMPRESSION_MAGIC_LENGTH, decompressed, detectCompression} from './compression.js'
+import {isDigest} from '../oci/digest.js'
+import {blobName as blobPath, METADATA_LIMIT} from '../oci/layout.js'
+import {isIndexMediaType, MEDIA_TYPES as MEDIA} from '../oci/media-types.js'
+import {
+  type ParsedDescriptor as Descriptor,
+  type ImageConfig,
+  IMAGE_NAME_ANNOTATION as NAME_ANNOTATION,
+  type ParsedManifest as OciManifest,
+  REF_NAME_ANNOTATION as REF_ANNOTATION,
+} from '../oci/types.js'
+import {readTar, type TarEntry, TarError} from '../tar/index.js'
+import {type Compression, COMPRESSION_MAGIC_LENGTH, detectCompression} from './compression.js'
 import {EntryPaths} from './entry-paths.js'
 import {ArchiveError} from './errors.js'
 import {familiarName} from './names.js'
@@ -86,24 +96,11 @@ export interface IndexArchiveOptions extends ArchiveReadOptions {
   partial?: boolean
 }
 
-/** Largest metadata entry (JSON) kept in memory; larger entries are drained like layers. */
-export const METADATA_LIMIT = 8 * 1024 * 1024
+/** Largest metadata entry (JSON) kept in memory (as in a layout directory); larger ones are drained like layers. */
+export {METADATA_LIMIT} from '../oci/layout.js'
 /** All metadata of one archive together may not exceed this. */
 const METADATA_BUDGET = 256 * 1024 * 1024
 const MAX_INDEX_DEPTH = 8
-
-const MEDIA = {
-  dockerLayer: 'application/vnd.docker.image.rootfs.diff.tar',
-  dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  ociLayer: 'application/vnd.oci.image.layer.v1.tar',
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-} as const
-
-const NAME_ANNOTATION = 'io.containerd.image.name'
-const REF_ANNOTATION = 'org.opencontainers.image.ref.name'
 
 /**
  * The entries of a tar stream, one at a time; the caller must consume or drain each `stream` before asking for
@@ -115,48 +112,44 @@ const REF_ANNOTATION = 'org.opencontainers.image.ref.name'
  */
 export async function* archiveEntries(input: Readable, options: ArchiveReadOptions = {}): AsyncIterable<ArchiveEntry> {
   const source = options.source ?? 'the archive'
-  const {stream} = await decompressed(input, options.signal)
-  const extract = tar.extract()
-  pipeline(stream, extract as unknown as NodeJS.WritableStream, () => {
-    // the error (if any) surfaces through the iteration below
-  })
   let seen = 0
-  let current: undefined | {header: ArchiveEntryHeader; read: number}
   try {
-    for await (const entry of extract) {
+    for await (const {entry, open} of readTar(input, {
+      decompress: true,
+      decompressed: true,
+      details: {source},
+      // as Docker reads it: a tar may end at an entry boundary without its end-of-archive marker
+      endMarker: 'optional',
+      label: source,
+      signal: options.signal,
+      suggestions: {
+        ARCHIVE_CORRUPT: ['get or write the archive again'],
+        ARCHIVE_TRUNCATED: ['the file was cut short (an interrupted download or copy?): get or write it again'],
+      },
+    })) {
       options.signal?.throwIfAborted()
-      const header = entryHeader(entry.header)
-      const state = {header, read: 0}
-      current = state
+      const header = entryHeader(entry)
       seen++
-      const body = entryBody(entry as AsyncIterable<Buffer>, state, source)
+      const body = open()
       yield {header, stream: body}
       if (body.destroyed && !body.readableEnded) {
         throw new Error(`the reader of ${header.name} stopped before its end`)
       }
-
-      if (!body.readableEnded) {
-        // eslint-disable-next-line @typescript-eslint/no-unused-vars
-        for await (const _ of body) {
-          // drain what the caller left
-        }
-      }
     }
   } catch (error) {
-    throw tarError(error, source, seen, current)
-  } finally {
-    if (!extract.destroyed) extract.destroy()
+    throw tarError(error, source, seen)
   }
 }
 
-function entryHeader(header: tar.Header): ArchiveEntryHeader {
+function entryHeader(entry: TarEntry): ArchiveEntryHeader {
+  const stored = entry.name.toString('utf8')
   const result: ArchiveEntryHeader = {
-    name: normalizeName(header.name),
-    size: header.size ?? 0,
-    stored: header.name,
-    type: header.type ?? 'file',
+    name: normalizeName(stored),
+    size: entry.declaredSize,
+    stored,
+    type: entry.type ?? 'file',
   }
-  if (header.linkname) result.linkname = header.linkname
+  if (entry.linkname.length > 0) result.linkname = entry.linkname.toString('utf8')
   return result
 }
 
@@ -168,44 +161,10 @@ function normalizeName(name: string): string {
   return result
 }
 
-/** A Node Readable over one tar-stream entry that counts what was read and names the entry in errors. */
-function entryBody(
-  entry: AsyncIterable<Buffer>,
-  state: {header: ArchiveEntryHeader; read: number},
-  source: string,
-): Readable {
-  async function* chunks(): AsyncGenerator<Buffer> {
-    try {
-      for await (const chunk of entry) {
-        state.read += chunk.length
-        yield chunk
-      }
-    } catch (error) {
-      throw tarError(error, source, 1, state)
-    }
-  }
-
-  return Readable.from(chunks(), {objectMode: false})
-}
-
-/** Maps tar-stream's errors to ArchiveErrors that say where the archive is broken. */
-function tarError(
-  error: unknown,
-  source: string,
-  seen: number,
-  current: undefined | {header: ArchiveEntryHeader; read: number},
-): unknown {
-  if (error instanceof ArchiveError) {
-    if (error.message.startsWith(source)) return error
-    return new ArchiveError(error.code as 'ARCHIVE_CORRUPT', `${source}: ${error.message}`, {
-      cause: error.cause,
-      details: {...error.details, source},
-      suggestions: error.suggestions,
-    })
-  }
-
-  const message = error instanceof Error ? error.message : String(error)
-  if (message === 'Unexpected end of data' && seen === 0) {
+/** A stream that is not a tar, or ends before its first entry, is not an image archive. */
+function tarError(error: unknown, source: string, seen: number): unknown {
+  if (!(error instanceof TarError) || seen > 0) return error
+  if (error.reason === 'truncated') {
     return new ArchiveError(
       'ARCHIVE_NOT_IMAGE',
       `${source} is not an image archive: it is shorter than the header of a tar archive`,
@@ -217,41 +176,15 @@ function tarError(
     )
   }
 
-  if (message === 'Unexpected end of data') {
-    const where =
-      current && current.read < current.header.size
-        ? `in the middle of entry ${current.header.name} (${current.read} of its ${current.header.size} bytes)`
-        : current
-          ? `after entry ${current.header.name}, without the end-of-archive marker`
-          : 'before the first entry was complete'
-    return new ArchiveError('ARCHIVE_TRUNCATED', `${source} is truncated: it ends ${where}`, {
-      cause: error,
-      details: {entry: current?.header.name, source},
-      suggestions: ['the file was cut short (an interrupted download or copy?): get or write it again'],
-    })
-  }
-
-  if (
-    message.startsWith('Invalid tar header') ||
-    message === 'Invalid header' ||
-    message.includes('exceeds max size')
-  ) {
-    if (seen === 0) {
-      return new ArchiveError(
-        'ARCHIVE_NOT_IMAGE',
-        `${source} is not an image archive: it is neither a tar archive nor a gzip, zstd, bzip2 or xz compressed one`,
-        {
-          cause: error,
-          details: {source},
-          suggestions: ['give a file written by `docker save` or `transship image save`'],
-        },
-      )
-    }
-
+  if (error.reason === 'not-tar') {
     return new ArchiveError(
-      'ARCHIVE_CORRUPT',
-      `${source} is damaged: the tar header after entry ${current?.header.name ?? '?'} is not valid`,
-      {cause: error, details: {entry: current?.header.name, source}, suggestions: ['get or write the archive again']},
+      'ARCHIVE_NOT_IMAGE',
+      `${source} is not an image archive: it is neither a tar archive nor a gzip, zstd, bzip2 or xz compressed one`,
+      {
+        cause: error,
+        details: {source},
+        suggestions: ['give a file written by `docker save` or `transship image save`'],
+      },
     )
   }
 
@@ -342,28 +275,6 @@ interface DockerManifestEntry {
   Layers?: unknown
   LayerSources?: Record<string, {digest?: string; mediaType?: string; size?: number}>
   RepoTags?: unknown
-}
-
-interface Descriptor {
-  annotations?: Record<string, string>
-  digest?: unknown
-  mediaType?: string
-  platform?: {architecture?: string; os?: string; variant?: string}
-  size?: number
-}
-
-interface OciManifest {
-  config?: Descriptor
-  layers?: Descriptor[]
-  manifests?: Descriptor[] | null
-  mediaType?: string
-}
-
-interface ImageConfig {
-  architecture?: string
-  os?: string
-  rootfs?: {diff_ids?: unknown}
-  variant?: string
 }
 
 /** What was found in index.json about one manifest: its digest and the names its descriptors give it. */
@@ -708,11 +619,7 @@ class ArchiveReader {
         if (!manifest || typeof manifest !== 'object')
           throw this.corrupt(`${blob.path} is not a JSON object`, blob.path)
         const mediaType = descriptor.mediaType ?? manifest.mediaType
-        if (
-          mediaType === MEDIA.ociIndex ||
-          mediaType === MEDIA.dockerManifestList ||
-          Array.isArray(manifest.manifests)
-        ) {
+        if (isIndexMediaType(mediaType) || Array.isArray(manifest.manifests)) {
           walk(manifest.manifests, own, depth + 1, blob.path, top ?? descriptor.digest)
           continue
         }
@@ -752,15 +659,6 @@ class ArchiveReader {
   }
 }
 
-function blobPath(digest: string): string {
-  const [algorithm, hex] = digest.split(':')
-  return `blobs/${algorithm}/${hex}`
-}
-
-function isDigest(value: unknown): value is string {
-  return typeof value === 'string' && /^sha256:[0-9a-f]{64}$/.test(value)
-}
-
 /** The names an index descriptor's annotations give an image, in familiar form. */
 function namesOf(annotations: Record<string, string> | undefined): string[] {
   if (!annotations) return []
@@ -779,7 +677,7 @@ function layerMediaType(compression: Compression): string {
     }
 
     case 'zstd': {
-      return `${MEDIA.ociLayer}+zstd`
+      return MEDIA.ociLayerZstd
     }
 
     default: {

@@ -6,16 +6,17 @@
  */
 import {createHash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {readFile, stat} from 'node:fs/promises'
+import {stat} from 'node:fs/promises'
 import path from 'node:path'
-import {type Readable, Transform, type TransformCallback} from 'node:stream'
-import {pipeline} from 'node:stream/promises'
-import tar from 'tar-stream'
+import {type Readable} from 'node:stream'
 
 import type {EngineClient} from '../engine.js'
 
 import {EngineError, type UsageCode, UsageError} from '../errors.js'
-import {decompressed} from './compression.js'
+import {blobName as blobPath, isNamed, OciLayout} from '../oci/layout.js'
+import {parseImageLocation} from '../oci/location.js'
+import {IMAGE_NAME_ANNOTATION as NAME_ANNOTATION, REF_NAME_ANNOTATION as REF_ANNOTATION} from '../oci/types.js'
+import {readTar, type TarEntry} from '../tar/index.js'
 import {ArchiveError} from './errors.js'
 import {archiveEntries, type ArchiveImage, indexArchive} from './image-archive.js'
 import {familiarName} from './names.js'
@@ -38,7 +39,7 @@ export interface FileInfo {
   linkname?: string
   devmajor?: number
   devminor?: number
-  /** pax `SCHILY.xattr.*` values by attribute name, as tar-stream decodes them (UTF-8) */
+  /** pax `SCHILY.xattr.*` values by attribute name, decoded as UTF-8 */
   xattrs?: Record<string, string>
   /** the content of a regular file, when it was asked for (see FilesOptions.contents) */
   content?: Buffer
@@ -102,12 +103,6 @@ export interface ImageInputOptions {
 const WHITEOUT = '.wh.'
 const OPAQUE = '.wh..wh..opq'
 const XATTR = 'SCHILY.xattr.'
-const REF_ANNOTATION = 'org.opencontainers.image.ref.name'
-const NAME_ANNOTATION = 'io.containerd.image.name'
-const INDEX_MEDIA = new Set([
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-  'application/vnd.oci.image.index.v1+json',
-])
 
 /**
  * What an argument names: `docker-archive:FILE[:NAME]`, `oci-archive:FILE[:NAME]`, `oci:DIR[:REF]`,
@@ -116,22 +111,15 @@ const INDEX_MEDIA = new Set([
  */
 export async function resolveImageSource(input: string, options: ImageInputOptions = {}): Promise<ImageSource> {
   const code = options.code ?? 'IMAGE_INPUT'
-  const prefixed = /^(docker-archive|oci-archive|oci|docker-daemon):(.*)$/.exec(input)
-  if (prefixed) {
-    const kind = prefixed[1]!
-    const rest = prefixed[2]!
-    if (kind === 'docker-daemon') return {input, kind: 'engine', ref: rest}
-    // as skopeo: the path ends at the first colon, what follows selects an image
-    const colon = rest.indexOf(':')
-    const location = colon === -1 ? rest : rest.slice(0, colon)
-    const ref = colon === -1 ? undefined : rest.slice(colon + 1) || undefined
-    if (kind === 'oci') {
-      await requireKind(location, 'directory', input, code)
-      return {dir: location, input, kind, ...(ref ? {ref} : {})}
-    }
-
-    await requireKind(location, 'file', input, code)
-    return {file: location, input, kind: kind as 'docker-archive' | 'oci-archive', ...(ref ? {ref} : {})}
+  const location = parseImageLocation(input, {code})
+  if (location.kind === 'engine') {
+    if (location.ref !== input) return {input, kind: 'engine', ref: location.ref} // docker-daemon:REF
+  } else if (location.kind === 'oci') {
+    await requireKind(location.path, 'directory', input, code)
+    return {dir: location.path, input, kind: 'oci', ...(location.ref ? {ref: location.ref} : {})}
+  } else {
+    await requireKind(location.path, 'file', input, code)
+    return {file: location.path, input, kind: location.kind, ...(location.ref ? {ref: location.ref} : {})}
   }
 
   const found = await stat(input).catch(() => {})
@@ -313,20 +301,6 @@ function pickArchiveImage(
   )
 }
 
-interface Descriptor {
-  annotations?: Record<string, string>
-  digest?: unknown
-  mediaType?: string
-  platform?: {architecture?: string; os?: string; variant?: string}
-}
-
-interface LayoutManifest {
-  config?: Descriptor
-  layers?: Descriptor[]
-  manifests?: Descriptor[]
-  mediaType?: string
-}
-
 /**
  * An image of an OCI image layout directory: index.json (nested indexes followed) leads to one manifest,
  * selected by `ref` (the `org.opencontainers.image.ref.name` or `io.containerd.image.name` annotation) when
@@ -343,48 +317,20 @@ async function openLayout(
       details: {source: input},
       suggestions: ['write the layout again, or give the image another way (an archive or the engine)'],
     })
-  const blob = async (digest: unknown, what: string): Promise<Buffer> => {
-    if (typeof digest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(digest)) {
-      throw corrupt(`${what} has no valid sha256 digest`)
-    }
-
-    const bytes = await readFile(path.join(dir, blobPath(digest)), {signal}).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') throw corrupt(`${what} is ${digest}, but there is no ${blobPath(digest)}`)
-      throw error
-    })
-    if (sha256(bytes) !== digest) throw corrupt(`${blobPath(digest)} does not hash to its name`)
-    return bytes
-  }
-
-  const indexBytes = await readFile(path.join(dir, 'index.json'), {signal}).catch((error: NodeJS.ErrnoException) => {
-    if (error.code !== 'ENOENT') throw error
+  const layout = new OciLayout(dir, {corrupt, signal, source: input})
+  const index = await layout.index()
+  if (!index) {
     throw new ArchiveError('ARCHIVE_NOT_IMAGE', `${input}: ${dir} is not an OCI image layout (it has no index.json)`, {
       details: {source: input},
       suggestions: ['give the directory `skopeo copy … oci:DIR` or `transship rootfs build` wrote'],
     })
-  })
-  const index = parseJson<LayoutManifest>(indexBytes, corrupt, 'index.json')
-  const top = (index.manifests ?? []).filter(
-    (descriptor) =>
-      !ref || descriptor.annotations?.[REF_ANNOTATION] === ref || descriptor.annotations?.[NAME_ANNOTATION] === ref,
-  )
-  const found: Array<{descriptor: Descriptor; manifest: LayoutManifest; names: string[]}> = []
-  const walk = async (descriptors: Descriptor[], names: string[], depth: number) => {
-    if (depth > 8) throw corrupt('indexes nested too deeply')
-    for (const descriptor of descriptors) {
-      const own = [...names, ...annotationNames(descriptor.annotations)]
-      // another platform of a multi-platform image may be left out of the layout
-      if (depth > 0 && !(await stat(path.join(dir, blobPath(String(descriptor.digest)))).catch(() => {}))) continue
-      const manifest = parseJson<LayoutManifest>(await blob(descriptor.digest, 'a manifest'), corrupt, 'a manifest')
-      if (INDEX_MEDIA.has(descriptor.mediaType ?? manifest.mediaType ?? '') || Array.isArray(manifest.manifests)) {
-        await walk(manifest.manifests ?? [], own, depth + 1)
-      } else {
-        found.push({descriptor, manifest, names: own})
-      }
-    }
   }
 
-  await walk(top, [], 0)
+  const top = (index.manifests ?? []).filter((descriptor) => !ref || isNamed(descriptor, ref))
+  const found = (await layout.images(top)).map((image) => ({
+    ...image,
+    names: image.chain.flatMap((descriptor) => annotationNames(descriptor.annotations)),
+  }))
   if (found.length !== 1) {
     const listed = (index.manifests ?? []).flatMap((descriptor) => annotationNames(descriptor.annotations))
     throw new UsageError(
@@ -401,7 +347,7 @@ async function openLayout(
 
   const {manifest, names} = found[0]!
   const configDigest = String(manifest.config?.digest)
-  const configBytes = await blob(manifest.config?.digest, 'the config')
+  const configBytes = await layout.readBlob(manifest.config?.digest, 'the config')
   const config = parseConfig(configBytes, input)
   const diffIDs = configDiffIDs(config)
   const descriptors = manifest.layers ?? []
@@ -422,12 +368,11 @@ async function openLayout(
           continue
         }
 
-        const file = path.join(dir, blobPath(String(descriptor.digest)))
-        if (!(await stat(file).catch(() => {})))
+        if (!(await layout.hasBlob(descriptor.digest)))
           throw corrupt(`layer ${position + 1} has no blob ${blobPath(String(descriptor.digest))}`)
         layers.set(
           diffID,
-          await readLayer(createReadStream(file), {
+          await readLayer(layout.openBlob(descriptor.digest as string), {
             contents: options.contents,
             diffID,
             signal: options.signal,
@@ -445,14 +390,6 @@ async function openLayout(
 function annotationNames(annotations: Record<string, string> | undefined): string[] {
   const name = annotations?.[NAME_ANNOTATION] ?? annotations?.[REF_ANNOTATION]
   return name ? [name] : []
-}
-
-function blobPath(digest: string): string {
-  return `blobs/${digest.replace(':', '/')}`
-}
-
-function sha256(bytes: Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
 }
 
 function parseJson<T>(bytes: Buffer, corrupt: (message: string) => Error, what: string): T {
@@ -569,32 +506,23 @@ export async function readLayer(
 ): Promise<LayerEntry[]> {
   const {signal, source} = options
   const hash = createHash('sha256')
-  const extract = tar.extract()
   const entries: LayerEntry[] = []
-  try {
-    const {stream} = await decompressed(input, signal)
-    const hashing = new Transform({
-      transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-        hash.update(chunk)
-        callback(null, chunk)
-      },
-    })
-    const piping = pipeline(stream, hashing, extract as unknown as NodeJS.WritableStream, {signal})
-    const reading = (async () => {
-      try {
-        for await (const entry of extract) {
-          const layerEntry = await readEntry(entry.header, entry as AsyncIterable<Buffer>, options.contents)
-          if (layerEntry) entries.push(layerEntry)
-        }
-      } catch (error) {
-        // stops the pipeline too, so that neither side is left waiting
-        extract.destroy(error as Error)
-        throw error
-      }
-    })()
-    await Promise.all([piping, reading])
-  } catch (error) {
-    throw layerError(error, source)
+  for await (const {entry, open} of readTar(input, {
+    decompress: true,
+    decompressed: true,
+    details: {source},
+    // as Docker reads a layer: it may end at an entry boundary without its end-of-archive marker
+    endMarker: 'optional',
+    label: source,
+    signal,
+    suggestions: {
+      ARCHIVE_CORRUPT: ['get or write the image again'],
+      ARCHIVE_TRUNCATED: ['the image was cut short: get or write it again'],
+    },
+    tap: (chunk) => hash.update(chunk),
+  })) {
+    const layerEntry = await readEntry(entry, open, options.contents)
+    if (layerEntry) entries.push(layerEntry)
   }
 
   if (options.diffID) {
@@ -612,13 +540,14 @@ export async function readLayer(
 }
 
 async function readEntry(
-  header: tar.Header,
-  body: AsyncIterable<Buffer>,
+  entry: TarEntry,
+  open: () => Readable,
   contents?: ReadonlySet<string>,
 ): Promise<LayerEntry | undefined> {
-  const entryPath = normalizePath(header.name)
-  const keep = contents?.has(entryPath) === true && (header.size ?? 0) <= CONTENT_LIMIT
-  const {content, digest} = await hashBody(header, body, keep)
+  const entryPath = normalizePath(entry.name.toString('utf8'))
+  const regular = entry.type === 'file' || entry.type === 'contiguous-file'
+  const keep = contents?.has(entryPath) === true && entry.declaredSize <= CONTENT_LIMIT
+  const {content, digest} = regular ? await hashBody(open(), keep) : {}
   const base = path.posix.basename(entryPath)
   const dir = path.posix.dirname(entryPath)
   const parent = dir === '.' ? '' : dir
@@ -630,102 +559,52 @@ async function readEntry(
   }
 
   if (entryPath === '') return undefined // the root directory: overlay keeps the lower one's
-  const info = fileInfo(header, digest)
+  const info = fileInfo(entry, digest)
   if (content) info.content = content
   return {info, kind: 'file', path: entryPath}
 }
 
 /**
- * The hex sha256 of a regular file's content (undefined for other types, whose body is drained), and the content
- * itself when `keep` (the caller checked the header's size against CONTENT_LIMIT; a body longer than its header
- * says is not kept).
+ * The hex sha256 of a regular file's content, and the content itself when `keep` (the caller checked the
+ * header's size against CONTENT_LIMIT; a body longer than its header says is not kept).
  */
-async function hashBody(
-  header: tar.Header,
-  body: AsyncIterable<Buffer>,
-  keep: boolean,
-): Promise<{content?: Buffer; digest?: string}> {
-  const regular = header.type === 'file' || header.type === 'contiguous-file'
+async function hashBody(body: Readable, keep: boolean): Promise<{content?: Buffer; digest?: string}> {
   const hash = createHash('sha256')
   const chunks: Buffer[] = []
   let length = 0
-  for await (const chunk of body) {
-    if (!regular) continue
+  for await (const chunk of body as AsyncIterable<Buffer>) {
     hash.update(chunk)
     length += chunk.length
     if (keep && length <= CONTENT_LIMIT) chunks.push(chunk)
   }
 
-  if (!regular) return {}
   const digest = hash.digest('hex')
   return keep && length <= CONTENT_LIMIT ? {content: Buffer.concat(chunks), digest} : {digest}
 }
 
-function fileInfo(header: tar.Header, digest: string | undefined): FileInfo {
-  const pax = (header.pax ?? {}) as Record<string, string>
-  const type = header.type === 'contiguous-file' ? 'file' : header.type
+function fileInfo(entry: TarEntry, digest: string | undefined): FileInfo {
+  const type = entry.type === 'contiguous-file' ? 'file' : (entry.type as string)
   const info: FileInfo = {
     type,
-    mode: header.mode % 0o1_0000,
+    mode: entry.mode % 0o1_0000,
     // pax carries ids too large for the ustar header, and the sub-second times it rounds away
-    uid: paxNumber(pax.uid) ?? header.uid,
-    gid: paxNumber(pax.gid) ?? header.gid,
-    mtime: paxNumber(pax.mtime) ?? Math.floor(header.mtime.getTime() / 1000),
-    size: type === 'file' ? header.size : 0,
+    uid: entry.uid,
+    gid: entry.gid,
+    mtime: Number(entry.mtime),
+    size: type === 'file' ? entry.declaredSize : 0,
   }
   if (digest !== undefined) info.sha256 = digest
-  if (header.type === 'symlink') info.linkname = header.linkname
-  if (header.type === 'link') info.linkname = normalizePath(header.linkname)
-  if (header.type === 'character-device' || header.type === 'block-device') {
-    info.devmajor = header.devmajor
-    info.devminor = header.devminor
+  if (entry.type === 'symlink') info.linkname = entry.linkname.toString('utf8')
+  if (entry.type === 'link') info.linkname = normalizePath(entry.linkname.toString('utf8'))
+  if (entry.type === 'character-device' || entry.type === 'block-device') {
+    info.devmajor = entry.devmajor
+    info.devminor = entry.devminor
   }
 
-  const xattrs = Object.entries(pax)
+  const xattrs = [...(entry.pax ?? [])]
     .filter(([key]) => key.startsWith(XATTR))
-    .map(([key, value]) => [key.slice(XATTR.length), value] as const)
+    .map(([key, value]) => [key.slice(XATTR.length), value.toString('utf8')] as const)
     .sort(([x], [y]) => (x < y ? -1 : 1))
   if (xattrs.length > 0) info.xattrs = Object.fromEntries(xattrs)
   return info
-}
-
-function paxNumber(value: string | undefined): number | undefined {
-  if (value === undefined || value.trim() === '') return undefined
-  const number = Number(value)
-  return Number.isFinite(number) ? number : undefined
-}
-
-/** tar-stream's errors, as ArchiveErrors that say which layer is broken. */
-function layerError(error: unknown, source: string): unknown {
-  if (error instanceof ArchiveError) {
-    if (error.message.startsWith(source)) return error
-    return new ArchiveError(error.code as 'ARCHIVE_CORRUPT', `${source}: ${error.message}`, {
-      cause: error.cause,
-      details: {...error.details, source},
-      suggestions: error.suggestions,
-    })
-  }
-
-  const message = error instanceof Error ? error.message : String(error)
-  if (message === 'Unexpected end of data') {
-    return new ArchiveError('ARCHIVE_TRUNCATED', `${source} is truncated: its tar ends early`, {
-      cause: error,
-      details: {source},
-      suggestions: ['the image was cut short: get or write it again'],
-    })
-  }
-
-  if (
-    message.startsWith('Invalid tar header') ||
-    message === 'Invalid header' ||
-    message.includes('exceeds max size')
-  ) {
-    return new ArchiveError('ARCHIVE_CORRUPT', `${source} is not a valid layer tar (${message})`, {
-      cause: error,
-      details: {source},
-      suggestions: ['get or write the image again'],
-    })
-  }
-
-  return error
 }

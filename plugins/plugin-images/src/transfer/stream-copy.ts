@@ -12,6 +12,16 @@ import {
   shellQuote,
   TransshipError,
 } from '@transship/kit'
+import {
+  blobName,
+  type Descriptor,
+  INDEX_FILE,
+  LAYOUT_FILE,
+  LAYOUT_VERSION,
+  layoutIndex,
+  MEDIA_TYPES,
+  nameAnnotations,
+} from '@transship/kit/oci'
 import {once} from 'node:events'
 import path from 'node:path'
 import {PassThrough, type Readable, Transform} from 'node:stream'
@@ -429,7 +439,7 @@ class TargetOutput {
     if (destination.facts.imageStore === 'classic' || this.target.convertToOci) return present
     // the containerd store resolves a missing layer from its content store by blob digest: only an
     // uncompressed OCI blob (digest = diffID) of a layer it holds can be left out
-    return present && name === `blobs/sha256/${layer.diffID.slice('sha256:'.length)}`
+    return present && name === blobName(layer.diffID)
   }
 
   async settled(): Promise<void> {
@@ -514,9 +524,9 @@ type LegacyManifest = Array<{Config: string; Layers: string[]; RepoTags?: null |
 /** Where a legacy entry goes in an OCI layout: layers and configs become blobs, the rest is left out. */
 function ociEntryName(name: string, layers: Map<string, {diffID: string}>): string | undefined {
   const layer = layers.get(name)
-  if (layer) return `blobs/sha256/${layer.diffID.slice('sha256:'.length)}`
+  if (layer) return blobName(layer.diffID)
   const config = /^([\da-f]{64})\.json$/.exec(name)?.[1]
-  return config ? `blobs/sha256/${config}` : undefined
+  return config ? blobName(`sha256:${config}`) : undefined
 }
 
 /** The OCI manifests, index.json and oci-layout for the images of a legacy manifest.json. */
@@ -526,11 +536,7 @@ function ociMetadata(
   layers: Map<string, {diffID: string; size: number}>,
 ): Array<[string, Buffer]> {
   const entries: Array<[string, Buffer]> = []
-  const index: {manifests: unknown[]; mediaType: string; schemaVersion: number} = {
-    manifests: [],
-    mediaType: 'application/vnd.oci.image.index.v1+json',
-    schemaVersion: 2,
-  }
+  const descriptors: Descriptor[] = []
   for (const image of manifest) {
     const config = configs.get(image.Config)
     if (!config)
@@ -539,7 +545,7 @@ function ociMetadata(
       JSON.stringify({
         config: {
           digest: sha256(config),
-          mediaType: 'application/vnd.oci.image.config.v1+json',
+          mediaType: MEDIA_TYPES.ociConfig,
           size: config.length,
         },
         layers: image.Layers.map((path) => {
@@ -550,31 +556,28 @@ function ociMetadata(
               ExitCode.Failed,
               `layer ${path} was not seen in the save stream`,
             )
-          return {digest: layer.diffID, mediaType: 'application/vnd.oci.image.layer.v1.tar', size: layer.size}
+          return {digest: layer.diffID, mediaType: MEDIA_TYPES.ociLayer, size: layer.size}
         }),
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        mediaType: MEDIA_TYPES.ociManifest,
         schemaVersion: 2,
       }),
     )
     const digest = sha256(body)
-    entries.push([`blobs/sha256/${digest.slice('sha256:'.length)}`, body])
+    entries.push([blobName(digest), body])
     for (const tag of image.RepoTags ?? []) {
-      const reference = parseReference(tag)
-      index.manifests.push({
-        annotations: {
-          'io.containerd.image.name': `${reference.domain}/${reference.path}:${reference.tag}`,
-          'org.opencontainers.image.ref.name': reference.tag,
-        },
+      parseReference(tag) // a name that is not a reference is refused before the engine sees it
+      descriptors.push({
+        annotations: nameAnnotations(tag),
         digest,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        mediaType: MEDIA_TYPES.ociManifest,
         size: body.length,
       })
     }
   }
 
   entries.push(
-    ['index.json', Buffer.from(JSON.stringify(index))],
-    ['oci-layout', Buffer.from('{"imageLayoutVersion":"1.0.0"}')],
+    [INDEX_FILE, Buffer.from(JSON.stringify(layoutIndex(descriptors)))],
+    [LAYOUT_FILE, Buffer.from(JSON.stringify(LAYOUT_VERSION))],
   )
   return entries
 }

@@ -11,6 +11,8 @@ import zlib from 'node:zlib'
 import tar from 'tar-stream'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {sha256} from '../../../../test/helpers/digests.js'
+import {failure} from '../../../../test/helpers/failure.js'
 import {
   buildReport,
   compareConfigs,
@@ -59,10 +61,6 @@ async function layerTar(entries: PackEntry[]): Promise<Buffer> {
 
   pack.finalize()
   return done
-}
-
-function sha256(bytes: Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
 }
 
 interface Layer {
@@ -210,16 +208,6 @@ async function source(input: string): Promise<ImageSource> {
 }
 
 /** The error `promise` rejects with. */
-async function failure(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-
-  throw new Error('expected a failure')
-}
-
 function changedAttributes(report: Awaited<ReturnType<typeof diffImages>>) {
   return report.files.map((difference) =>
     difference.kind === 'changed'

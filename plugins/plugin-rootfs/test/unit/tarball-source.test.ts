@@ -10,6 +10,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import type {RootfsEntry} from '../../src/source/entry.js'
 
+import {failure} from '../../../../test/helpers/failure.js'
 import {openTarballSource, type TarballSource} from '../../src/source/tarball.js'
 
 const CAPABILITY = Buffer.from('0100000200200000000000000000000000000000', 'hex')
@@ -108,16 +109,6 @@ async function collect(source: TarballSource, signal?: AbortSignal): Promise<Pla
   }
 
   return result
-}
-
-async function failure(promise: Promise<unknown>): Promise<{code?: string; exit?: number; message: string}> {
-  try {
-    await promise
-  } catch (error) {
-    return error as {code?: string; exit?: number; message: string}
-  }
-
-  throw new Error('expected a failure')
 }
 
 async function entriesOf(data: Buffer, name = 'rootfs.tar'): Promise<Plain[]> {
@@ -338,6 +329,28 @@ describe('openTarballSource', () => {
     expect(await entriesOf(data)).toMatchObject([
       {content: 'data', path: 'usr/lib/deep/lit.cfg', type: 'file'},
       {content: 'x', path: 'next', type: 'file'},
+    ])
+  })
+
+  it('reads a v7 tarball (no ustar magic), as GNU tar does', async () => {
+    const v7 = (block: Buffer) => {
+      block.fill(0, 257, 265)
+      block.fill(0x20, 148, 156)
+      block.write(
+        octal(
+          block.reduce((total, byte) => total + byte, 0),
+          6,
+        ) + ' ',
+        148,
+        'latin1',
+      )
+      return block
+    }
+
+    const data = archive(v7(header('etc/', '5')), v7(header('etc/motd', '0', 5)), padded(Buffer.from('hello')))
+    expect(await entriesOf(data)).toMatchObject([
+      {path: 'etc', type: 'directory'},
+      {content: 'hello', path: 'etc/motd', type: 'file'},
     ])
   })
 
