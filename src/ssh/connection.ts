@@ -4,7 +4,7 @@
  */
 import type {AnyAuthMethod, AuthenticationType, ConnectConfig} from 'ssh2'
 
-import {AuthError, ExitCode, TransshipError, UnreachableError} from '@transship/kit'
+import {AuthError, TransshipError, UnreachableError} from '@transship/kit'
 import createDebug from 'debug'
 import net from 'node:net'
 import ssh2 from 'ssh2'
