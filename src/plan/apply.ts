@@ -1,4 +1,4 @@
-import type {RunContext, Step, StepOutcome} from '@transship/kit'
+import type {ErrorCode, RunContext, Step, StepOutcome} from '@transship/kit'
 
 import {InterruptedError, isTransshipError} from '@transship/kit'
 
@@ -7,7 +7,7 @@ import type {Plan} from './plan.js'
 export type StepStatus = 'done' | 'failed' | 'interrupted' | 'skipped'
 
 export interface StepReport {
-  error?: {code: string; message: string}
+  error?: {code: ErrorCode; message: string}
   host: string
   id: string
   /** milliseconds */
@@ -103,7 +103,7 @@ function base(step: Step): Pick<StepReport, 'host' | 'id' | 'section' | 'title'>
   return {host: step.host, id: step.id, section: step.section, title: step.title}
 }
 
-function describeError(error: unknown, interrupted: boolean): {code: string; message: string} {
+function describeError(error: unknown, interrupted: boolean): {code: ErrorCode; message: string} {
   if (interrupted) return {code: new InterruptedError().code, message: 'interrupted'}
   if (isTransshipError(error)) return {code: error.code, message: error.message}
   return {code: 'UNEXPECTED', message: error instanceof Error ? error.message : String(error)}

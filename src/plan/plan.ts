@@ -1,6 +1,6 @@
 import type {Hosts, Logger, PlanContext, PlannedImage, PlannedProducts, SectionProvider, Step} from '@transship/kit'
 
-import {formatReference, parseReference, StepFailedError, TransshipError} from '@transship/kit'
+import {ExitCode, formatReference, parseReference, StepFailedError, TransshipError} from '@transship/kit'
 
 export interface Plan {
   /** the steps, in an order that respects their dependencies */
@@ -90,7 +90,7 @@ export function orderSections(sections: RecipeSection[]): RecipeSection[] {
     if (visiting.has(name)) {
       throw new TransshipError(
         'PLAN_INVALID',
-        1,
+        ExitCode.Failed,
         `the sections ${[...chain, name].join(' → ')} each want to be planned after the other`,
       )
     }
@@ -113,7 +113,8 @@ export function orderSections(sections: RecipeSection[]): RecipeSection[] {
 export function orderSteps(steps: Step[]): Step[] {
   const byId = new Map<string, Step>()
   for (const step of steps) {
-    if (byId.has(step.id)) throw new TransshipError('PLAN_INVALID', 1, `two steps have the id "${step.id}"`)
+    if (byId.has(step.id))
+      throw new TransshipError('PLAN_INVALID', ExitCode.Failed, `two steps have the id "${step.id}"`)
     byId.set(step.id, step)
   }
 
@@ -123,7 +124,11 @@ export function orderSteps(steps: Step[]): Step[] {
     const needs = step.dependsOn ?? []
     for (const need of needs) {
       if (!byId.has(need)) {
-        throw new TransshipError('PLAN_INVALID', 1, `step "${step.id}" depends on "${need}", which is not in the plan`)
+        throw new TransshipError(
+          'PLAN_INVALID',
+          ExitCode.Failed,
+          `step "${step.id}" depends on "${need}", which is not in the plan`,
+        )
       }
 
       dependents.set(need, [...(dependents.get(need) ?? []), step.id])

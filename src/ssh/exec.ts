@@ -4,7 +4,7 @@
  */
 import type {ClientChannel} from 'ssh2'
 
-import {TransshipError, UnreachableError} from '@transship/kit'
+import {ExitCode, TransshipError, UnreachableError} from '@transship/kit'
 import createDebug from 'debug'
 import {PassThrough, type Readable, type Writable} from 'node:stream'
 import {finished, pipeline} from 'node:stream/promises'
@@ -189,7 +189,7 @@ export async function runCommand(
       child.stdout.destroy(
         new TransshipError(
           'SSH_OUTPUT_TOO_LARGE',
-          1,
+          ExitCode.Failed,
           `\`${command}\` on ${owner.label} wrote more than ${RUN_STDOUT_LIMIT} bytes`,
         ),
       )

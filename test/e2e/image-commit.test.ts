@@ -204,10 +204,24 @@ describeE2E('transship image commit and history', (bed) => {
     const badRef = await cli('classic', ['image', 'commit', name, 'Not A Ref'])
     expect(badRef.code).toBe(2)
     expect(badRef.stderr).toContain('is not a valid image reference')
+    const digestRef = await cli('classic', ['image', 'commit', name, `app@sha256:${'a'.repeat(64)}`, '--json'])
+    expect(digestRef.code).toBe(2)
+    expect((JSON.parse(digestRef.stdout) as ErrorJson).error).toMatchObject({code: 'REFERENCE_INVALID', exit: 2})
 
     const badChange = await cli('classic', ['image', 'commit', name, 'transship-test/x:1', '--change', 'RUN rm -rf /'])
     expect(badChange.code).toBe(2)
     expect(badChange.stderr).toContain('a commit applies only the instructions')
+    const bareChange = await cli('classic', [
+      'image',
+      'commit',
+      name,
+      'transship-test/x:1',
+      '--change',
+      'CMD',
+      '--json',
+    ])
+    expect(bareChange.code).toBe(2)
+    expect((JSON.parse(bareChange.stdout) as ErrorJson).error).toMatchObject({code: 'CHANGE_INVALID', exit: 2})
     expect(await imageId('classic', 'transship-test/x:1')).toBeUndefined()
 
     const noImage = await cli('classic', ['image', 'history', 'transship-test/none:1'])

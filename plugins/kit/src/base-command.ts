@@ -3,7 +3,7 @@ import createDebug from 'debug'
 
 import type {Logger} from './plugin-api.js'
 
-import {InterruptedError, isTransshipError, RecipeError, type TransshipError} from './errors.js'
+import {ExitCode, InterruptedError, isTransshipError, RecipeError, type TransshipError} from './errors.js'
 import {configureNative} from './native/addon.js'
 import {writeJsonEvent} from './ui/progress.js'
 
@@ -34,7 +34,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     if (this.interrupts > 1) {
       // a second Ctrl-C means "now": the user has seen the first one being handled
       // eslint-disable-next-line n/no-process-exit, unicorn/no-process-exit
-      process.exit(130)
+      process.exit(ExitCode.Interrupted)
     }
 
     this.logToStderr('Interrupting: stopping transfers and cleaning up (Ctrl-C again to quit at once)…')

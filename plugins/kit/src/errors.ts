@@ -4,23 +4,9 @@
  * subclass, never by message text.
  */
 
-/** Documented process exit codes (README "Exit codes"). */
-export const ExitCode = {
-  Ok: 0,
-  /** a step failed (transfer, engine error, ...) */
-  Failed: 1,
-  /** bad usage or an invalid recipe: nothing was touched */
-  Usage: 2,
-  /** a host, engine or registry could not be reached */
-  Unreachable: 3,
-  /** authentication or host-key verification refused */
-  Auth: 4,
-  /** a verification found the result differs from the source */
-  Verify: 5,
-  /** interrupted (Ctrl-C / SIGTERM) */
-  Interrupted: 130,
-} as const
-export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
+import {type CodeFor, type ErrorCode, ExitCode, type ExitOf, type UsageCode} from './error-codes.js'
+
+export * from './error-codes.js'
 
 export interface TransshipErrorOptions {
   cause?: unknown
@@ -29,13 +15,14 @@ export interface TransshipErrorOptions {
   suggestions?: string[]
 }
 
-export class TransshipError extends Error {
-  readonly code: string
+/** `C` is inferred from the code given, so its exit code must be one the catalogue lists for it. */
+export class TransshipError<C extends ErrorCode = ErrorCode> extends Error {
+  readonly code: C
   readonly details: Record<string, unknown> | undefined
   readonly exit: ExitCode
   readonly suggestions: string[]
 
-  constructor(code: string, exit: ExitCode, message: string, options: TransshipErrorOptions = {}) {
+  constructor(code: C, exit: ExitOf<C>, message: string, options: TransshipErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : {cause: options.cause})
     this.name = new.target.name
     this.code = code
@@ -57,7 +44,7 @@ export class TransshipError extends Error {
 
 /** Bad flags, arguments or input files. */
 export class UsageError extends TransshipError {
-  constructor(message: string, options?: TransshipErrorOptions & {code?: string}) {
+  constructor(message: string, options?: TransshipErrorOptions & {code?: UsageCode}) {
     super(options?.code ?? 'USAGE', ExitCode.Usage, message, options)
   }
 }
@@ -75,7 +62,7 @@ export interface RecipeIssue {
 export class RecipeError extends TransshipError {
   readonly issues: RecipeIssue[]
 
-  constructor(issues: RecipeIssue[], options?: TransshipErrorOptions & {code?: string}) {
+  constructor(issues: RecipeIssue[], options?: TransshipErrorOptions & {code?: UsageCode}) {
     super(options?.code ?? 'RECIPE_INVALID', ExitCode.Usage, issues.map((i) => formatRecipeIssue(i)).join('\n'), {
       ...options,
       details: {issues},
@@ -91,14 +78,14 @@ export function formatRecipeIssue(issue: RecipeIssue): string {
 
 /** A host (SSH server, engine socket) that cannot be reached. */
 export class UnreachableError extends TransshipError {
-  constructor(code: string, message: string, options?: TransshipErrorOptions) {
+  constructor(code: CodeFor<typeof ExitCode.Unreachable>, message: string, options?: TransshipErrorOptions) {
     super(code, ExitCode.Unreachable, message, options)
   }
 }
 
 /** Refused credentials or an SSH host key that is unknown or does not match. */
 export class AuthError extends TransshipError {
-  constructor(code: string, message: string, options?: TransshipErrorOptions) {
+  constructor(code: CodeFor<typeof ExitCode.Auth>, message: string, options?: TransshipErrorOptions) {
     super(code, ExitCode.Auth, message, options)
   }
 }
@@ -116,7 +103,7 @@ export class EngineError extends TransshipError {
   }
 }
 
-function engineErrorCode(status: number | undefined): string {
+function engineErrorCode(status: number | undefined): ErrorCode {
   switch (status) {
     case 400: {
       return 'ENGINE_BAD_REQUEST'

@@ -43,7 +43,7 @@ const SPACE_OR_CONTROL = /[\s\u0000-\u001F\u007F]/
 const COMPONENT_RULE = 'lower-case letters and digits, separated by ".", "_", "__" or "-"'
 const TAG_RULE = 'letters, digits, "_", "." and "-", not starting with "." or "-", at most 128 characters'
 
-/** Parses and checks a reference; a UsageError (exit 2, INVALID_REFERENCE) that names the rule it breaks. */
+/** Parses and checks a reference; a UsageError (exit 2, REFERENCE_INVALID) that names the rule it breaks. */
 export function parseReference(value: string): ImageReference {
   const result = analyse(value)
   if (typeof result === 'string') throw invalidReference(value, result)
@@ -73,7 +73,7 @@ export function showReference(value: string): string {
 
 export function invalidReference(value: string, why: string): UsageError {
   return new UsageError(`${showReference(value)} is not a valid image reference: ${why}`, {
-    code: 'INVALID_REFERENCE',
+    code: 'REFERENCE_INVALID',
     details: {reference: value.length <= 100 ? value : `${value.slice(0, 60)}…`, why},
     suggestions: [
       'write it as [registry[:port]/]repository[:tag][@digest], e.g. app:1 or registry.example.com/team/app:1.4',

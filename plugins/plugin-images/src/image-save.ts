@@ -8,6 +8,7 @@ import {
   compressor,
   counted,
   type EngineClient,
+  ExitCode,
   ImageArchiveWriter,
   indexArchive,
   type OutputImage,
@@ -266,7 +267,7 @@ async function reencode(
     if (pending.size > 0) {
       throw new TransshipError(
         'SAVE_INCOMPLETE',
-        1,
+        ExitCode.Failed,
         `host "${engine.host}" sent a second archive without the layers ${[...pending].join(', ')}: did the images change meanwhile?`,
       )
     }

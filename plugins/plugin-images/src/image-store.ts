@@ -1,6 +1,6 @@
 import type {EngineClient, ImageReference} from '@transship/kit'
 
-import {EngineError, parseReference, repositoryName, TransshipError} from '@transship/kit'
+import {EngineError, ExitCode, parseReference, repositoryName, TransshipError} from '@transship/kit'
 
 export interface ImageSummary {
   Created: number
@@ -37,7 +37,7 @@ export async function inspectImage(
 export async function requireImage(engine: EngineClient, ref: string, signal?: AbortSignal): Promise<ImageInspect> {
   const image = await inspectImage(engine, ref, signal)
   if (!image) {
-    throw new TransshipError('IMAGE_NOT_FOUND', 1, `image ${ref} is not on host "${engine.host}"`, {
+    throw new TransshipError('IMAGE_NOT_FOUND', ExitCode.Failed, `image ${ref} is not on host "${engine.host}"`, {
       details: {host: engine.host, image: ref},
       suggestions: [`list what the host has with: transship image ls --host ${engine.host}`],
     })
@@ -64,7 +64,7 @@ export async function tagImage(
   if (tagged.Id !== imageId) {
     throw new TransshipError(
       'TAG_MISMATCH',
-      1,
+      ExitCode.Failed,
       `${target} on host "${engine.host}" points at ${tagged.Id}, not ${imageId}`,
     )
   }

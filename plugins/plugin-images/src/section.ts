@@ -1,6 +1,7 @@
 import type {ImageReference, PlanContext, Reference, SectionProvider, Step} from '@transship/kit'
 
 import {
+  ExitCode,
   formatBytes,
   formatReference,
   indexArchive,
@@ -291,7 +292,7 @@ function copyRun(from: string, refs: string[], to: string[]): Step['run'] {
     if (failed.length > 0) {
       throw new TransshipError(
         'COPY_FAILED',
-        1,
+        ExitCode.Failed,
         failed.map((report) => `${report.host}: ${report.error?.message}`).join('; '),
       )
     }

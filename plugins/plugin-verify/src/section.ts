@@ -6,12 +6,11 @@ import {z} from 'zod'
 
 import type {VerifyConfig} from './config/types.js'
 
-import {loadVerifyConfig} from './config/load.js'
-import {SCHEMA_VERSION, verifyConfigSchema} from './config/schema.js'
+import {verifyConfigSchema} from './config/schema.js'
 import {checksDigest, hasPassed, recordPass} from './passed-checks.js'
 import {formatReport, passed} from './report/text.js'
-import {resolveEnvFile} from './run/run-options.js'
 import {runVerification} from './run/run-verification.js'
+import {entryConfig} from './verify-jobs.js'
 
 export const verifyEntrySchema = z
   .strictObject({
@@ -47,10 +46,7 @@ export const verifySection: SectionProvider<VerifyEntry[]> = {
     for (const entry of entries) {
       const file = entry.config === undefined ? undefined : path.resolve(context.recipe.dir, entry.config)
       // read now: a broken test file is a recipe error, before anything runs
-      const config: VerifyConfig = await resolveEnvFile(
-        file ? await loadVerifyConfig(file) : {...entry.tests!, schemaVersion: SCHEMA_VERSION},
-        file ? path.dirname(file) : context.recipe.dir,
-      )
+      const config: VerifyConfig = await entryConfig(entry, context.recipe.dir)
       const checks = checksDigest(config)
       const source = entry.config ?? 'checks in the recipe'
       for (const host of entry.on ?? ['local']) {

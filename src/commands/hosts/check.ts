@@ -1,5 +1,13 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand, ExitCode, formatBytes, formatTable, isTransshipError, TransshipError} from '@transship/kit'
+import {
+  BaseCommand,
+  ExitCode,
+  type ExitOf,
+  formatBytes,
+  formatTable,
+  isTransshipError,
+  TransshipError,
+} from '@transship/kit'
 
 import {hostFlags, recipeArg} from '../../flags.js'
 import {openHosts, readRecipe} from '../../services.js'
@@ -72,7 +80,9 @@ data. Nothing is changed. Exits 3 when a host cannot be reached, 4 when its SSH 
       const failed = checks.filter((check) => !check.reachable)
       if (failed.length > 0) {
         // the most serious reason decides the exit code: a refused key (4) over an unreachable host (3)
-        const exit = Math.max(...failed.map((check) => check.error?.exit ?? ExitCode.Unreachable)) as ExitCode
+        const exit = Math.max(
+          ...failed.map((check) => check.error?.exit ?? ExitCode.Unreachable),
+        ) as ExitOf<'HOSTS_UNREACHABLE'>
         const reasons = failed.map((check) => `  ${check.host}: ${check.error?.message}`).join('\n')
         throw new TransshipError(
           'HOSTS_UNREACHABLE',

@@ -3,6 +3,7 @@ import {PassThrough, type Readable, Transform, type TransformCallback} from 'nod
 import {pipeline} from 'node:stream/promises'
 import tar from 'tar-stream'
 
+import {ExitCode} from '../error-codes.js'
 import {sha256} from '../oci/digest.js'
 import {blobName, INDEX_FILE, LAYOUT_FILE, LAYOUT_VERSION, layoutIndex, nameAnnotations} from '../oci/layout.js'
 import {MEDIA_TYPES, ociLayerMediaType} from '../oci/media-types.js'
@@ -311,7 +312,7 @@ class DigestCheck extends Transform {
   private mismatch(what: string): Error {
     this.error = new ArchiveError('ARCHIVE_CORRUPT', `the body given for layer ${this.layer.digest} has ${what}`, {
       details: {digest: this.layer.digest},
-      exit: 1,
+      exit: ExitCode.Failed,
     })
     return this.error
   }

@@ -1,4 +1,4 @@
-import {ExitCode, TransshipError, type TransshipErrorOptions} from '../errors.js'
+import {ExitCode, type ExitOf, TransshipError, type TransshipErrorOptions} from '../errors.js'
 
 /** Why an image archive could not be read or written. */
 export type ArchiveErrorCode =
@@ -16,7 +16,11 @@ export type ArchiveErrorCode =
  * they exit with 2 (usage); a compressor that fails while writing (ARCHIVE_COMPRESS_FAILED) exits with 1.
  */
 export class ArchiveError extends TransshipError {
-  constructor(code: ArchiveErrorCode, message: string, options: TransshipErrorOptions & {exit?: ExitCode} = {}) {
+  constructor(
+    code: ArchiveErrorCode,
+    message: string,
+    options: TransshipErrorOptions & {exit?: ExitOf<ArchiveErrorCode>} = {},
+  ) {
     super(
       code,
       options.exit ?? (code === 'ARCHIVE_COMPRESS_FAILED' ? ExitCode.Failed : ExitCode.Usage),

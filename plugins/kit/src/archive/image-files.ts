@@ -12,7 +12,7 @@ import {type Readable} from 'node:stream'
 
 import type {EngineClient} from '../engine.js'
 
-import {EngineError, UsageError} from '../errors.js'
+import {EngineError, type UsageCode, UsageError} from '../errors.js'
 import {blobName as blobPath, isNamed, OciLayout} from '../oci/layout.js'
 import {parseImageLocation} from '../oci/location.js'
 import {IMAGE_NAME_ANNOTATION as NAME_ANNOTATION, REF_NAME_ANNOTATION as REF_ANNOTATION} from '../oci/types.js'
@@ -97,7 +97,7 @@ export interface OpenedImage {
 
 /** The error code of a bad image input (`rootfs diff` has its own). */
 export interface ImageInputOptions {
-  code?: string
+  code?: UsageCode
 }
 
 const WHITEOUT = '.wh.'
@@ -132,7 +132,12 @@ export async function resolveImageSource(input: string, options: ImageInputOptio
   return {input, kind: 'engine', ref: input}
 }
 
-async function requireKind(location: string, kind: 'directory' | 'file', input: string, code: string): Promise<void> {
+async function requireKind(
+  location: string,
+  kind: 'directory' | 'file',
+  input: string,
+  code: UsageCode,
+): Promise<void> {
   const found = await stat(location).catch(() => {})
   if (kind === 'directory' ? found?.isDirectory() : found?.isFile()) return
   throw found
@@ -146,7 +151,7 @@ async function requireKind(location: string, kind: 'directory' | 'file', input: 
     : notFound(input, location, kind, code)
 }
 
-function notFound(input: string, location: string, what: string, code: string): UsageError {
+function notFound(input: string, location: string, what: string, code: UsageCode): UsageError {
   return new UsageError(`${input}: there is no ${what} ${location}`, {
     code,
     details: {input},
@@ -183,7 +188,7 @@ export async function openImage(
 async function openEngineImage(
   source: Extract<ImageSource, {kind: 'engine'}>,
   engine: EngineClient,
-  code: string,
+  code: UsageCode,
   signal?: AbortSignal,
 ): Promise<OpenedImage> {
   let id: string
@@ -216,7 +221,7 @@ async function openEngineImage(
 async function openArchive(
   source: ImageSource,
   open: () => Promise<Readable>,
-  code: string,
+  code: UsageCode,
   signal?: AbortSignal,
   engineId?: string,
 ): Promise<OpenedImage> {
@@ -266,7 +271,12 @@ async function openArchive(
   }
 }
 
-function pickArchiveImage(images: ArchiveImage[], source: ImageSource, code: string, engineId?: string): ArchiveImage {
+function pickArchiveImage(
+  images: ArchiveImage[],
+  source: ImageSource,
+  code: UsageCode,
+  engineId?: string,
+): ArchiveImage {
   const {input} = source
   if (engineId) {
     const match = images.find((image) =>
@@ -298,7 +308,7 @@ function pickArchiveImage(images: ArchiveImage[], source: ImageSource, code: str
  */
 async function openLayout(
   source: Extract<ImageSource, {kind: 'oci'}>,
-  code: string,
+  code: UsageCode,
   signal?: AbortSignal,
 ): Promise<OpenedImage> {
   const {dir, input, ref} = source

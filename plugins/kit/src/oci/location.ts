@@ -6,7 +6,7 @@
  */
 import path from 'node:path'
 
-import {UsageError} from '../errors.js'
+import {type UsageCode, UsageError} from '../errors.js'
 
 export const FILE_TRANSPORTS = ['docker-archive', 'oci', 'oci-archive'] as const
 export type FileTransport = (typeof FILE_TRANSPORTS)[number]
@@ -35,7 +35,7 @@ export function isFileLocation(value: string): boolean {
  * Parses an image location. Anything without a transport prefix is an engine reference (checked by whoever
  * asks the engine); a prefix without a path or reference is a UsageError with `code` (default IMAGE_INPUT).
  */
-export function parseImageLocation(value: string, options: {code?: string} = {}): ImageLocation {
+export function parseImageLocation(value: string, options: {code?: UsageCode} = {}): ImageLocation {
   const transport = PREFIX.exec(value)?.[1]
   if (transport === undefined) return {kind: 'engine', ref: value}
   const rest = value.slice(transport.length + 1)
@@ -52,7 +52,7 @@ export function parseImageLocation(value: string, options: {code?: string} = {})
   return ref === '' ? {kind, path: location} : {kind, path: location, ref}
 }
 
-function missing(value: string, form: string, code = 'IMAGE_INPUT'): UsageError {
+function missing(value: string, form: string, code: UsageCode = 'IMAGE_INPUT'): UsageError {
   return new UsageError(`"${value}" names no ${form.startsWith('docker-daemon') ? 'image' : 'path'}`, {
     code,
     details: {input: value},

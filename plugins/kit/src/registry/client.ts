@@ -8,7 +8,7 @@ import {Agent, type Dispatcher, request} from 'undici'
 
 import type {BlobUploadOptions, ManifestResult, RegistryClient, RegistryCredentials, RegistryEndpoint} from './types.js'
 
-import {ExitCode, TransshipError, UnreachableError} from '../errors.js'
+import {type ErrorCode, ExitCode, TransshipError, UnreachableError} from '../errors.js'
 import {type AuthContext, RegistryAuthenticator} from './auth.js'
 
 export interface RegistryClientOptions {
@@ -38,7 +38,7 @@ const MAX_BACKOFF_MS = 30_000
 const PAGE_SIZE = 100
 
 /** error codes of the OCI Distribution specification (and Docker's), surfaced as REGISTRY_<CODE> */
-const REGISTRY_CODES = new Set([
+const REGISTRY_CODES = new Set<string>([
   'BLOB_UNKNOWN',
   'BLOB_UPLOAD_INVALID',
   'BLOB_UPLOAD_UNKNOWN',
@@ -57,7 +57,7 @@ const REGISTRY_CODES = new Set([
   'TOOMANYREQUESTS',
   'UNAUTHORIZED',
   'UNSUPPORTED',
-])
+] satisfies Array<{[K in ErrorCode]: K extends `REGISTRY_${infer C}` ? C : never}[ErrorCode]>)
 
 /** Network failures worth retrying (the connection, not the request, failed). */
 const RETRYABLE_NETWORK = new Set([
@@ -643,7 +643,7 @@ class HttpRegistryClient implements RegistryClient {
     return exponential / 2 + Math.random() * (exponential / 2)
   }
 
-  private error(code: string, message: string, options: {details?: Record<string, unknown>} = {}): TransshipError {
+  private error(code: ErrorCode, message: string, options: {details?: Record<string, unknown>} = {}): TransshipError {
     return new TransshipError(code, ExitCode.Failed, message, {
       details: {registry: this.endpoint.name, ...options.details},
     })
@@ -671,7 +671,7 @@ class HttpRegistryClient implements RegistryClient {
     const first = errors[0]?.code
     const code =
       first && REGISTRY_CODES.has(first)
-        ? `REGISTRY_${first}`
+        ? (`REGISTRY_${first}` as ErrorCode)
         : status >= 500
           ? 'REGISTRY_SERVER_ERROR'
           : status === 404

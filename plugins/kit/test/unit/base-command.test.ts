@@ -47,8 +47,8 @@ const errors: Record<string, () => Error> = {
   unreachable: () =>
     new UnreachableError('SSH_UNREACHABLE', 'edge: connection refused', {details: {cause: 'ECONNREFUSED'}}),
   usage: () =>
-    new UsageError('--from and --to name the same host', {code: 'SAME_HOST', suggestions: ['name another host']}),
-  verify: () => new TransshipError('VERIFY_MISMATCH', ExitCode.Verify, '2 files differ'),
+    new UsageError('--from and --to name the same host', {code: 'VOLUME_SAME', suggestions: ['name another host']}),
+  verify: () => new TransshipError('VOLUME_DIFFERENT', ExitCode.Verify, '2 files differ'),
 }
 
 class Fails extends BaseCommand<typeof Fails> {

@@ -99,7 +99,7 @@ export async function pushThroughEngine(
       .find((item) => item?.Digest)
     if (!aux?.Digest) {
       throw new TransshipError(
-        'PUSH_NO_DIGEST',
+        'PUSH_DIGEST_MISSING',
         ExitCode.Failed,
         `${engine.host} pushed ${name} but did not report its digest`,
       )

@@ -1,6 +1,6 @@
 import type {Host, Hosts, Logger, Progress, RemoteShell} from '@transship/kit'
 
-import {hasCommand, TransshipError} from '@transship/kit'
+import {ExitCode, hasCommand, TransshipError} from '@transship/kit'
 
 import {archiveSupport} from '../engine-archive.js'
 import {inspectImage} from '../image-store.js'
@@ -234,7 +234,7 @@ async function verifyCopy(
   if (problems.length > 0) {
     throw new TransshipError(
       'COPY_VERIFY_FAILED',
-      5,
+      ExitCode.Verify,
       `${destination.host}: ${image.ref} does not match the source: ${problems.join('; ')}`,
       {
         details: {host: destination.host, image: image.ref},

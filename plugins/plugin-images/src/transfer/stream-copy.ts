@@ -4,6 +4,7 @@ import {
   compressor,
   decompressor,
   EngineError,
+  ExitCode,
   fullName,
   parseReference,
   readMessages,
@@ -421,7 +422,11 @@ class TargetOutput {
         if (target === header.name) this.layerSizes.set(link, this.layerSizes.get(target)!)
     } else {
       this.fail(
-        new TransshipError('PARTIAL_IMPOSSIBLE', 1, `layer ${header.name} could not be identified before it was sent`),
+        new TransshipError(
+          'PARTIAL_IMPOSSIBLE',
+          ExitCode.Failed,
+          `layer ${header.name} could not be identified before it was sent`,
+        ),
       )
     }
   }
@@ -534,7 +539,8 @@ function ociMetadata(
   const descriptors: Descriptor[] = []
   for (const image of manifest) {
     const config = configs.get(image.Config)
-    if (!config) throw new TransshipError('ARCHIVE_CORRUPT', 1, `the save stream lacks the config ${image.Config}`)
+    if (!config)
+      throw new TransshipError('ARCHIVE_CORRUPT', ExitCode.Failed, `the save stream lacks the config ${image.Config}`)
     const body = Buffer.from(
       JSON.stringify({
         config: {
@@ -544,7 +550,12 @@ function ociMetadata(
         },
         layers: image.Layers.map((path) => {
           const layer = layers.get(path)
-          if (!layer) throw new TransshipError('PARTIAL_IMPOSSIBLE', 1, `layer ${path} was not seen in the save stream`)
+          if (!layer)
+            throw new TransshipError(
+              'PARTIAL_IMPOSSIBLE',
+              ExitCode.Failed,
+              `layer ${path} was not seen in the save stream`,
+            )
           return {digest: layer.diffID, mediaType: MEDIA_TYPES.ociLayer, size: layer.size}
         }),
         mediaType: MEDIA_TYPES.ociManifest,

@@ -50,7 +50,7 @@ export async function sourceDigest(
   const info = await stat(input.path).catch((error: unknown) => {
     throw missing(input.path, error)
   })
-  if (!info.isDirectory()) throw new UsageError(`${input.path} is not a directory`, {code: 'FILE_NOT_FOUND'})
+  if (!info.isDirectory()) throw new UsageError(`${input.path} is not a directory`, {code: 'FILE_WRONG_TYPE'})
   return contentDigest(new DirectorySource(input.path), signal)
 }
 
@@ -58,6 +58,6 @@ function missing(file: string, error: unknown): UsageError {
   const {code} = error as NodeJS.ErrnoException
   return new UsageError(
     code === 'ENOENT' ? `${file} does not exist` : `${file} cannot be read: ${(error as Error).message}`,
-    {cause: error, code: code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'FILE_NOT_READABLE'},
+    {cause: error, code: code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'FILE_UNREADABLE'},
   )
 }

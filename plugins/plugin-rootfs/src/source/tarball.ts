@@ -70,7 +70,7 @@ export async function openTarballSource(file: string, options: TarballSourceOpti
     })
     if (info.isDirectory()) {
       throw new UsageError(`${file} is a directory, not a rootfs tarball`, {
-        code: 'FILE_NOT_FOUND',
+        code: 'FILE_WRONG_TYPE',
         suggestions: ['give a tar archive (uncompressed, gzip, zstd, bzip2 or xz), or use a directory rootfs source'],
       })
     }
@@ -142,11 +142,11 @@ function fileError(error: unknown, label: string): unknown {
   }
 
   if (code === 'EACCES' || code === 'EPERM') {
-    return new UsageError(`${label} cannot be read: permission denied`, {cause: error, code: 'FILE_NOT_READABLE'})
+    return new UsageError(`${label} cannot be read: permission denied`, {cause: error, code: 'FILE_UNREADABLE'})
   }
 
   if (code === 'EISDIR') {
-    return new UsageError(`${label} is a directory, not a rootfs tarball`, {cause: error, code: 'FILE_NOT_FOUND'})
+    return new UsageError(`${label} is a directory, not a rootfs tarball`, {cause: error, code: 'FILE_WRONG_TYPE'})
   }
 
   return error

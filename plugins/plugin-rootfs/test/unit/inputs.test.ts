@@ -161,6 +161,13 @@ describe('the digest of a tarball or directory', () => {
     )
     expect(isTransshipError(error) && error.code).toBe('FILE_NOT_FOUND')
   })
+
+  it('is a usage error for a directory source that is a file', async () => {
+    const file = path.join(work, 'not-a-directory')
+    await writeFile(file, 'x')
+    const error = await sourceDigest({kind: 'directory', path: file}, never).catch((error_: unknown) => error_)
+    expect(isTransshipError(error) && [error.code, error.exit]).toEqual(['FILE_WRONG_TYPE', 2])
+  })
 })
 
 describe("the mirror's Release date", () => {

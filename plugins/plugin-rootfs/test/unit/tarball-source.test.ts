@@ -370,12 +370,12 @@ describe('openTarballSource', () => {
     await source.close()
   })
 
-  it('refuses a missing file', async () => {
+  it('refuses a missing file, and a directory', async () => {
     expect(await failure(openTarballSource(path.join(work, 'missing.tar')))).toMatchObject({
       code: 'FILE_NOT_FOUND',
       exit: 2,
     })
-    expect(await failure(openTarballSource(work))).toMatchObject({code: 'FILE_NOT_FOUND'})
+    expect(await failure(openTarballSource(work))).toMatchObject({code: 'FILE_WRONG_TYPE', exit: 2})
   })
 
   it('stops when the signal aborts', async () => {

@@ -10,17 +10,15 @@ import {
   UsageError,
 } from '@transship/kit'
 import {writeFile} from 'node:fs/promises'
-import path from 'node:path'
 
 import type {VerifyConfig, VerifyReport} from '../config/types.js'
 
-import {loadVerifyConfig} from '../config/load.js'
 import {junitXml} from '../report/junit.js'
 import {formatReport, passed} from '../report/text.js'
 import {isArchiveTarget, runArchiveVerification} from '../run/archive-driver.js'
-import {resolveEnvFile} from '../run/run-options.js'
 import {runVerification} from '../run/run-verification.js'
 import {type VerifyEntry} from '../section.js'
+import {filesConfig, recipeJobs, type VerifyJob} from '../verify-jobs.js'
 
 export default class Verify extends BaseCommand<typeof Verify> {
   static override args = {
@@ -106,19 +104,16 @@ Files are read as CST reads them (YAML 1.1 for .yaml, encoding/json's rules for 
 
   /** The --config files, as one config. */
   private async flagConfig(): Promise<VerifyConfig> {
-    const configs = await Promise.all(
-      (this.flags.config ?? []).map(async (file) => resolveEnvFile(await loadVerifyConfig(file), path.dirname(file))),
-    )
-    return mergeConfigs(configs)
+    return filesConfig(this.flags.config ?? [])
   }
 
-  private async flagJobs(): Promise<Array<{config: VerifyConfig; host: string; image: string}>> {
+  private async flagJobs(): Promise<VerifyJob[]> {
     const config = await this.flagConfig()
     checkImageOrId(this.args.target)
     return (this.flags.host ?? ['local']).map((host) => ({config, host, image: this.args.target}))
   }
 
-  private async recipeJobs(file: string): Promise<Array<{config: VerifyConfig; host: string; image: string}>> {
+  private async recipeJobs(file: string): Promise<VerifyJob[]> {
     const services = await coreServices(this.config)
     const section = await services.recipeSection(file, 'verify')
     if (!section) {
@@ -128,45 +123,6 @@ Files are read as CST reads them (YAML 1.1 for .yaml, encoding/json's rules for 
       })
     }
 
-    const jobs: Array<{config: VerifyConfig; host: string; image: string}> = []
-    for (const entry of section.value as VerifyEntry[]) {
-      const file = entry.config ? path.resolve(section.dir, entry.config) : undefined
-      const config: VerifyConfig = await resolveEnvFile(
-        file ? await loadVerifyConfig(file) : {...entry.tests!, schemaVersion: '2.0.0'},
-        file ? path.dirname(file) : section.dir,
-      )
-      for (const host of entry.on ?? ['local']) jobs.push({config, host, image: entry.image})
-    }
-
-    return jobs
+    return recipeJobs(section.value as VerifyEntry[], section.dir)
   }
-}
-
-/** Several test files as one (CST accepts several --config): their tests one after the other. */
-function mergeConfigs(configs: VerifyConfig[]): VerifyConfig {
-  const [first, ...rest] = configs
-  const merged: VerifyConfig = {...first!}
-  for (const config of rest) {
-    for (const key of [
-      'commandTests',
-      'fileExistenceTests',
-      'fileContentTests',
-      'globalEnvVars',
-      'waitTests',
-      'licenseTests',
-    ] as const) {
-      const items = config[key] as undefined | unknown[]
-      if (items)
-        (merged as unknown as Record<string, unknown[]>)[key] = [
-          ...((merged[key] as undefined | unknown[]) ?? []),
-          ...items,
-        ]
-    }
-
-    if (config.metadataTest) merged.metadataTest = {...merged.metadataTest, ...config.metadataTest}
-    if (config.containerRunOptions)
-      merged.containerRunOptions = {...merged.containerRunOptions, ...config.containerRunOptions}
-  }
-
-  return merged
 }

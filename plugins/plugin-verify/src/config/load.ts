@@ -33,11 +33,11 @@ const CONFIG_FILE: YamlFileSpec = {
   fileError(problem, file) {
     switch (problem.reason) {
       case 'directory': {
-        return new UsageError(`${file} is a directory, not a verification config file`, {code: 'NOT_A_FILE'})
+        return new UsageError(`${file} is a directory, not a verification config file`, {code: 'FILE_WRONG_TYPE'})
       }
 
       case 'not-a-file': {
-        return new UsageError(`${file} is not a file`, {code: 'NOT_A_FILE'})
+        return new UsageError(`${file} is not a file`, {code: 'FILE_WRONG_TYPE'})
       }
 
       case 'not-found': {

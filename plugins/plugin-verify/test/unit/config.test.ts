@@ -281,6 +281,10 @@ describe('loadVerifyConfig', () => {
     expect((error as UsageError).suggestions[0]).toBe(`did you mean ${join(dir, 'cst.yaml')}?`)
   })
 
+  it('reports a directory as FILE_WRONG_TYPE', async () => {
+    await expect(loadVerifyConfig(dir)).rejects.toMatchObject({code: 'FILE_WRONG_TYPE', exit: 2})
+  })
+
   it('names the file in validation issues', async () => {
     const file = join(dir, 'bad.yaml')
     await writeFile(file, 'schemaVersion: "2.0.0"\nfoo: 1\n')

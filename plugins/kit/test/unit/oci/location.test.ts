@@ -47,8 +47,8 @@ describe('parseImageLocation', () => {
 
   it('refuses a transport without a path (with the caller’s error code)', () => {
     for (const value of ['oci:', 'oci::tag', 'oci-archive:', 'docker-archive::app:1', 'docker-daemon:']) {
-      expect(() => parseImageLocation(value, {code: 'SOME_INPUT'}), value).toThrow(
-        expect.objectContaining({code: 'SOME_INPUT', exit: 2, message: expect.stringContaining(`"${value}"`)}),
+      expect(() => parseImageLocation(value, {code: 'ROOTFS_DIFF_INPUT'}), value).toThrow(
+        expect.objectContaining({code: 'ROOTFS_DIFF_INPUT', exit: 2, message: expect.stringContaining(`"${value}"`)}),
       )
     }
 

@@ -55,7 +55,7 @@ describe('image references (distribution/reference grammar)', () => {
 
     expect(error).toBeInstanceOf(UsageError)
     expect((error as UsageError).exit).toBe(2)
-    expect((error as UsageError).code).toBe('INVALID_REFERENCE')
+    expect((error as UsageError).code).toBe('REFERENCE_INVALID')
     const shown = input.length <= 100 ? JSON.stringify(input) : JSON.stringify(input.slice(0, 60)).slice(0, -1)
     expect((error as UsageError).message).toContain(shown)
     expect((error as UsageError).message).toContain(' is not a valid image reference: ')

@@ -186,7 +186,7 @@ describe('loadYamlFile', () => {
   /** Throws the problem it is given, for the test to look at. */
   class Problem extends UsageError {
     constructor(readonly problem: YamlFileProblem) {
-      super(problem.reason, {code: 'TEST_FILE_PROBLEM'})
+      super(problem.reason, {code: 'FILE_UNREADABLE'})
     }
   }
 

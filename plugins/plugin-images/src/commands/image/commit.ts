@@ -1,50 +1,13 @@
 import {Args, Flags} from '@oclif/core'
+import {BaseCommand, hostFlag, openHosts, recipeHostFlags} from '@transship/kit'
+
 import {
-  BaseCommand,
-  EngineError,
-  formatReference,
-  hostFlag,
-  openHosts,
-  parseReference,
-  recipeHostFlags,
-  repositoryName,
-  TransshipError,
-  UsageError,
-} from '@transship/kit'
-
-import {requireImage} from '../../image-store.js'
-
-export interface CommitResult {
-  container: {id: string; name: string}
-  host: string
-  /** the new image's ID */
-  id: string
-  /** how many layers the new image has */
-  layers: number
-  /** the name it was given */
-  ref: string
-}
-
-interface ContainerInspect {
-  Id: string
-  Name: string
-  State?: {Running?: boolean}
-}
-
-/** The Dockerfile instructions the engine applies to a commit (`docker commit --change`). */
-const CHANGE_INSTRUCTIONS = [
-  'CMD',
-  'ENTRYPOINT',
-  'ENV',
-  'EXPOSE',
-  'HEALTHCHECK',
-  'LABEL',
-  'ONBUILD',
-  'STOPSIGNAL',
-  'USER',
-  'VOLUME',
-  'WORKDIR',
-]
+  CHANGE_INSTRUCTIONS,
+  checkChange,
+  commitContainer,
+  commitReference,
+  type CommitResult,
+} from '../../image-commit.js'
 
 export default class ImageCommit extends BaseCommand<typeof ImageCommit> {
   static override args = {
@@ -79,87 +42,19 @@ The new image's ID is printed; --json gives it with the container, the name and 
 
   async run(): Promise<CommitResult> {
     const {container, ref} = this.args
-    const reference = parseReference(ref)
-    if (reference.digest) {
-      throw new UsageError(`"${ref}" names a digest: a new image gets a name and a tag, e.g. app:1-debug`, {
-        code: 'INVALID_REFERENCE',
-      })
-    }
-
+    const reference = commitReference(ref)
     const changes = (this.flags.change ?? []).map((change) => checkChange(change))
-    const name = formatReference(reference)
     const {host} = this.flags
     await using hosts = await openHosts(this.config, this.flags, [host])
     const engine = await hosts.engine(host, this.signal)
-
-    let inspected: ContainerInspect
-    try {
-      inspected = await engine.json<ContainerInspect>({
-        path: `/containers/${encodeURIComponent(container)}/json`,
-        signal: this.signal,
-      })
-    } catch (error) {
-      if (error instanceof EngineError && error.status === 404) {
-        throw new TransshipError('CONTAINER_NOT_FOUND', 1, `no container ${container} on host "${host}"`, {
-          cause: error,
-          details: {container, host},
-          suggestions: [`list the containers there: docker ps --all (on host "${host}")`],
-        })
-      }
-
-      throw error
-    }
-
-    // the container's ID, not its name: exactly the container inspected is committed
-    const {Id: id} = await engine.json<{Id: string}>({
-      method: 'POST',
-      path: '/commit',
-      query: {
-        author: this.flags.author,
-        changes: changes.length > 0 ? changes : undefined,
-        comment: this.flags.message,
-        container: inspected.Id,
-        pause: this.flags.pause,
-        repo: repositoryName(reference),
-        tag: reference.tag,
-      },
-      signal: this.signal,
-    })
-    const image = await requireImage(engine, name, this.signal)
-    if (image.Id !== id) {
-      throw new TransshipError(
-        'TAG_MISMATCH',
-        1,
-        `${name} on host "${host}" points at ${image.Id}, not at the committed image ${id}: was it tagged again meanwhile?`,
-      )
-    }
-
-    const containerName = inspected.Name.replace(/^\//, '')
-    this.logger().info(`${host}: container ${containerName} committed as ${name}`)
-    this.log(id)
-    return {
-      container: {id: inspected.Id, name: containerName},
-      host,
-      id,
-      layers: image.RootFS.Layers?.length ?? 0,
-      ref: name,
-    }
-  }
-}
-
-/** A --change value: a Dockerfile instruction the engine applies to a commit, else a usage error. */
-function checkChange(change: string): string {
-  const instruction = /^\s*(\S+)/.exec(change)?.[1]?.toUpperCase()
-  if (!instruction || !CHANGE_INSTRUCTIONS.includes(instruction)) {
-    throw new UsageError(
-      `--change "${change}": a commit applies only the instructions ${CHANGE_INSTRUCTIONS.join(', ')}`,
-      {code: 'INVALID_CHANGE', suggestions: [`--change 'CMD ["app", "--debug"]' --change 'ENV MODE=debug'`]},
+    const {author, message: comment, pause} = this.flags
+    const result = await commitContainer(
+      engine,
+      {author, changes, comment, container, host, pause, reference},
+      this.signal,
     )
+    this.logger().info(`${host}: container ${result.container.name} committed as ${result.ref}`)
+    this.log(result.id)
+    return result
   }
-
-  if (!/^\s*\S+\s+\S/.test(change)) {
-    throw new UsageError(`--change "${change}": ${instruction} needs arguments`, {code: 'INVALID_CHANGE'})
-  }
-
-  return change.trim()
 }

@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {
   BaseCommand,
+  ExitCode,
   formatBytes,
   formatDuration,
   formatTable,
@@ -85,7 +86,7 @@ copy leaves no tag on an incomplete image; running it again completes it.`
     if (failed.length > 0) {
       throw new TransshipError(
         'COPY_FAILED',
-        1,
+        ExitCode.Failed,
         failed.map((report) => `${report.host}: ${report.error?.message}`).join('\n'),
         {
           details: {hosts: reports},

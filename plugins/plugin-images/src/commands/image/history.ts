@@ -9,38 +9,7 @@ import {
   recipeHostFlags,
 } from '@transship/kit'
 
-import {requireImage} from '../../image-store.js'
-
-export interface HistoryEntry {
-  comment: string
-  created: string
-  createdBy: string
-  /** the layer this entry made (sha256:…), when the entries with a size line up with the image's layers */
-  diffID?: string
-  /** the image ID of this step, when the engine has it (built or pulled here), else undefined */
-  id?: string
-  size: number
-  tags: string[]
-}
-
-export interface HistoryResult {
-  /** the image's layers, bottom first (RootFS.Layers) */
-  diffIDs: string[]
-  /** newest first, as the engine lists them */
-  history: HistoryEntry[]
-  host: string
-  id: string
-  ref: string
-}
-
-interface EngineHistoryItem {
-  Comment?: string
-  Created: number
-  CreatedBy?: string
-  Id: string
-  Size: number
-  Tags?: null | string[]
-}
+import {type HistoryResult, imageHistory} from '../../image-history.js'
 
 const CREATED_BY_WIDTH = 60
 
@@ -69,23 +38,8 @@ export default class ImageHistory extends BaseCommand<typeof ImageHistory> {
     checkImageOrId(ref)
     await using hosts = await openHosts(this.config, this.flags, [host])
     const engine = await hosts.engine(host, this.signal)
-    const image = await requireImage(engine, ref, this.signal)
-    const items = await engine.json<EngineHistoryItem[]>({
-      path: `/images/${encodeURIComponent(image.Id)}/history`,
-      signal: this.signal,
-    })
-    const diffIDs = image.RootFS.Layers ?? []
-    const history: HistoryEntry[] = items.map((item) => ({
-      comment: item.Comment ?? '',
-      created: new Date(item.Created * 1000).toISOString(),
-      createdBy: item.CreatedBy ?? '',
-      id: item.Id && item.Id !== '<missing>' ? item.Id : undefined,
-      size: item.Size,
-      tags: item.Tags ?? [],
-    }))
-    const layered = history.filter((entry) => entry.size > 0)
-    const lined = layered.length === diffIDs.length
-    if (lined) for (const [position, entry] of [...layered].reverse().entries()) entry.diffID = diffIDs[position]
+    const {lined, result} = await imageHistory(engine, ref, host, this.signal)
+    const {diffIDs, history} = result
 
     const full = this.flags['no-trunc']
     const short = (digest: string | undefined, missing: string) =>
@@ -102,9 +56,9 @@ export default class ImageHistory extends BaseCommand<typeof ImageHistory> {
     this.log(formatTable(header, rows))
     const total = history.reduce((sum, entry) => sum + entry.size, 0)
     this.log(
-      `\n${ref} on ${host}: ${image.Id.slice(0, 19)}, ${diffIDs.length} layer${diffIDs.length === 1 ? '' : 's'}, ${formatBytes(total)}`,
+      `\n${ref} on ${host}: ${result.id.slice(0, 19)}, ${diffIDs.length} layer${diffIDs.length === 1 ? '' : 's'}, ${formatBytes(total)}`,
     )
-    return {diffIDs, history, host, id: image.Id, ref}
+    return result
   }
 }
 

@@ -9,9 +9,10 @@ const SOURCE_ID = `sha256:${'1'.repeat(64)}`
 
 /**
  * An engine that holds the image `app:1` and names made by tagging, and whose push waits until its
- * signal is aborted (a push interrupted by Ctrl-C). `deleteStatus` answers every DELETE.
+ * signal is aborted (a push interrupted by Ctrl-C), or with `pushEnds` ends without reporting a digest.
+ * `deleteStatus` answers every DELETE.
  */
-function fakeEngine(options: {deleteStatus?: number} = {}) {
+function fakeEngine(options: {deleteStatus?: number; pushEnds?: boolean} = {}) {
   const names = new Map<string, string>([['app:1', SOURCE_ID]])
   const requests: string[] = []
   const engine: EngineClient = {
@@ -45,6 +46,7 @@ function fakeEngine(options: {deleteStatus?: number} = {}) {
       requests.push(`POST ${decodeURIComponent(request.path)}`)
       return (async function* () {
         yield {status: 'Preparing'}
+        if (options.pushEnds) return
         await new Promise((resolve, reject) => {
           request.signal?.addEventListener('abort', () => {
             const {reason} = request.signal!
@@ -63,6 +65,14 @@ function fakeEngine(options: {deleteStatus?: number} = {}) {
 describe('a push through an engine under another name', () => {
   const target = parseReference('localhost:5000/team/app:1')
   const name = 'localhost:5000/team/app:1'
+
+  it('fails with PUSH_DIGEST_MISSING when the engine does not report the digest it pushed', async () => {
+    const {engine} = fakeEngine({pushEnds: true})
+    await expect(pushThroughEngine(engine, 'app:1', target, undefined, {})).rejects.toMatchObject({
+      code: 'PUSH_DIGEST_MISSING',
+      exit: 1,
+    })
+  })
 
   it('removes the name it made and its marker when Ctrl-C aborts the push', async () => {
     const {engine, names} = fakeEngine()
