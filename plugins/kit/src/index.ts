@@ -1,4 +1,3 @@
-export * from './archive/index.js'
 export * from './base-command.js'
 export * from './engine-load.js'
 export * from './engine.js'

@@ -1,18 +1,14 @@
 import type {IncomingMessage} from 'node:http'
 
 import {
-  type ArchiveFormat,
-  type ArchiveLayer,
   compareApiVersions,
-  type Compression,
   type EngineClient,
   type EngineFacts,
   type EngineLoadResult,
   ExitCode,
-  familiarName,
-  fullName,
   TransshipError,
 } from '@transship/kit'
+import {type ArchiveFormat, type ArchiveLayer, type Compression, familiarName, fullName} from '@transship/kit/archive'
 
 import {inspectImage} from './image-store.js'
 

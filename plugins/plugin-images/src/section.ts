@@ -3,15 +3,13 @@ import type {ImageReference, PlanContext, Reference, SectionProvider, Step} from
 import {
   formatBytes,
   formatReference,
-  indexArchive,
-  isArchiveError,
   parseReference,
   referenceProblem,
-  requireCompressor,
   showReference,
   TransshipError,
   UsageError,
 } from '@transship/kit'
+import {indexArchive, isArchiveError, requireCompressor} from '@transship/kit/archive'
 import {createReadStream} from 'node:fs'
 import {mkdir, stat} from 'node:fs/promises'
 import path from 'node:path'

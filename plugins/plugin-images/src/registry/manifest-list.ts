@@ -5,14 +5,8 @@
  * brought into the list's repository first (their blobs mounted, their manifests put by digest), since a
  * registry only accepts an index whose manifests its repository holds.
  */
-import {
-  formatReference,
-  type ImageReference,
-  parseReference,
-  type RegistryClient,
-  sha256,
-  UsageError,
-} from '@transship/kit'
+import {formatReference, type ImageReference, parseReference, type RegistryClient, UsageError} from '@transship/kit'
+import {sha256} from '@transship/kit/archive'
 import {mkdir, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'

@@ -6,7 +6,8 @@
  */
 import type {ImageReference, RegistryClient} from '@transship/kit'
 
-import {decompressed, formatReference, fullName, ImageArchiveWriter, UsageError} from '@transship/kit'
+import {formatReference, UsageError} from '@transship/kit'
+import {decompressed, fullName, ImageArchiveWriter} from '@transship/kit/archive'
 import {createReadStream, createWriteStream} from 'node:fs'
 import {mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
 import path from 'node:path'

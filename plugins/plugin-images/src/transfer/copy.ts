@@ -1,6 +1,7 @@
 import type {Hosts, Logger, Progress, RemoteShell} from '@transship/kit'
 
-import {hasCommand, TransshipError} from '@transship/kit'
+import {TransshipError} from '@transship/kit'
+import {hasCommand} from '@transship/kit/archive'
 
 import {archiveSupport} from '../engine-archive.js'
 import {inspectImage} from '../image-store.js'

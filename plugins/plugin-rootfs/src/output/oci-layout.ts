@@ -5,7 +5,7 @@
  * (`org.opencontainers.image.ref.name`) and full name (`io.containerd.image.name`), as the kit's archives
  * do; an existing layout keeps its other images.
  */
-import {fullName, ImageArchiveWriter, ociManifest, type OutputImage, sha256, tagOf} from '@transship/kit'
+import {fullName, ImageArchiveWriter, ociManifest, type OutputImage, sha256, tagOf} from '@transship/kit/archive'
 import {createReadStream, createWriteStream} from 'node:fs'
 import {mkdir, mkdtemp, readFile, rename, rm, writeFile} from 'node:fs/promises'
 import path from 'node:path'

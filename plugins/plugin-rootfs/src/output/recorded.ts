@@ -5,7 +5,8 @@
  */
 import type {Hosts} from '@transship/kit'
 
-import {EngineError, familiarName, fullName, indexArchive, isArchiveError, METADATA_LIMIT, sha256} from '@transship/kit'
+import {EngineError} from '@transship/kit'
+import {familiarName, fullName, indexArchive, isArchiveError, METADATA_LIMIT, sha256} from '@transship/kit/archive'
 import {createReadStream} from 'node:fs'
 import {open, readFile, stat} from 'node:fs/promises'
 import path from 'node:path'

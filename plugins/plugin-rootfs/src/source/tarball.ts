@@ -1,3 +1,4 @@
+import {TransshipError, UsageError} from '@transship/kit'
 import {
   ArchiveError,
   type ArchiveErrorCode,
@@ -11,9 +12,7 @@ import {
   TAR_BLOCK,
   tarFieldEnd,
   tarPadding,
-  TransshipError,
-  UsageError,
-} from '@transship/kit'
+} from '@transship/kit/archive'
 import {createReadStream, createWriteStream} from 'node:fs'
 import {mkdtemp, open, rm, stat} from 'node:fs/promises'
 import os from 'node:os'

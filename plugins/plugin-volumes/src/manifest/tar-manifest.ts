@@ -7,7 +7,7 @@ import {
   TAR_BLOCK,
   tarFieldEnd,
   tarPadding,
-} from '@transship/kit'
+} from '@transship/kit/archive'
 import {addAbortSignal, Readable, Transform, type TransformCallback} from 'node:stream'
 
 import type {ManifestEntry, ManifestEntryType, ManifestTotals, VolumeManifest} from './types.js'

@@ -1,36 +1,38 @@
 import {Args} from '@oclif/core'
 import {
-  archiveEntries,
-  ArchiveError,
-  type ArchiveFormat,
-  type ArchiveIndex,
-  archiveLayers,
   BaseCommand,
-  type Compression,
-  compressor,
-  counted,
-  decompressor,
-  detectCompression,
   type EngineClient,
   type EngineFacts,
   engineLoad,
   type EngineLoadResult,
   formatTable,
   hostFlag,
+  openHosts,
+  ProgressReporter,
+  recipeHostFlags,
+  UsageError,
+} from '@transship/kit'
+import {
+  archiveEntries,
+  ArchiveError,
+  type ArchiveFormat,
+  type ArchiveIndex,
+  archiveLayers,
+  type Compression,
+  compressor,
+  counted,
+  decompressor,
+  detectCompression,
   ImageArchiveWriter,
   indexArchive,
   isLoadableTag,
   ociManifest,
-  openHosts,
   type OutputImage,
   peek,
-  ProgressReporter,
-  recipeHostFlags,
   requireCompressor,
   sha256,
   tap,
-  UsageError,
-} from '@transship/kit'
+} from '@transship/kit/archive'
 import {createReadStream} from 'node:fs'
 import {open, stat} from 'node:fs/promises'
 import {PassThrough, type Readable} from 'node:stream'

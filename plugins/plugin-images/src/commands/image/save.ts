@@ -1,17 +1,15 @@
 import {Args, Flags} from '@oclif/core'
 import {
-  type ArchiveFormat,
   BaseCommand,
   checkImageOrId,
-  type Compression,
   formatBytes,
   hostFlag,
   openHosts,
   ProgressReporter,
   recipeHostFlags,
-  requireCompressor,
   UsageError,
 } from '@transship/kit'
+import {type ArchiveFormat, type Compression, requireCompressor} from '@transship/kit/archive'
 
 import {checkOutputFile, outputChoice, saveImages, type SaveResult} from '../../image-save.js'
 
