@@ -1,3 +1,4 @@
+import {TransshipError} from '@transship/kit'
 import {
   loadNativeAddon,
   NATIVE_VERSION,
@@ -6,8 +7,7 @@ import {
   nativeStatus,
   nativeUnavailable,
   requireNative,
-  TransshipError,
-} from '@transship/kit'
+} from '@transship/kit/native'
 import {writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {describe, expect, it} from 'vitest'
