@@ -1,7 +1,6 @@
 import type {ImageReference, PlanContext, Reference, SectionProvider, Step} from '@transship/kit'
 
 import {
-  formatBytes,
   formatReference,
   parseReference,
   referenceProblem,
@@ -10,6 +9,7 @@ import {
   UsageError,
 } from '@transship/kit'
 import {indexArchive, isArchiveError, requireCompressor} from '@transship/kit/archive'
+import {formatBytes} from '@transship/kit/ui'
 import {createReadStream} from 'node:fs'
 import {mkdir, stat} from 'node:fs/promises'
 import path from 'node:path'

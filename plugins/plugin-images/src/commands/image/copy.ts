@@ -1,15 +1,6 @@
 import {Args, Flags} from '@oclif/core'
-import {
-  BaseCommand,
-  formatBytes,
-  formatDuration,
-  formatTable,
-  openHosts,
-  parseReference,
-  ProgressReporter,
-  recipeHostFlags,
-  TransshipError,
-} from '@transship/kit'
+import {BaseCommand, openHosts, parseReference, recipeHostFlags, TransshipError} from '@transship/kit'
+import {formatBytes, formatDuration, formatTable, ProgressReporter} from '@transship/kit/ui'
 
 import {copyImages, type HostCopyReport} from '../../transfer/copy.js'
 

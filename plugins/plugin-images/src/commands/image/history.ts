@@ -1,13 +1,6 @@
 import {Args, Flags} from '@oclif/core'
-import {
-  BaseCommand,
-  checkImageOrId,
-  formatBytes,
-  formatTable,
-  hostFlag,
-  openHosts,
-  recipeHostFlags,
-} from '@transship/kit'
+import {BaseCommand, checkImageOrId, hostFlag, openHosts, recipeHostFlags} from '@transship/kit'
+import {formatBytes, formatTable} from '@transship/kit/ui'
 
 import {requireImage} from '../../image-store.js'
 

@@ -5,10 +5,8 @@ import {
   type EngineFacts,
   engineLoad,
   type EngineLoadResult,
-  formatTable,
   hostFlag,
   openHosts,
-  ProgressReporter,
   recipeHostFlags,
   UsageError,
 } from '@transship/kit'
@@ -33,6 +31,7 @@ import {
   sha256,
   tap,
 } from '@transship/kit/archive'
+import {formatTable, ProgressReporter} from '@transship/kit/ui'
 import {createReadStream} from 'node:fs'
 import {open, stat} from 'node:fs/promises'
 import {PassThrough, type Readable} from 'node:stream'

@@ -2,7 +2,6 @@ import {Args, Flags} from '@oclif/core'
 import {
   BaseCommand,
   coreServices,
-  formatBytes,
   formatReference,
   hostFlag,
   openHosts,
@@ -10,6 +9,7 @@ import {
   recipeHostFlags,
   UsageError,
 } from '@transship/kit'
+import {formatBytes} from '@transship/kit/ui'
 import path from 'node:path'
 
 import {pullThroughEngine} from '../../registry/engine-registry.js'

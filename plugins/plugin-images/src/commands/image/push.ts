@@ -3,13 +3,12 @@ import {
   BaseCommand,
   checkImageOrId,
   coreServices,
-  formatBytes,
-  formatTable,
   hostFlag,
   openHosts,
   parseReference,
   recipeHostFlags,
 } from '@transship/kit'
+import {formatBytes, formatTable} from '@transship/kit/ui'
 
 import {parseLayoutLocation} from '../../registry/layout-source.js'
 import {pushImage, type PushResult} from '../../registry/push-image.js'
