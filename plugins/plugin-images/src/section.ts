@@ -1,14 +1,9 @@
-import type {ImageReference, PlanContext, Reference, SectionProvider, Step} from '@transship/kit'
+import type {PlanContext, Reference, SectionProvider, Step} from '@transship/kit'
+import type {ImageReference} from '@transship/kit/reference'
 
-import {
-  formatReference,
-  parseReference,
-  referenceProblem,
-  showReference,
-  TransshipError,
-  UsageError,
-} from '@transship/kit'
+import {TransshipError, UsageError} from '@transship/kit'
 import {indexArchive, isArchiveError, requireCompressor} from '@transship/kit/archive'
+import {formatReference, parseReference, referenceProblem, showReference} from '@transship/kit/reference'
 import {formatBytes} from '@transship/kit/ui'
 import {createReadStream} from 'node:fs'
 import {mkdir, stat} from 'node:fs/promises'

@@ -5,8 +5,9 @@
  * brought into the list's repository first (their blobs mounted, their manifests put by digest), since a
  * registry only accepts an index whose manifests its repository holds.
  */
-import {formatReference, type ImageReference, parseReference, type RegistryClient, UsageError} from '@transship/kit'
+import {type RegistryClient, UsageError} from '@transship/kit'
 import {sha256} from '@transship/kit/archive'
+import {formatReference, type ImageReference, parseReference} from '@transship/kit/reference'
 import {mkdir, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'

@@ -4,10 +4,12 @@
  * byte. A multi-platform image gives the manifest of one platform (this machine's unless asked), or the
  * whole index with every platform.
  */
-import type {ImageReference, RegistryClient} from '@transship/kit'
+import type {RegistryClient} from '@transship/kit'
+import type {ImageReference} from '@transship/kit/reference'
 
-import {formatReference, UsageError} from '@transship/kit'
+import {UsageError} from '@transship/kit'
 import {decompressed, fullName, ImageArchiveWriter} from '@transship/kit/archive'
+import {formatReference} from '@transship/kit/reference'
 import {createReadStream, createWriteStream} from 'node:fs'
 import {mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
 import path from 'node:path'

@@ -4,9 +4,7 @@
  * it, with the credentials `docker login` stored). One client per registry.
  */
 import {
-  type ImageReference,
   openRegistry,
-  parseReference,
   type RecipeRegistry,
   type RegistryClient,
   type RegistryCredentials,
@@ -14,6 +12,7 @@ import {
   resolveCredentials,
   UsageError,
 } from '@transship/kit'
+import {type ImageReference, parseReference} from '@transship/kit/reference'
 
 export interface Logger {
   debug(message: string): void

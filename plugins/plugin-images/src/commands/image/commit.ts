@@ -2,15 +2,13 @@ import {Args, Flags} from '@oclif/core'
 import {
   BaseCommand,
   EngineError,
-  formatReference,
   hostFlag,
   openHosts,
-  parseReference,
   recipeHostFlags,
-  repositoryName,
   TransshipError,
   UsageError,
 } from '@transship/kit'
+import {formatReference, parseReference, repositoryName} from '@transship/kit/reference'
 
 import {requireImage} from '../../image-store.js'
 

@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, openHosts, parseReference, recipeHostFlags, TransshipError} from '@transship/kit'
+import {BaseCommand, openHosts, recipeHostFlags, TransshipError} from '@transship/kit'
+import {parseReference} from '@transship/kit/reference'
 import {formatBytes, formatDuration, formatTable, ProgressReporter} from '@transship/kit/ui'
 
 import {copyImages, type HostCopyReport} from '../../transfer/copy.js'

@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, checkImageOrId, hostFlag, openHosts, recipeHostFlags} from '@transship/kit'
+import {BaseCommand, hostFlag, openHosts, recipeHostFlags} from '@transship/kit'
+import {checkImageOrId} from '@transship/kit/reference'
 import {formatBytes, formatTable} from '@transship/kit/ui'
 
 import {requireImage} from '../../image-store.js'

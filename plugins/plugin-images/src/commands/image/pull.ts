@@ -1,14 +1,6 @@
 import {Args, Flags} from '@oclif/core'
-import {
-  BaseCommand,
-  coreServices,
-  formatReference,
-  hostFlag,
-  openHosts,
-  parseReference,
-  recipeHostFlags,
-  UsageError,
-} from '@transship/kit'
+import {BaseCommand, coreServices, hostFlag, openHosts, recipeHostFlags, UsageError} from '@transship/kit'
+import {formatReference, parseReference} from '@transship/kit/reference'
 import {formatBytes} from '@transship/kit/ui'
 import path from 'node:path'
 

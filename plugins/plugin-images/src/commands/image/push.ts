@@ -1,13 +1,6 @@
 import {Args, Flags} from '@oclif/core'
-import {
-  BaseCommand,
-  checkImageOrId,
-  coreServices,
-  hostFlag,
-  openHosts,
-  parseReference,
-  recipeHostFlags,
-} from '@transship/kit'
+import {BaseCommand, coreServices, hostFlag, openHosts, recipeHostFlags} from '@transship/kit'
+import {checkImageOrId, parseReference} from '@transship/kit/reference'
 import {formatBytes, formatTable} from '@transship/kit/ui'
 
 import {parseLayoutLocation} from '../../registry/layout-source.js'
