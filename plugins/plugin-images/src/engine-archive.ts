@@ -1,14 +1,8 @@
 import type {IncomingMessage} from 'node:http'
 
-import {
-  compareApiVersions,
-  type EngineClient,
-  type EngineFacts,
-  type EngineLoadResult,
-  ExitCode,
-  TransshipError,
-} from '@transship/kit'
+import {compareApiVersions, type EngineClient, type EngineFacts, ExitCode, TransshipError} from '@transship/kit'
 import {type ArchiveFormat, type ArchiveLayer, type Compression, familiarName, fullName} from '@transship/kit/archive'
+import {type EngineLoadResult} from '@transship/kit/engine'
 
 import {inspectImage} from './image-store.js'
 

@@ -1,7 +1,8 @@
 import type {EngineClient, EngineMessage, Progress, ProgressTask, RemoteShell} from '@transship/kit'
 
-import {EngineError, readMessages, shellQuote, TransshipError} from '@transship/kit'
+import {EngineError, shellQuote, TransshipError} from '@transship/kit'
 import {compressor, decompressor, fullName, sha256} from '@transship/kit/archive'
+import {readMessages} from '@transship/kit/engine'
 import {parseReference} from '@transship/kit/reference'
 import {once} from 'node:events'
 import path from 'node:path'

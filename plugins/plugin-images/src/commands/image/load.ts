@@ -3,8 +3,6 @@ import {
   BaseCommand,
   type EngineClient,
   type EngineFacts,
-  engineLoad,
-  type EngineLoadResult,
   hostFlag,
   openHosts,
   recipeHostFlags,
@@ -31,6 +29,7 @@ import {
   sha256,
   tap,
 } from '@transship/kit/archive'
+import {engineLoad, type EngineLoadResult} from '@transship/kit/engine'
 import {formatTable, ProgressReporter} from '@transship/kit/ui'
 import {createReadStream} from 'node:fs'
 import {open, stat} from 'node:fs/promises'
