@@ -5,7 +5,7 @@
  * brought into the list's repository first (their blobs mounted, their manifests put by digest), since a
  * registry only accepts an index whose manifests its repository holds.
  */
-import {type RegistryClient, UsageError} from '@transship/kit'
+import {UsageError} from '@transship/kit'
 import {sha256} from '@transship/kit/archive'
 import {formatReference, type ImageReference, parseReference} from '@transship/kit/reference'
 import {mkdir, readFile, rm, writeFile} from 'node:fs/promises'
@@ -13,6 +13,8 @@ import os from 'node:os'
 import path from 'node:path'
 import {PassThrough, type Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
+
+import type {RegistryClient} from './types.js'
 
 import {type Descriptor, INDEX_TYPES} from './layout-source.js'
 import {type Registries} from './registries.js'

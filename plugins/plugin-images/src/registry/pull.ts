@@ -4,7 +4,6 @@
  * byte. A multi-platform image gives the manifest of one platform (this machine's unless asked), or the
  * whole index with every platform.
  */
-import type {RegistryClient} from '@transship/kit'
 import type {ImageReference} from '@transship/kit/reference'
 
 import {UsageError} from '@transship/kit'
@@ -15,6 +14,8 @@ import {mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile} from 'no
 import path from 'node:path'
 import {pipeline} from 'node:stream/promises'
 import tar from 'tar-stream'
+
+import type {RegistryClient} from './types.js'
 
 import {type Descriptor, INDEX_TYPES} from './layout-source.js'
 

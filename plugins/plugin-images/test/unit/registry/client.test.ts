@@ -1,3 +1,4 @@
+import {AuthError, TransshipError, UnreachableError} from '@transship/kit'
 import {createServer} from 'node:net'
 import {Readable} from 'node:stream'
 import {text} from 'node:stream/consumers'
@@ -5,7 +6,6 @@ import {afterEach, describe, expect, it} from 'vitest'
 
 import type {RegistryClient, RegistryEndpoint} from '../../../src/registry/types.js'
 
-import {AuthError, TransshipError, UnreachableError} from '../../../src/errors.js'
 import {openRegistry, type RegistryClientOptions} from '../../../src/registry/client.js'
 import {type FakeRegistry, type FakeRegistryOptions, sha256, startFakeRegistry} from './fake-registry.js'
 

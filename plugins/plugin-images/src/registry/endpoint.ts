@@ -1,8 +1,7 @@
+import {UsageError} from '@transship/kit'
 import {readFileSync} from 'node:fs'
 
 import type {RegistryEndpoint} from './types.js'
-
-import {UsageError} from '../errors.js'
 
 /** A recipe's `registries:` entry, as far as where and how to trust the registry goes. */
 export interface RegistrySpec {

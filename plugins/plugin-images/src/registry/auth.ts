@@ -1,8 +1,8 @@
 import type {IncomingHttpHeaders} from 'node:http'
 
-import type {RegistryCredentials} from './types.js'
+import {AuthError, ExitCode, TransshipError} from '@transship/kit'
 
-import {AuthError, ExitCode, TransshipError} from '../errors.js'
+import type {RegistryCredentials} from './types.js'
 
 /** One challenge of a `WWW-Authenticate` header: its scheme (lower case) and parameters. */
 export interface AuthChallenge {

@@ -1,5 +1,6 @@
 import type {IncomingHttpHeaders} from 'node:http'
 
+import {ExitCode, TransshipError, UnreachableError} from '@transship/kit'
 import {createHash} from 'node:crypto'
 import {pipeline, Readable, Transform} from 'node:stream'
 import {setTimeout as sleep} from 'node:timers/promises'
@@ -8,7 +9,6 @@ import {Agent, type Dispatcher, request} from 'undici'
 
 import type {BlobUploadOptions, ManifestResult, RegistryClient, RegistryCredentials, RegistryEndpoint} from './types.js'
 
-import {ExitCode, TransshipError, UnreachableError} from '../errors.js'
 import {type AuthContext, RegistryAuthenticator} from './auth.js'
 
 export interface RegistryClientOptions {
