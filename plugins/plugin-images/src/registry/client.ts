@@ -23,7 +23,7 @@ export interface RegistryClientOptions {
   retries?: number
 }
 
-export const MANIFEST_MEDIA_TYPES = [
+const MANIFEST_MEDIA_TYPES = [
   'application/vnd.oci.image.manifest.v1+json',
   'application/vnd.oci.image.index.v1+json',
   'application/vnd.docker.distribution.manifest.v2+json',

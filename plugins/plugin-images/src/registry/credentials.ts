@@ -10,7 +10,7 @@ import type {RegistryCredentials} from './types.js'
 
 import {isDockerHub} from './endpoint.js'
 
-export interface CredentialOptions {
+interface CredentialOptions {
   /** where `config.json` is; default `$DOCKER_CONFIG`, else `~/.docker` */
   dockerConfigDir?: string
   /** the environment the recipe's variables (and credential helpers' PATH) come from; default process.env */
