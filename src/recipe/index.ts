@@ -23,4 +23,4 @@ export {
   type RegistrySpec,
   SUPPORTED_VERSIONS,
 } from './schema.js'
-export {formatPath} from '@transship/kit'
+export {formatPath} from '@transship/kit/yaml'

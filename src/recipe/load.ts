@@ -1,48 +1,29 @@
 /**
- * Loading a recipe: read the file, parse the YAML keeping positions, validate it against the core schema
- * and the installed plugins' sections, check the host and registry names sections refer to. Every problem
- * found becomes a RecipeIssue with file, line, column and key path; all of them are thrown at once (the
- * first MAX_ISSUES). The file is held to YAML_LIMITS (size, nesting, aliases), so that any file, however
- * large or hostile, is refused or validated in a moment.
+ * Loading a recipe with the kit's YAML loader: validated against the core schema and the installed
+ * plugins' sections, with the host and registry names that sections refer to checked. Every problem found
+ * is thrown at once, each with file, line, column and key path.
  */
-import type {z} from 'zod'
-
 import {
-  type Anchor,
-  describeValue,
-  formatPath,
-  IssueList,
-  type KeyPath,
-  parseYamlSteps,
-  printable,
-  quote,
-  readYamlFile,
   type RecipeContext,
   RecipeError,
   type RecipeIssue,
   type RecipeRegistry,
-  REQUIRED_MESSAGE,
-  runSteps,
-  runStepsAsync,
   type SectionProvider,
-  type Steps,
-  YAML_LIMITS,
-  type YamlParseOptions,
-  type YamlPositions,
 } from '@transship/kit'
-import {readdir, stat} from 'node:fs/promises'
-import {basename, dirname, extname, join, resolve} from 'node:path'
-import {isMap} from 'yaml'
-
 import {
-  closest,
-  expectedOf,
-  type HostSpec,
-  LOCAL_HOST,
-  recipeErrorMap,
-  recipeSchema,
-  type RegistrySpec,
-} from './schema.js'
+  formatPath,
+  type IssueLocator,
+  loadYamlFile,
+  nameList,
+  parseYamlText,
+  quote,
+  YAML_LIMITS,
+  type YamlDocumentSpec,
+  type YamlFileSpec,
+} from '@transship/kit/yaml'
+import {dirname, join, resolve} from 'node:path'
+
+import {type HostSpec, LOCAL_HOST, type RecipeData, recipeErrorMap, recipeSchema, type RegistrySpec} from './schema.js'
 
 /** More alias expansions than this in one document and it is refused (a "billion laughs" file). */
 export const MAX_ALIAS_COUNT = YAML_LIMITS.aliasExpansions
@@ -102,78 +83,9 @@ export async function loadRecipe(
   providers: readonly SectionProvider<unknown>[],
   options: LoadRecipeOptions = {},
 ): Promise<Recipe> {
-  const path = resolve(file)
-  const text = await readRecipeFile(file, path)
-  return runStepsAsync(recipeSteps(text, {file, path}, providers), options.signal)
+  const data = await loadYamlFile(file, {...recipeSpec(providers), ...RECIPE_FILE}, options)
+  return toRecipe(data, {file, path: resolve(file)}, providers)
 }
-
-// ---------------------------------------------------------------------------------------------------------
-// reading
-
-function fileIssue(file: string, message: string): RecipeIssue {
-  return {file, message, path: ''}
-}
-
-async function readRecipeFile(file: string, path: string): Promise<string> {
-  try {
-    const stats = await stat(path)
-    if (stats.isDirectory()) {
-      const inside = await yamlFilesIn(path)
-      throw new RecipeError([fileIssue(file, 'is a directory, not a recipe file')], {
-        code: 'RECIPE_NOT_A_FILE',
-        suggestions:
-          inside.length > 0
-            ? [`give one of the recipes in it, e.g. ${join(file, inside[0] ?? '')}`]
-            : ['give the path of a recipe file (YAML, starting with `version: 1`)'],
-      })
-    }
-
-    if (!stats.isFile()) {
-      throw new RecipeError([fileIssue(file, 'is not a regular file')], {code: 'RECIPE_NOT_A_FILE'})
-    }
-
-    return await readYamlFile(path, {file, kind: RECIPE})
-  } catch (error) {
-    if (error instanceof RecipeError) throw error
-    const {code} = error as NodeJS.ErrnoException
-    if (code === 'ENOENT' || code === 'ENOTDIR') {
-      throw new RecipeError([fileIssue(file, 'no such file')], {
-        cause: error,
-        code: 'RECIPE_NOT_FOUND',
-        suggestions: await notFoundSuggestions(file, path),
-      })
-    }
-
-    const reason = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (error as Error).message
-    throw new RecipeError([fileIssue(file, `cannot be read: ${reason}`)], {cause: error, code: 'RECIPE_UNREADABLE'})
-  }
-}
-
-async function yamlFilesIn(dir: string): Promise<string[]> {
-  try {
-    const entries = await readdir(dir, {withFileTypes: true})
-    return entries
-      .filter((entry) => entry.isFile() && /\.ya?ml$/i.test(entry.name))
-      .map((entry) => entry.name)
-      .sort()
-  } catch {
-    return []
-  }
-}
-
-async function notFoundSuggestions(file: string, path: string): Promise<string[]> {
-  const siblings = await yamlFilesIn(dirname(path))
-  const name = basename(path)
-  const stem = extname(name) ? name.slice(0, -extname(name).length) : name
-  const match =
-    siblings.find((sibling) => sibling.slice(0, -extname(sibling).length) === stem) ?? closest(name, siblings)
-  const suggestions = match === undefined ? [] : [`did you mean ${join(dirname(file), match)}?`]
-  suggestions.push(`check the path${file === path ? '' : ` (relative to ${process.cwd()})`}`)
-  return suggestions
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// parsing
 
 export interface RecipeSource {
   /** the file as given, for messages */
@@ -182,61 +94,72 @@ export interface RecipeSource {
   path: string
 }
 
-const RECIPE = 'a recipe'
-
-function parseOptions(file: string): YamlParseOptions {
-  return {
-    file,
-    kind: RECIPE,
-    multipleDocuments:
-      'a recipe is a single YAML document: remove this "---" and what follows, or move it to a file of its own',
-  }
-}
-
 /** Parse and validate recipe text; `loadRecipe` without the file reading. */
 export function parseRecipe(
   text: string,
   source: RecipeSource,
   providers: readonly SectionProvider<unknown>[],
 ): Recipe {
-  return runSteps(recipeSteps(text, source, providers))
+  return toRecipe(parseYamlText(text, source.file, recipeSpec(providers)), source, providers)
 }
 
-function* recipeSteps(
-  text: string,
-  source: RecipeSource,
-  providers: readonly SectionProvider<unknown>[],
-): Steps<Recipe> {
-  const {file} = source
-  const {data, doc, positions} = yield* parseYamlSteps(text, parseOptions(file))
-  if (data === null || data === undefined) {
-    throw new RecipeError([fileIssue(file, 'the recipe is empty: start with `version: 1`')])
+function fileIssue(file: string, message: string): RecipeIssue {
+  return {file, message, path: ''}
+}
+
+/** How a recipe file that cannot be read is reported. */
+const RECIPE_FILE: YamlFileSpec = {
+  fileError(problem, file) {
+    switch (problem.reason) {
+      case 'directory': {
+        return new RecipeError([fileIssue(file, 'is a directory, not a recipe file')], {
+          code: 'RECIPE_NOT_A_FILE',
+          suggestions:
+            problem.files.length > 0
+              ? [`give one of the recipes in it, e.g. ${join(file, problem.files[0]!)}`]
+              : ['give the path of a recipe file (YAML, starting with `version: 1`)'],
+        })
+      }
+
+      case 'not-a-file': {
+        return new RecipeError([fileIssue(file, 'is not a regular file')], {code: 'RECIPE_NOT_A_FILE'})
+      }
+
+      case 'not-found': {
+        return new RecipeError([fileIssue(file, 'no such file')], {
+          cause: problem.cause,
+          code: 'RECIPE_NOT_FOUND',
+          suggestions: problem.suggestions,
+        })
+      }
+
+      case 'unreadable': {
+        return new RecipeError([fileIssue(file, `cannot be read: ${problem.detail}`)], {
+          cause: problem.cause,
+          code: 'RECIPE_UNREADABLE',
+        })
+      }
+    }
+  },
+  names: /\.ya?ml$/i,
+  regularOnly: true,
+}
+
+/** What a recipe is: the core schema and the installed plugins' sections, and the names they refer to. */
+function recipeSpec(providers: readonly SectionProvider<unknown>[]): YamlDocumentSpec<RecipeData> {
+  return {
+    check: (data, issues) => checkReferences(issues, data, providers),
+    empty: 'the recipe is empty: start with `version: 1`',
+    errorMap: recipeErrorMap,
+    kind: 'a recipe',
+    multipleDocuments:
+      'a recipe is a single YAML document: remove this "---" and what follows, or move it to a file of its own',
+    notAMap: (what) => `a recipe is a map of keys starting with \`version: 1\`, not ${what}`,
+    schema: recipeSchema(providers),
   }
+}
 
-  if (!isMap(doc.contents)) {
-    const at = positions.positionOf([], 'value')
-    throw new RecipeError([
-      {
-        file,
-        ...at,
-        message: `a recipe is a map of keys starting with \`version: 1\`, not ${describeValue(data)}`,
-        path: '',
-      },
-    ])
-  }
-
-  const locator = new IssueLocator(positions, file, data)
-  const schema = recipeSchema(providers)
-  const result = schema.safeParse(data, {error: recipeErrorMap})
-  yield
-  if (!result.success) locator.addZodIssues(result.error.issues, [])
-  checkReferences(locator, data, providers)
-
-  if (locator.issues.size > 0 || !result.success) {
-    throw new RecipeError(locator.issues.issues())
-  }
-
-  const parsed = result.data
+function toRecipe(parsed: RecipeData, source: RecipeSource, providers: readonly SectionProvider<unknown>[]): Recipe {
   const hosts: Record<string, HostSpec> = {...parsed.hosts}
   if (!Object.hasOwn(hosts, LOCAL_HOST)) hosts[LOCAL_HOST] = {engine: 'local'}
   const sections = providers
@@ -245,7 +168,7 @@ function* recipeSteps(
 
   return {
     dir: dirname(source.path),
-    file,
+    file: source.file,
     hosts,
     path: source.path,
     registries: {...parsed.registries},
@@ -255,125 +178,15 @@ function* recipeSteps(
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// validation issues
-
-function valueAt(data: unknown, path: KeyPath): unknown {
-  let value = data
-  for (const segment of path) {
-    if (value === null || typeof value !== 'object') return undefined
-    value = (value as Record<PropertyKey, unknown>)[segment as string]
-  }
-
-  return value
-}
+// references
 
 function isPlainMap(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
 }
 
-type ZodIssue = z.core.$ZodIssue
-
-/** Characters of a message past which it is cut. */
-const MESSAGE_LENGTH = 1000
-
-class IssueLocator {
-  readonly issues: IssueList
-
-  constructor(
-    private readonly positions: YamlPositions,
-    private readonly file: string,
-    readonly data: unknown,
-  ) {
-    this.issues = new IssueList(file)
-  }
-
-  add(path: KeyPath, anchor: Anchor, message: string): void {
-    const at = this.positions.positionOf(path, anchor)
-    // the schema's messages may quote the file: shown escaped and shortened, like the rest
-    this.issues.add({file: this.file, ...at, message: printable(message, MESSAGE_LENGTH), path: formatPath(path)})
-  }
-
-  addZodIssues(issues: readonly ZodIssue[], prefix: KeyPath): void {
-    for (const issue of issues) this.addZodIssue(issue, [...prefix, ...issue.path])
-  }
-
-  private addZodIssue(issue: ZodIssue, path: PropertyKey[]): void {
-    switch (issue.code) {
-      case 'invalid_key': {
-        this.add(path, 'key', issue.message)
-        return
-      }
-
-      case 'invalid_union': {
-        if (issue.errors.length > 0) {
-          this.addUnionIssue(issue.errors, path)
-          return
-        }
-
-        break
-      }
-
-      case 'unrecognized_keys': {
-        const lines = issue.message.split('\n')
-        for (const [i, key] of issue.keys.entries()) {
-          this.add(
-            [...path, key],
-            'key',
-            lines.length === issue.keys.length ? (lines[i] ?? issue.message) : issue.message,
-          )
-        }
-
-        return
-      }
-
-      default: {
-        break
-      }
-    }
-
-    const key = path.at(-1)
-    const parentPath = path.slice(0, -1)
-    const parent = valueAt(this.data, parentPath)
-    if (path.length > 0 && isPlainMap(parent) && !Object.hasOwn(parent, key as string)) {
-      const why = issue.message === REQUIRED_MESSAGE ? '' : `: ${issue.message}`
-      this.add(parentPath, 'value', `missing required key ${JSON.stringify(String(key))}${why}`)
-      return
-    }
-
-    this.add(path, 'value', issue.message)
-  }
-
-  /** A value that matches no branch of a union: report the branch it came closest to. */
-  private addUnionIssue(branches: ReadonlyArray<readonly ZodIssue[]>, path: PropertyKey[]): void {
-    const wrongKind = (branch: readonly ZodIssue[]) =>
-      branch.length === 1 &&
-      branch[0]!.path.length === 0 &&
-      (branch[0]!.code === 'invalid_type' || branch[0]!.code === 'invalid_value')
-    const candidates = branches.filter((branch) => !wrongKind(branch))
-    if (candidates.length > 0) {
-      const closestBranch = candidates.reduce((best, branch) => (branch.length < best.length ? branch : best))
-      this.addZodIssues(closestBranch, path)
-      return
-    }
-
-    const expected = branches.map((branch) => (branch[0] ? expectedOf(branch[0]) : undefined) ?? 'something else')
-    this.add(
-      path,
-      'value',
-      `expected ${[...new Set(expected)].join(' or ')}, got ${describeValue(valueAt(this.data, path))}`,
-    )
-  }
-}
-
-/** The names listed after an unknown host or registry. */
-const LISTED_NAMES = 20
-
 function knownList(kind: 'host' | 'registry', known: ReadonlySet<string>): string {
   if (known.size === 0) return `no ${kind === 'host' ? 'hosts' : 'registries'} are defined`
-  const names = [...known].sort()
-  const listed = names.slice(0, LISTED_NAMES).map((name) => printable(name, 60))
-  const more = names.length - listed.length
-  return `known: ${listed.join(', ')}${more > 0 ? ` and ${more} more` : ''}`
+  return `known: ${nameList(known)}`
 }
 
 function checkReferences(locator: IssueLocator, data: unknown, providers: readonly SectionProvider<unknown>[]): void {

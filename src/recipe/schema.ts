@@ -3,15 +3,8 @@
  * installed plugins provide. Every object is strict: an unknown key is an error, with a did-you-mean.
  * `recipeErrorMap` turns zod's issues into short messages written for people editing YAML.
  */
-import {
-  describeValue,
-  ExitCode,
-  quote,
-  REQUIRED_MESSAGE,
-  type SectionProvider,
-  TransshipError,
-  UsageError,
-} from '@transship/kit'
+import {ExitCode, type SectionProvider, TransshipError, UsageError} from '@transship/kit'
+import {describeValue, expectedNoun, literal, REQUIRED_MESSAGE, unknownKeyMessage} from '@transship/kit/yaml'
 import {z} from 'zod'
 
 import {parseEndpoint} from '../engine/endpoint.js'
@@ -59,130 +52,8 @@ function withUnknownKeyHints<T extends z.ZodType>(schema: T, hints: UnknownKeyHi
   return schema
 }
 
-/**
- * The closest candidate to `input` (optimal string alignment distance, case-insensitive), if close enough:
- * at most 40% of the longer name differs. A candidate is given up on as soon as it cannot be close enough
- * (its length alone, or a row of the distance table), so that many keys, or a long one, cost little.
- */
-export function closest(input: string, candidates: Iterable<string>): string | undefined {
-  const wanted = input.toLowerCase()
-  let best: string | undefined
-  let bestDistance = Number.POSITIVE_INFINITY
-  for (const candidate of candidates) {
-    const limit = Math.max(1, Math.floor(Math.max(wanted.length, candidate.length) * 0.4))
-    const distance = boundedDistance(wanted, candidate.toLowerCase(), Math.min(limit, bestDistance - 1))
-    if (distance !== undefined && distance < bestDistance) {
-      best = candidate
-      bestDistance = distance
-    }
-  }
-
-  return best
-}
-
-/** Rows of the distance table, reused from call to call: the one before last, the last, the current. */
-let rows = [new Uint32Array(64), new Uint32Array(64), new Uint32Array(64)] as const
-
-/** The optimal string alignment distance of `a` and `b` if it is at most `limit`, else undefined. */
-function boundedDistance(a: string, b: string, limit: number): number | undefined {
-  if (limit < 0 || Math.abs(a.length - b.length) > limit) return undefined
-  const cols = b.length + 1
-  if (rows[0].length < cols) rows = [new Uint32Array(cols), new Uint32Array(cols), new Uint32Array(cols)]
-  let [before, last, current] = rows
-  for (let j = 0; j < cols; j++) last[j] = j
-  let lastMin = 0
-  for (let i = 1; i <= a.length; i++) {
-    current[0] = i
-    let rowMin = i
-    for (let j = 1; j < cols; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1
-      let value = Math.min(last[j]! + 1, current[j - 1]! + 1, last[j - 1]! + cost)
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) value = Math.min(value, before[j - 2]! + 1)
-      current[j] = value
-      if (value < rowMin) rowMin = value
-    }
-
-    // a row's least value is at least the least of the row above's or the one before's plus one (a
-    // transposition reaches back two rows): once both are past the limit, every later row is too
-    if (rowMin > limit && lastMin + 1 > limit) return undefined
-    lastMin = rowMin
-    ;[before, last, current] = [last, current, before]
-  }
-
-  const distance = last[b.length]!
-  return distance <= limit ? distance : undefined
-}
-
-/** `unknown key "imgaes" (did you mean "images"?)` */
-export function unknownKeyMessage(key: string, allowed: Iterable<string>): string {
-  const suggestion = closest(key, allowed)
-  return suggestion === undefined
-    ? `unknown key ${quote(key)}`
-    : `unknown key ${quote(key)} (did you mean ${quote(suggestion)}?)`
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // messages
-
-function expectedNoun(expected: string): string {
-  switch (expected) {
-    case 'array':
-    case 'tuple': {
-      return 'a list'
-    }
-
-    case 'boolean': {
-      return 'true or false'
-    }
-
-    case 'int': {
-      return 'an integer'
-    }
-
-    case 'map':
-    case 'object':
-    case 'record': {
-      return 'a map'
-    }
-
-    case 'never': {
-      return 'no value here'
-    }
-
-    case 'null': {
-      return 'an empty value'
-    }
-
-    default: {
-      return /^[aeiou]/.test(expected) ? `an ${expected}` : `a ${expected}`
-    }
-  }
-}
-
-/**
- * What an issue's value was expected to be, from the issue's fields: `a string`, `"push" or "pull"`;
- * undefined for an issue of another kind.
- */
-export function expectedOf(issue: z.core.$ZodIssue): string | undefined {
-  switch (issue.code) {
-    case 'invalid_type': {
-      return expectedNoun(issue.expected)
-    }
-
-    case 'invalid_value': {
-      const values = issue.values.map((v) => literal(v))
-      return values.length === 1 ? values[0] : `one of ${values.join(', ')}`
-    }
-
-    default: {
-      return undefined
-    }
-  }
-}
-
-function literal(value: unknown): string {
-  return typeof value === 'string' ? JSON.stringify(value) : String(value)
-}
 
 function plural(n: bigint | number, word: string): string {
   return `${n} ${word}${Number(n) === 1 ? '' : 's'}`
@@ -195,10 +66,13 @@ function shapeKeys(inst: unknown): string[] {
 
 function unknownKeysMessage(iss: z.core.$ZodRawIssue<z.core.$ZodIssueUnrecognizedKeys>): string {
   const hints = iss.inst ? unknownKeyHints.get(iss.inst) : undefined
-  const allowed = [...shapeKeys(iss.inst), ...(hints?.suggest ?? [])]
+  const allowed = shapeKeys(iss.inst)
   const messages = hints?.messages ?? {}
   return iss.keys
-    .map((key) => (Object.hasOwn(messages, key) ? messages[key] : undefined) ?? unknownKeyMessage(key, allowed))
+    .map(
+      (key) =>
+        (Object.hasOwn(messages, key) ? messages[key] : undefined) ?? unknownKeyMessage(key, allowed, hints?.suggest),
+    )
     .join('\n')
 }
 

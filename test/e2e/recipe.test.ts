@@ -76,7 +76,9 @@ describeE2E('transship recipe', () => {
     expect(lines[1]).toBe(
       `${deep}:2:72: maps and lists nested more than 64 levels deep: refused (a recipe needs a handful; look for brackets left open)`,
     )
-    expect(lines[2]).toBe(`${keys}:2:1 k0: unknown key "k0"`)
+    expect(lines[2]).toBe(
+      `${keys}:2:1 k0: unknown key "k0" (allowed: hosts, images, registries, rootfs, verify, version, volumes)`,
+    )
     expect(lines.at(-1)).toBe(`${keys}: and 39900 more issues (only the first 100 are listed): fix these and run again`)
     expect(lines).toHaveLength(2 + 101)
     expect(result.stderr).not.toMatch(/\n\s+at /)

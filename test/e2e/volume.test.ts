@@ -30,6 +30,8 @@ import path from 'node:path'
 import {gzipSync} from 'node:zlib'
 import {afterAll, beforeAll, expect, it} from 'vitest'
 
+import {repoRoot, transship} from '../helpers/cli.js'
+import {exists, head} from '../helpers/files.js'
 import {
   globalPax,
   archive as rawArchive,
@@ -39,9 +41,7 @@ import {
   hardlink as rawHardlink,
   symlink as rawSymlink,
   sparseEntry,
-} from '../../plugins/plugin-volumes/test/helpers/raw-tar.js'
-import {repoRoot, transship} from '../helpers/cli.js'
-import {exists, head} from '../helpers/files.js'
+} from '../helpers/raw-tar.js'
 import {describeE2E, dockerCli, type EngineName, run, tempHome, type TempHome} from '../helpers/testbed.js'
 
 const MARKER = '.transship-incomplete'

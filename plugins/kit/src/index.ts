@@ -9,15 +9,12 @@
  *
  * Libraries that plugins may use are subpaths, each listed in package.json's exports:
  * `@transship/kit/archive` (image archives, compression, stream helpers), `/engine` (NDJSON replies, image
- * load), `/native` (xattrs, sparse files, the native addon), `/reference` (image references), `/ui` (byte,
- * duration and table formats, progress). A library with one user lives in that plugin instead.
- * The YAML file helpers below are on their way to a subpath of their own.
+ * load), `/native` (xattrs, sparse files, the native addon), `/reference` (image references), `/tar` (tar
+ * framing), `/ui` (byte, duration and table formats, progress), `/yaml` (YAML files with positioned issues).
+ * A library with one user lives in that plugin instead.
  */
 export * from './base-command.js'
 export * from './engine.js'
 export * from './errors.js'
 export * from './host-flags.js'
 export * from './plugin-api.js'
-export * from './yaml-issues.js'
-export * from './yaml-paths.js'
-export * from './yaml-source.js'

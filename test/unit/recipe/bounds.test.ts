@@ -1,12 +1,14 @@
 // Hostile recipes, generated here (deterministically): every one is refused or validated in a moment, with
 // a RecipeError (exit 2) that names the file and says what is wrong, never a crash or a hang.
-import {formatRecipeIssue, MAX_ISSUES, RecipeError, YAML_LIMITS, YamlErrorCode} from '@transship/kit'
+import {RecipeError} from '@transship/kit'
+import {MAX_ISSUES, YAML_LIMITS, YamlErrorCode} from '@transship/kit/yaml'
 import {mkdtemp, rm, truncate, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {loadRecipe, parseRecipe} from '../../../src/recipe/load.js'
+import {issueLines as messages, type Refusal, refusal as refuse} from '../../helpers/yaml-refusal.js'
 import {imagesProvider} from './fake-providers.js'
 
 /** Far more than the bounded code takes on a busy machine, far less than the unbounded one took. */
@@ -47,25 +49,9 @@ function lines(count: number, line: (i: number) => string, head = 'version: 1'):
   return `${out.join('\n')}\n`
 }
 
-interface Outcome {
-  error: RecipeError
-  ms: number
+function refusal(text: string): Refusal {
+  return refuse(() => parseRecipe(text, {file: 'r.yaml', path: '/tmp/r.yaml'}, [imagesProvider]))
 }
-
-function refusal(text: string): Outcome {
-  const started = performance.now()
-  try {
-    parseRecipe(text, {file: 'r.yaml', path: '/tmp/r.yaml'}, [imagesProvider])
-  } catch (error) {
-    expect(error).toBeInstanceOf(RecipeError)
-    expect((error as RecipeError).exit).toBe(2)
-    return {error: error as RecipeError, ms: performance.now() - started}
-  }
-
-  throw new Error('the recipe parsed without error')
-}
-
-const messages = (error: RecipeError) => error.issues.map((issue) => formatRecipeIssue(issue))
 
 describe('recipe size', () => {
   let dir: string
@@ -131,7 +117,9 @@ describe('recipe nesting', () => {
 
   it('takes 64 levels, and refuses 65', () => {
     // 64 levels with the top map: parsed, then validated as usual
-    expect(messages(refusal(nested(YAML_LIMITS.depth)).error)).toEqual(['r.yaml:2:1 x: unknown key "x"'])
+    expect(messages(refusal(nested(YAML_LIMITS.depth)).error)).toEqual([
+      `r.yaml:2:1 x: unknown key "x" (allowed: hosts, images, registries, version)`,
+    ])
     expect(refusal(nested(YAML_LIMITS.depth + 1)).error.code).toBe(YamlErrorCode.TooDeep)
   })
 
@@ -186,8 +174,10 @@ describe('recipe issues, many of them', () => {
     expect(error.code).toBe('RECIPE_INVALID')
     const shown = messages(error)
     expect(shown).toHaveLength(MAX_ISSUES + 1)
-    expect(shown[0]).toBe('r.yaml:2:1 k0: unknown key "k0"')
-    expect(shown[MAX_ISSUES - 1]).toBe('r.yaml:101:1 k99: unknown key "k99"')
+    expect(shown[0]).toBe('r.yaml:2:1 k0: unknown key "k0" (allowed: hosts, images, registries, version)')
+    expect(shown[MAX_ISSUES - 1]).toBe(
+      'r.yaml:101:1 k99: unknown key "k99" (allowed: hosts, images, registries, version)',
+    )
     expect(shown[MAX_ISSUES]).toBe(
       'r.yaml: and 49900 more issues (only the first 100 are listed): fix these and run again',
     )
@@ -245,7 +235,7 @@ describe('recipe issues, many of them', () => {
   it('shows keys with control characters escaped, and long ones shortened', () => {
     const {error} = refusal(`version: 1\n"\\e[2J\\u202E${'k'.repeat(100)}": 1\n`)
     expect(messages(error)).toEqual([
-      `r.yaml:2:1 ["\\u001b[2J\\u202e${'k'.repeat(52)}..."]: unknown key "\\u001b[2J\\u202e${'k'.repeat(32)}..."`,
+      `r.yaml:2:1 ["\\u001b[2J\\u202e${'k'.repeat(52)}..."]: unknown key "\\u001b[2J\\u202e${'k'.repeat(32)}..." (allowed: hosts, images, registries, version)`,
     ])
   })
 })

@@ -343,7 +343,7 @@ describe('parseRecipe: more cases', () => {
   it('quotes keys that are not identifiers', () => {
     expect(parseFailure('version: 1\nhosts:\n  "a b": {}\n  "1x": { nope: 1 }\n')).toEqual([
       'r.yaml:3:3 hosts["a b"]: host names use lowercase letters, digits, ".", "_" and "-", and start with a letter or digit',
-      'r.yaml:4:11 hosts["1x"].nope: unknown key "nope"',
+      'r.yaml:4:11 hosts["1x"].nope: unknown key "nope" (allowed: acceptNewHostKey, description, engine, identityFile, knownHosts, ssh)',
     ])
   })
 
@@ -366,7 +366,9 @@ describe('parseRecipe: more cases', () => {
   })
 
   it('does not take __proto__ for a known key', () => {
-    expect(parseFailure('version: 1\n__proto__: {x: 1}\n')).toEqual(['r.yaml:2:1 __proto__: unknown key "__proto__"'])
+    expect(parseFailure('version: 1\n__proto__: {x: 1}\n')).toEqual([
+      'r.yaml:2:1 __proto__: unknown key "__proto__" (allowed: hosts, images, registries, version)',
+    ])
   })
 
   it('reports a YAML error on every line that has one', () => {

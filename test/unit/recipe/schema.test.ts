@@ -1,16 +1,10 @@
-import {formatPath, TransshipError} from '@transship/kit'
+import {TransshipError} from '@transship/kit'
+import {formatPath} from '@transship/kit/yaml'
 import {readFile} from 'node:fs/promises'
 import {describe, expect, it} from 'vitest'
 import {parse} from 'yaml'
 
-import {
-  closest,
-  hostEngine,
-  recipeErrorMap,
-  recipeJsonSchema,
-  recipeSchema,
-  unknownKeyMessage,
-} from '../../../src/recipe/schema.js'
+import {hostEngine, recipeErrorMap, recipeJsonSchema, recipeSchema} from '../../../src/recipe/schema.js'
 import {imagesProvider, pushProvider, tagsProvider} from './fake-providers.js'
 
 type JsonSchema = Record<string, unknown>
@@ -134,15 +128,6 @@ describe('recipeSchema', () => {
 })
 
 describe('helpers', () => {
-  it('suggests close names, transpositions and case included', () => {
-    expect(closest('imgaes', ['version', 'hosts', 'images'])).toBe('images')
-    expect(closest('Hosts', ['version', 'hosts'])).toBe('hosts')
-    expect(closest('registry', ['registries'])).toBe('registries')
-    expect(closest('zzz', ['version', 'hosts'])).toBeUndefined()
-    expect(unknownKeyMessage('sssh', ['ssh', 'engine'])).toBe('unknown key "sssh" (did you mean "ssh"?)')
-    expect(unknownKeyMessage('wat', ['ssh', 'engine'])).toBe('unknown key "wat"')
-  })
-
   it('renders key paths', () => {
     expect(formatPath(['images', 0, 'copy', 1])).toBe('images[0].copy[1]')
     expect(formatPath(['hosts', 'edge', 'ssh'])).toBe('hosts.edge.ssh')

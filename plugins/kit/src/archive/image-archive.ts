@@ -1,9 +1,9 @@
 import {createHash} from 'node:crypto'
 import path from 'node:path'
-import {pipeline, Readable} from 'node:stream'
-import tar from 'tar-stream'
+import {type Readable} from 'node:stream'
 
-import {type Compression, COMPRESSION_MAGIC_LENGTH, decompressed, detectCompression} from './compression.js'
+import {readTar, type TarEntry, TarError} from '../tar/index.js'
+import {type Compression, COMPRESSION_MAGIC_LENGTH, detectCompression} from './compression.js'
 import {EntryPaths} from './entry-paths.js'
 import {ArchiveError} from './errors.js'
 import {familiarName} from './names.js'
@@ -115,48 +115,44 @@ const REF_ANNOTATION = 'org.opencontainers.image.ref.name'
  */
 export async function* archiveEntries(input: Readable, options: ArchiveReadOptions = {}): AsyncIterable<ArchiveEntry> {
   const source = options.source ?? 'the archive'
-  const {stream} = await decompressed(input, options.signal)
-  const extract = tar.extract()
-  pipeline(stream, extract as unknown as NodeJS.WritableStream, () => {
-    // the error (if any) surfaces through the iteration below
-  })
   let seen = 0
-  let current: undefined | {header: ArchiveEntryHeader; read: number}
   try {
-    for await (const entry of extract) {
+    for await (const {entry, open} of readTar(input, {
+      decompress: true,
+      decompressed: true,
+      details: {source},
+      // as Docker reads it: a tar may end at an entry boundary without its end-of-archive marker
+      endMarker: 'optional',
+      label: source,
+      signal: options.signal,
+      suggestions: {
+        ARCHIVE_CORRUPT: ['get or write the archive again'],
+        ARCHIVE_TRUNCATED: ['the file was cut short (an interrupted download or copy?): get or write it again'],
+      },
+    })) {
       options.signal?.throwIfAborted()
-      const header = entryHeader(entry.header)
-      const state = {header, read: 0}
-      current = state
+      const header = entryHeader(entry)
       seen++
-      const body = entryBody(entry as AsyncIterable<Buffer>, state, source)
+      const body = open()
       yield {header, stream: body}
       if (body.destroyed && !body.readableEnded) {
         throw new Error(`the reader of ${header.name} stopped before its end`)
       }
-
-      if (!body.readableEnded) {
-        // eslint-disable-next-line @typescript-eslint/no-unused-vars
-        for await (const _ of body) {
-          // drain what the caller left
-        }
-      }
     }
   } catch (error) {
-    throw tarError(error, source, seen, current)
-  } finally {
-    if (!extract.destroyed) extract.destroy()
+    throw tarError(error, source, seen)
   }
 }
 
-function entryHeader(header: tar.Header): ArchiveEntryHeader {
+function entryHeader(entry: TarEntry): ArchiveEntryHeader {
+  const stored = entry.name.toString('utf8')
   const result: ArchiveEntryHeader = {
-    name: normalizeName(header.name),
-    size: header.size ?? 0,
-    stored: header.name,
-    type: header.type ?? 'file',
+    name: normalizeName(stored),
+    size: entry.declaredSize,
+    stored,
+    type: entry.type ?? 'file',
   }
-  if (header.linkname) result.linkname = header.linkname
+  if (entry.linkname.length > 0) result.linkname = entry.linkname.toString('utf8')
   return result
 }
 
@@ -168,44 +164,10 @@ function normalizeName(name: string): string {
   return result
 }
 
-/** A Node Readable over one tar-stream entry that counts what was read and names the entry in errors. */
-function entryBody(
-  entry: AsyncIterable<Buffer>,
-  state: {header: ArchiveEntryHeader; read: number},
-  source: string,
-): Readable {
-  async function* chunks(): AsyncGenerator<Buffer> {
-    try {
-      for await (const chunk of entry) {
-        state.read += chunk.length
-        yield chunk
-      }
-    } catch (error) {
-      throw tarError(error, source, 1, state)
-    }
-  }
-
-  return Readable.from(chunks(), {objectMode: false})
-}
-
-/** Maps tar-stream's errors to ArchiveErrors that say where the archive is broken. */
-function tarError(
-  error: unknown,
-  source: string,
-  seen: number,
-  current: undefined | {header: ArchiveEntryHeader; read: number},
-): unknown {
-  if (error instanceof ArchiveError) {
-    if (error.message.startsWith(source)) return error
-    return new ArchiveError(error.code as 'ARCHIVE_CORRUPT', `${source}: ${error.message}`, {
-      cause: error.cause,
-      details: {...error.details, source},
-      suggestions: error.suggestions,
-    })
-  }
-
-  const message = error instanceof Error ? error.message : String(error)
-  if (message === 'Unexpected end of data' && seen === 0) {
+/** A stream that is not a tar, or ends before its first entry, is not an image archive. */
+function tarError(error: unknown, source: string, seen: number): unknown {
+  if (!(error instanceof TarError) || seen > 0) return error
+  if (error.reason === 'truncated') {
     return new ArchiveError(
       'ARCHIVE_NOT_IMAGE',
       `${source} is not an image archive: it is shorter than the header of a tar archive`,
@@ -217,41 +179,15 @@ function tarError(
     )
   }
 
-  if (message === 'Unexpected end of data') {
-    const where =
-      current && current.read < current.header.size
-        ? `in the middle of entry ${current.header.name} (${current.read} of its ${current.header.size} bytes)`
-        : current
-          ? `after entry ${current.header.name}, without the end-of-archive marker`
-          : 'before the first entry was complete'
-    return new ArchiveError('ARCHIVE_TRUNCATED', `${source} is truncated: it ends ${where}`, {
-      cause: error,
-      details: {entry: current?.header.name, source},
-      suggestions: ['the file was cut short (an interrupted download or copy?): get or write it again'],
-    })
-  }
-
-  if (
-    message.startsWith('Invalid tar header') ||
-    message === 'Invalid header' ||
-    message.includes('exceeds max size')
-  ) {
-    if (seen === 0) {
-      return new ArchiveError(
-        'ARCHIVE_NOT_IMAGE',
-        `${source} is not an image archive: it is neither a tar archive nor a gzip, zstd, bzip2 or xz compressed one`,
-        {
-          cause: error,
-          details: {source},
-          suggestions: ['give a file written by `docker save` or `transship image save`'],
-        },
-      )
-    }
-
+  if (error.reason === 'not-tar') {
     return new ArchiveError(
-      'ARCHIVE_CORRUPT',
-      `${source} is damaged: the tar header after entry ${current?.header.name ?? '?'} is not valid`,
-      {cause: error, details: {entry: current?.header.name, source}, suggestions: ['get or write the archive again']},
+      'ARCHIVE_NOT_IMAGE',
+      `${source} is not an image archive: it is neither a tar archive nor a gzip, zstd, bzip2 or xz compressed one`,
+      {
+        cause: error,
+        details: {source},
+        suggestions: ['give a file written by `docker save` or `transship image save`'],
+      },
     )
   }
 

@@ -8,14 +8,12 @@ import {createHash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
 import {readFile, stat} from 'node:fs/promises'
 import path from 'node:path'
-import {type Readable, Transform, type TransformCallback} from 'node:stream'
-import {pipeline} from 'node:stream/promises'
-import tar from 'tar-stream'
+import {type Readable} from 'node:stream'
 
 import type {EngineClient} from '../engine.js'
 
 import {EngineError, UsageError} from '../errors.js'
-import {decompressed} from './compression.js'
+import {readTar, type TarEntry} from '../tar/index.js'
 import {ArchiveError} from './errors.js'
 import {archiveEntries, type ArchiveImage, indexArchive} from './image-archive.js'
 import {familiarName} from './names.js'
@@ -38,7 +36,7 @@ export interface FileInfo {
   linkname?: string
   devmajor?: number
   devminor?: number
-  /** pax `SCHILY.xattr.*` values by attribute name, as tar-stream decodes them (UTF-8) */
+  /** pax `SCHILY.xattr.*` values by attribute name, decoded as UTF-8 */
   xattrs?: Record<string, string>
   /** the content of a regular file, when it was asked for (see FilesOptions.contents) */
   content?: Buffer
@@ -559,32 +557,23 @@ export async function readLayer(
 ): Promise<LayerEntry[]> {
   const {signal, source} = options
   const hash = createHash('sha256')
-  const extract = tar.extract()
   const entries: LayerEntry[] = []
-  try {
-    const {stream} = await decompressed(input, signal)
-    const hashing = new Transform({
-      transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-        hash.update(chunk)
-        callback(null, chunk)
-      },
-    })
-    const piping = pipeline(stream, hashing, extract as unknown as NodeJS.WritableStream, {signal})
-    const reading = (async () => {
-      try {
-        for await (const entry of extract) {
-          const layerEntry = await readEntry(entry.header, entry as AsyncIterable<Buffer>, options.contents)
-          if (layerEntry) entries.push(layerEntry)
-        }
-      } catch (error) {
-        // stops the pipeline too, so that neither side is left waiting
-        extract.destroy(error as Error)
-        throw error
-      }
-    })()
-    await Promise.all([piping, reading])
-  } catch (error) {
-    throw layerError(error, source)
+  for await (const {entry, open} of readTar(input, {
+    decompress: true,
+    decompressed: true,
+    details: {source},
+    // as Docker reads a layer: it may end at an entry boundary without its end-of-archive marker
+    endMarker: 'optional',
+    label: source,
+    signal,
+    suggestions: {
+      ARCHIVE_CORRUPT: ['get or write the image again'],
+      ARCHIVE_TRUNCATED: ['the image was cut short: get or write it again'],
+    },
+    tap: (chunk) => hash.update(chunk),
+  })) {
+    const layerEntry = await readEntry(entry, open, options.contents)
+    if (layerEntry) entries.push(layerEntry)
   }
 
   if (options.diffID) {
@@ -602,13 +591,14 @@ export async function readLayer(
 }
 
 async function readEntry(
-  header: tar.Header,
-  body: AsyncIterable<Buffer>,
+  entry: TarEntry,
+  open: () => Readable,
   contents?: ReadonlySet<string>,
 ): Promise<LayerEntry | undefined> {
-  const entryPath = normalizePath(header.name)
-  const keep = contents?.has(entryPath) === true && (header.size ?? 0) <= CONTENT_LIMIT
-  const {content, digest} = await hashBody(header, body, keep)
+  const entryPath = normalizePath(entry.name.toString('utf8'))
+  const regular = entry.type === 'file' || entry.type === 'contiguous-file'
+  const keep = contents?.has(entryPath) === true && entry.declaredSize <= CONTENT_LIMIT
+  const {content, digest} = regular ? await hashBody(open(), keep) : {}
   const base = path.posix.basename(entryPath)
   const dir = path.posix.dirname(entryPath)
   const parent = dir === '.' ? '' : dir
@@ -620,102 +610,52 @@ async function readEntry(
   }
 
   if (entryPath === '') return undefined // the root directory: overlay keeps the lower one's
-  const info = fileInfo(header, digest)
+  const info = fileInfo(entry, digest)
   if (content) info.content = content
   return {info, kind: 'file', path: entryPath}
 }
 
 /**
- * The hex sha256 of a regular file's content (undefined for other types, whose body is drained), and the content
- * itself when `keep` (the caller checked the header's size against CONTENT_LIMIT; a body longer than its header
- * says is not kept).
+ * The hex sha256 of a regular file's content, and the content itself when `keep` (the caller checked the
+ * header's size against CONTENT_LIMIT; a body longer than its header says is not kept).
  */
-async function hashBody(
-  header: tar.Header,
-  body: AsyncIterable<Buffer>,
-  keep: boolean,
-): Promise<{content?: Buffer; digest?: string}> {
-  const regular = header.type === 'file' || header.type === 'contiguous-file'
+async function hashBody(body: Readable, keep: boolean): Promise<{content?: Buffer; digest?: string}> {
   const hash = createHash('sha256')
   const chunks: Buffer[] = []
   let length = 0
-  for await (const chunk of body) {
-    if (!regular) continue
+  for await (const chunk of body as AsyncIterable<Buffer>) {
     hash.update(chunk)
     length += chunk.length
     if (keep && length <= CONTENT_LIMIT) chunks.push(chunk)
   }
 
-  if (!regular) return {}
   const digest = hash.digest('hex')
   return keep && length <= CONTENT_LIMIT ? {content: Buffer.concat(chunks), digest} : {digest}
 }
 
-function fileInfo(header: tar.Header, digest: string | undefined): FileInfo {
-  const pax = (header.pax ?? {}) as Record<string, string>
-  const type = header.type === 'contiguous-file' ? 'file' : header.type
+function fileInfo(entry: TarEntry, digest: string | undefined): FileInfo {
+  const type = entry.type === 'contiguous-file' ? 'file' : (entry.type as string)
   const info: FileInfo = {
     type,
-    mode: header.mode % 0o1_0000,
+    mode: entry.mode % 0o1_0000,
     // pax carries ids too large for the ustar header, and the sub-second times it rounds away
-    uid: paxNumber(pax.uid) ?? header.uid,
-    gid: paxNumber(pax.gid) ?? header.gid,
-    mtime: paxNumber(pax.mtime) ?? Math.floor(header.mtime.getTime() / 1000),
-    size: type === 'file' ? header.size : 0,
+    uid: entry.uid,
+    gid: entry.gid,
+    mtime: Number(entry.mtime),
+    size: type === 'file' ? entry.declaredSize : 0,
   }
   if (digest !== undefined) info.sha256 = digest
-  if (header.type === 'symlink') info.linkname = header.linkname
-  if (header.type === 'link') info.linkname = normalizePath(header.linkname)
-  if (header.type === 'character-device' || header.type === 'block-device') {
-    info.devmajor = header.devmajor
-    info.devminor = header.devminor
+  if (entry.type === 'symlink') info.linkname = entry.linkname.toString('utf8')
+  if (entry.type === 'link') info.linkname = normalizePath(entry.linkname.toString('utf8'))
+  if (entry.type === 'character-device' || entry.type === 'block-device') {
+    info.devmajor = entry.devmajor
+    info.devminor = entry.devminor
   }
 
-  const xattrs = Object.entries(pax)
+  const xattrs = [...(entry.pax ?? [])]
     .filter(([key]) => key.startsWith(XATTR))
-    .map(([key, value]) => [key.slice(XATTR.length), value] as const)
+    .map(([key, value]) => [key.slice(XATTR.length), value.toString('utf8')] as const)
     .sort(([x], [y]) => (x < y ? -1 : 1))
   if (xattrs.length > 0) info.xattrs = Object.fromEntries(xattrs)
   return info
-}
-
-function paxNumber(value: string | undefined): number | undefined {
-  if (value === undefined || value.trim() === '') return undefined
-  const number = Number(value)
-  return Number.isFinite(number) ? number : undefined
-}
-
-/** tar-stream's errors, as ArchiveErrors that say which layer is broken. */
-function layerError(error: unknown, source: string): unknown {
-  if (error instanceof ArchiveError) {
-    if (error.message.startsWith(source)) return error
-    return new ArchiveError(error.code as 'ARCHIVE_CORRUPT', `${source}: ${error.message}`, {
-      cause: error.cause,
-      details: {...error.details, source},
-      suggestions: error.suggestions,
-    })
-  }
-
-  const message = error instanceof Error ? error.message : String(error)
-  if (message === 'Unexpected end of data') {
-    return new ArchiveError('ARCHIVE_TRUNCATED', `${source} is truncated: its tar ends early`, {
-      cause: error,
-      details: {source},
-      suggestions: ['the image was cut short: get or write it again'],
-    })
-  }
-
-  if (
-    message.startsWith('Invalid tar header') ||
-    message === 'Invalid header' ||
-    message.includes('exceeds max size')
-  ) {
-    return new ArchiveError('ARCHIVE_CORRUPT', `${source} is not a valid layer tar (${message})`, {
-      cause: error,
-      details: {source},
-      suggestions: ['get or write the image again'],
-    })
-  }
-
-  return error
 }

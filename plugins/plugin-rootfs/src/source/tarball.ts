@@ -1,30 +1,14 @@
-import {TransshipError, UsageError} from '@transship/kit'
-import {
-  ArchiveError,
-  type ArchiveErrorCode,
-  COMPRESSION_MAGIC_LENGTH,
-  decompressed,
-  detectCompression,
-  parsePaxRecords,
-  parseTarNumber,
-  parseTarOctal,
-  requireCompressor,
-  TAR_BLOCK,
-  tarFieldEnd,
-  tarPadding,
-} from '@transship/kit/archive'
+import {UsageError} from '@transship/kit'
+import {COMPRESSION_MAGIC_LENGTH, detectCompression, requireCompressor} from '@transship/kit/archive'
+import {readTar, type TarEntry, type TarEntryType} from '@transship/kit/tar'
 import {createReadStream, createWriteStream} from 'node:fs'
 import {mkdtemp, open, rm, stat} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import {Readable, Transform, type TransformCallback} from 'node:stream'
+import {type Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
-import tar from 'tar-stream'
 
 import type {EntryType, RootfsEntry, RootfsSource} from './entry.js'
-
-/** tar-stream's stream of one entry (its type is not exported) */
-type TarSource = tar.Extract extends AsyncIterable<infer S> ? S : never
 
 /**
  * Codes of the errors that refuse a tarball for its content (a damaged or cut tarball is an ArchiveError:
@@ -176,123 +160,34 @@ function fileError(error: unknown, label: string): unknown {
  */
 async function* tarEntries(file: string, label: string, signal?: AbortSignal): AsyncGenerator<RootfsEntry> {
   signal?.throwIfAborted()
-  const input = createReadStream(file)
-  let stream: Readable
-  try {
-    ;({stream} = await decompressed(input, signal))
-  } catch (error) {
-    input.destroy()
-    throw iterationError(fileError(error, label), label, signal)
-  }
-
-  const framer = new TarFramer(label)
-  const extract = tar.extract()
-  // tar-stream's Writable is streamx's, which Node's pipeline drives through its events
-  const piping = pipeline(stream, framer, extract as unknown as NodeJS.WritableStream, {signal})
-  piping.catch(() => {
-    // the error surfaces through the iteration below
+  const entries = readTar(createReadStream(file), {
+    decompress: true,
+    decompressed: true,
+    details: {file: label},
+    label,
+    signal,
+    suggestions: {
+      ARCHIVE_CORRUPT: ['get or write the tarball again'],
+      ARCHIVE_TRUNCATED: ['the tarball was cut short (an interrupted download or copy?): get or write it again'],
+    },
   })
   const seen = new Map<string, EntryType>()
   try {
-    for await (const source of extract) {
-      signal?.throwIfAborted()
-      const framed = framer.entries.shift()
-      if (!framed) throw corrupt(label, `tar-stream and the tar framing disagree at entry ${source.header.name}`)
-      const entry = toEntry(source.header, framed, label, seen)
-      if (!entry) {
-        source.resume()
-        continue
-      }
-
-      const content = new EntryContent(source, entry.path, label, signal)
-      if (entry.type === 'file') entry.open = () => content.open()
+    for await (const {entry: framed, open: openData} of entries) {
+      const entry = toEntry(framed, label, seen)
+      if (!entry) continue
+      if (entry.type === 'file') entry.open = openData
       yield entry
-      content.finish()
     }
-
-    // the iteration also ends when tar-stream is destroyed without an error: only a finished pipeline means
-    // the whole tarball was read
-    await piping
   } catch (error) {
-    throw iterationError(error, label, signal)
-  } finally {
-    if (!extract.destroyed) extract.destroy()
+    throw fileError(error, label)
   }
 }
 
-/**
- * The content of one entry as a Node Readable, forwarded from tar-stream's (streamx) entry stream. Destroying
- * it never destroys tar-stream's stream (that would end the whole extraction quietly): what is left is drained.
- */
-class EntryContent {
-  private body: Readable | undefined
-  private finished = false
-  private forwarding = false
-
-  constructor(
-    private readonly source: TarSource,
-    private readonly entryPath: string,
-    private readonly label: string,
-    private readonly signal: AbortSignal | undefined,
-  ) {}
-
-  finish(): void {
-    this.finished = true
-    this.forwarding = false
-    // without an error: a consumer that abandoned the stream may have no 'error' listener (a pipeline still
-    // sees a premature close)
-    if (this.body && !this.body.readableEnded && !this.body.destroyed) this.body.destroy()
-
-    // skip what was not read (tar-stream stalls until it is consumed)
-    this.source.resume()
-  }
-
-  open(): Readable {
-    if (this.finished || this.body) {
-      throw new Error(`the content of ${this.entryPath} can be opened only once, during its iteration step`)
-    }
-
-    const {source} = this
-    this.forwarding = true
-    const body = new Readable({
-      destroy: (error, callback) => {
-        this.forwarding = false
-        source.resume()
-        callback(error)
-      },
-      read() {
-        source.resume()
-      },
-    })
-    source.on('data', (chunk: unknown) => {
-      if (this.forwarding && !body.push(chunk)) source.pause()
-    })
-    source.on('end', () => {
-      if (this.forwarding) body.push(null)
-    })
-    source.on('error', (error: Error) => {
-      if (this.forwarding) body.destroy(iterationError(error, this.label, this.signal) as Error)
-    })
-    this.body = body
-    return body
-  }
-}
-
-interface FramedEntry {
-  /** the entry's pax records (global ones merged in), raw: tar-stream decodes them as UTF-8 */
-  pax: Map<string, Buffer> | undefined
-  typeflag: number
-}
-
-/** Builds the RootfsEntry of a tar-stream header, or undefined for the root directory; refuses what is unsafe. */
-function toEntry(
-  header: tar.Header,
-  framed: FramedEntry,
-  label: string,
-  seen: Map<string, EntryType>,
-): RootfsEntry | undefined {
-  const name = header.name ?? ''
-  const type = entryType(header.type as null | string, framed.typeflag, name, label)
+/** Builds the RootfsEntry of a tar entry, or undefined for the root directory; refuses what is unsafe. */
+function toEntry(framed: TarEntry, label: string, seen: Map<string, EntryType>): RootfsEntry | undefined {
+  const name = framed.name.toString('utf8')
+  const type = entryType(framed.type, framed.typeflag, name, label)
   const entryPath = normalise(name, name, label)
   if (entryPath === '') {
     if (type === 'directory') return undefined
@@ -306,22 +201,23 @@ function toEntry(
   }
 
   if (seen.has(entryPath)) throw invalid(label, name, `repeats the path ${entryPath}, which an OCI layer may hold once`)
-  if (framed.pax && [...framed.pax.keys()].some((key) => key.startsWith('GNU.sparse.'))) {
+  if (framed.sparse || (framed.pax && [...framed.pax.keys()].some((key) => key.startsWith('GNU.sparse.')))) {
     throw invalid(label, name, 'is a sparse file, which is not supported', ['write the tarball without --sparse (-S)'])
   }
 
   const entry: RootfsEntry = {
-    gid: paxInteger(framed.pax, 'gid', label, name) ?? header.gid ?? 0,
+    gid: framed.gid,
     // eslint-disable-next-line no-bitwise -- the permission bits
-    mode: (header.mode ?? 0) & 0o7777,
-    mtime: paxInteger(framed.pax, 'mtime', label, name) ?? Math.floor(header.mtime.getTime() / 1000),
+    mode: framed.mode & 0o7777,
+    // pax mtimes have a fraction (`1700000000.123456789`): whole seconds, rounded down
+    mtime: Math.floor(Number(framed.mtime)),
     path: entryPath,
-    size: type === 'file' ? header.size : 0,
+    size: type === 'file' ? framed.declaredSize : 0,
     type,
-    uid: paxInteger(framed.pax, 'uid', label, name) ?? header.uid ?? 0,
+    uid: framed.uid,
     xattrs: xattrsOf(framed.pax),
   }
-  addTypeFields(entry, header, label, name, seen)
+  addTypeFields(entry, framed, label, name, seen)
   seen.set(entryPath, type)
   return entry
 }
@@ -329,7 +225,7 @@ function toEntry(
 /** The link target or device numbers of `entry`. */
 function addTypeFields(
   entry: RootfsEntry,
-  header: tar.Header,
+  framed: TarEntry,
   label: string,
   name: string,
   seen: Map<string, EntryType>,
@@ -337,13 +233,13 @@ function addTypeFields(
   switch (entry.type) {
     case 'block-device':
     case 'character-device': {
-      entry.devmajor = header.devmajor ?? 0
-      entry.devminor = header.devminor ?? 0
+      entry.devmajor = framed.devmajor || 0
+      entry.devminor = framed.devminor || 0
       break
     }
 
     case 'link': {
-      const target = normalise(header.linkname ?? '', name, label)
+      const target = normalise(framed.linkname.toString('utf8'), name, label)
       const targetType = seen.get(target)
       if (targetType === undefined) {
         throw invalid(label, name, `is a hard link to ${target || '/'}, which the tarball does not hold before it`)
@@ -357,7 +253,7 @@ function addTypeFields(
     case 'symlink': {
       // stored as it is: an absolute or `../` target is legal in a rootfs, as it resolves inside the container
       // (the layer writer never follows it)
-      entry.linkname = header.linkname ?? ''
+      entry.linkname = framed.linkname.toString('utf8')
       break
     }
 
@@ -365,7 +261,7 @@ function addTypeFields(
   }
 }
 
-function entryType(type: null | string, typeflag: number, name: string, label: string): EntryType {
+function entryType(type: TarEntryType | undefined, flag: string, name: string, label: string): EntryType {
   switch (type) {
     case 'contiguous-file':
     case 'file': {
@@ -382,7 +278,6 @@ function entryType(type: null | string, typeflag: number, name: string, label: s
     }
 
     default: {
-      const flag = String.fromCodePoint(typeflag)
       const what = TYPEFLAGS[flag] ?? `of the unknown type '${flag}'`
       throw invalid(label, name, `is ${what}, which a root filesystem cannot hold`)
     }
@@ -395,7 +290,6 @@ const TYPEFLAGS: Record<string, string> = {
   E: 'a Solaris extended attribute',
   I: 'an inode metadata entry',
   M: 'a continuation of a multi-volume archive',
-  S: 'a GNU sparse file',
   V: 'a volume label',
   X: 'an extended header of Solaris',
 }
@@ -440,28 +334,11 @@ function invalid(label: string, entry: string, problem: string, suggestions?: st
   })
 }
 
-function paxInteger(
-  pax: Map<string, Buffer> | undefined,
-  key: 'gid' | 'mtime' | 'uid',
-  label: string,
-  entry: string,
-): number | undefined {
-  const raw = pax?.get(key)?.toString('utf8')
-  if (raw === undefined) return undefined
-  // pax mtimes have a fraction (`1700000000.123456789`): whole seconds, rounded down
-  const value = key === 'mtime' ? Math.floor(Number(raw)) : Number(raw)
-  if (!/^-?\d+(\.\d*)?$/.test(raw) || !Number.isSafeInteger(value) || (key !== 'mtime' && value < 0)) {
-    throw corrupt(label, `the pax header of entry ${JSON.stringify(entry)} has an invalid ${key} (${raw})`)
-  }
-
-  return value
-}
-
 const SCHILY_XATTR = 'SCHILY.xattr.'
 const LIBARCHIVE_XATTR = 'LIBARCHIVE.xattr.'
 
 /** Extended attributes from the pax records: GNU tar's and star's SCHILY.xattr, else bsdtar's LIBARCHIVE.xattr. */
-function xattrsOf(pax: Map<string, Buffer> | undefined): Map<string, Buffer> {
+function xattrsOf(pax: ReadonlyMap<string, Buffer> | undefined): Map<string, Buffer> {
   const xattrs = new Map<string, Buffer>()
   if (!pax) return xattrs
   for (const [key, value] of pax) {
@@ -476,252 +353,4 @@ function xattrsOf(pax: Map<string, Buffer> | undefined): Map<string, Buffer> {
   }
 
   return new Map([...xattrs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-}
-
-function corrupt(label: string, problem: string, cause?: unknown): ArchiveError {
-  return new ArchiveError('ARCHIVE_CORRUPT', `${label} is damaged: ${problem}`, {
-    cause,
-    details: {file: label},
-    suggestions: ['get or write the tarball again'],
-  })
-}
-
-function truncated(label: string, problem: string): ArchiveError {
-  return new ArchiveError('ARCHIVE_TRUNCATED', `${label} is truncated: ${problem}`, {
-    details: {file: label},
-    suggestions: ['the tarball was cut short (an interrupted download or copy?): get or write it again'],
-  })
-}
-
-/** The error a pass ends with: kit errors named after the tarball; anything tar-stream throws is ARCHIVE_CORRUPT. */
-function iterationError(error: unknown, label: string, signal: AbortSignal | undefined): unknown {
-  if (signal?.aborted) return signal.reason
-  if (error instanceof ArchiveError) {
-    if (error.message.startsWith(label)) return error
-    return new ArchiveError(error.code as ArchiveErrorCode, `${label}: ${error.message}`, {
-      cause: error,
-      details: {...error.details, file: label},
-      suggestions: error.suggestions.length > 0 ? error.suggestions : ['get or write the tarball again'],
-    })
-  }
-
-  if (error instanceof TransshipError) return error
-  if (error instanceof Error && error.name === 'AbortError') return error
-  if (error instanceof Error && 'code' in error && typeof error.code === 'string' && error.code.startsWith('E')) {
-    // an I/O error of the file (errno codes), not of its content
-    return error
-  }
-
-  // tar-stream's own errors carry no code; the framer catches truncation and bad checksums before it
-  return corrupt(
-    label,
-    `it is not a valid tar archive (${error instanceof Error ? error.message : String(error)})`,
-    error,
-  )
-}
-
-/** tar-stream's limit on a pax or GNU long-name header */
-const MAX_META_SIZE = 4 * 1024 * 1024
-const META_TYPEFLAGS = new Set([...'xgLKN'].map((flag) => flag.codePointAt(0)!))
-
-/**
- * Follows the block structure of the tar stream on its way to tar-stream, passing it on unchanged, for what
- * tar-stream does not tell:
- * - the raw bytes of the pax records: tar-stream decodes them as UTF-8, which mangles binary xattr values
- *   such as security.capability (and it ignores pax uid, gid and mtime);
- * - a tarball that ends in the middle of an entry, or without its end-of-archive marker (tar-stream accepts a
- *   stream cut at a header boundary), as ARCHIVE_TRUNCATED, and a header with a bad checksum as ARCHIVE_CORRUPT,
- *   classified here by what the framing saw rather than by tar-stream's messages.
- * It mirrors tar-stream's framing (a directory has no data whatever its size; a pax `size` overrides the header)
- * so that `entries` holds one item per entry tar-stream emits, in order, and is filled before it emits it.
- */
-class TarFramer extends Transform {
-  readonly entries: FramedEntry[] = []
-  private blocks = 0
-  private collected: Buffer[] = []
-  private current: undefined | {name: string; read: number; size: number}
-  private globalPax: Map<string, Buffer> | undefined
-  private lastWasZero = false
-  private localPax: Map<string, Buffer> | undefined
-  private longName: string | undefined
-  private metaType = 0
-  private need = TAR_BLOCK
-  private state: 'data' | 'header' | 'meta' | 'padding' = 'header'
-
-  constructor(private readonly label: string) {
-    super()
-  }
-
-  override _flush(callback: TransformCallback): void {
-    const after = this.current ? `after entry ${JSON.stringify(this.current.name)}` : 'before its first entry'
-    if (this.blocks === 0 && this.state === 'header' && this.need === TAR_BLOCK) {
-      callback(truncated(this.label, 'it is empty'))
-    } else if (this.state === 'data' && this.current) {
-      const {name, read, size} = this.current
-      callback(
-        truncated(this.label, `it ends in the middle of entry ${JSON.stringify(name)} (${read} of ${size} bytes)`),
-      )
-    } else if (this.state !== 'header' || this.need !== TAR_BLOCK) {
-      callback(truncated(this.label, `it ends in the middle of a tar header, ${after}`))
-    } else if (this.lastWasZero) {
-      callback()
-    } else {
-      callback(truncated(this.label, `it ends ${after}, without the end-of-archive marker`))
-    }
-  }
-
-  override _transform(chunk: Buffer, _encoding: NodeJS.BufferEncoding, callback: TransformCallback): void {
-    try {
-      let offset = 0
-      while (offset < chunk.length) {
-        const take = Math.min(this.need, chunk.length - offset)
-        if (this.state === 'header' || this.state === 'meta') this.collected.push(chunk.subarray(offset, offset + take))
-        if (this.state === 'data' && this.current) this.current.read += take
-        offset += take
-        this.need -= take
-        if (this.need === 0) this.complete()
-      }
-    } catch (error) {
-      callback(error as Error)
-      return
-    }
-
-    callback(null, chunk)
-  }
-
-  private complete(): void {
-    const bytes = Buffer.concat(this.collected)
-    this.collected = []
-    switch (this.state) {
-      case 'data': {
-        this.expect('padding', tarPadding(this.current?.size ?? 0))
-        break
-      }
-
-      case 'header': {
-        this.blocks++
-        this.header(bytes)
-        break
-      }
-
-      case 'meta': {
-        this.meta(bytes)
-        this.expect('padding', tarPadding(bytes.length))
-        break
-      }
-
-      case 'padding': {
-        this.expect('header', TAR_BLOCK)
-        break
-      }
-    }
-  }
-
-  /** Waits for `need` bytes in `state` (straight to the next header when there are none). */
-  private expect(state: TarFramer['state'], need: number): void {
-    if (need === 0 && state !== 'meta') {
-      this.state = 'header'
-      this.need = TAR_BLOCK
-    } else if (need === 0) {
-      this.state = 'meta'
-      this.need = 0
-      this.complete()
-    } else {
-      this.state = state
-      this.need = need
-    }
-  }
-
-  private header(block: Buffer): void {
-    let sum = 0
-    for (let i = 0; i < TAR_BLOCK; i++) sum += i >= 148 && i < 156 ? 0 : block[i]!
-    if (sum === 0) {
-      // an end-of-archive block (tar-stream reads on after it, and so does this)
-      this.lastWasZero = true
-      this.expect('header', TAR_BLOCK)
-      return
-    }
-
-    this.lastWasZero = false
-    const after = this.current ? `after entry ${JSON.stringify(this.current.name)}` : 'at its start'
-    const stored = parseTarOctal(block, 148, 8)
-    if (stored !== sum + 8 * 0x20) {
-      throw corrupt(
-        this.label,
-        this.current || this.entries.length > 0
-          ? `the tar header ${after} has a bad checksum`
-          : 'it is not a tar archive, nor a gzip, zstd, bzip2 or xz compressed one',
-      )
-    }
-
-    const typeflag = block[156]!
-    const size = parseTarNumber(block, 124, 12)
-    if (META_TYPEFLAGS.has(typeflag)) {
-      if (!(size >= 0 && size <= MAX_META_SIZE)) throw corrupt(this.label, `the tar header ${after} is not valid`)
-      this.metaType = typeflag
-      this.expect('meta', size)
-      return
-    }
-
-    this.entryHeader(block, typeflag, size)
-  }
-
-  /** The header of an entry tar-stream emits (not a pax or long-name header). */
-  private entryHeader(block: Buffer, typeflag: number, headerSize: number): void {
-    let size = headerSize
-    let name = block.toString('utf8', 0, tarFieldEnd(block, 0, 100))
-    if (block.toString('latin1', 257, 263) === 'ustar\0' && block[345]) {
-      name = `${block.toString('utf8', 345, tarFieldEnd(block, 345, 155))}/${name}`
-    }
-
-    const pax = this.localPax && this.globalPax ? new Map([...this.globalPax, ...this.localPax]) : this.localPax
-    const paxSize = pax?.get('size')
-    if (paxSize && paxSize.length > 0) size = Number.parseInt(paxSize.toString('latin1'), 10)
-    name = pax?.get('path')?.toString('utf8') ?? this.longName ?? name
-    this.localPax = undefined
-    this.longName = undefined
-    if (!(size >= 0)) throw corrupt(this.label, `the tar header of entry ${JSON.stringify(name)} is not valid`)
-    if (typeflag === 0x53) {
-      // an old GNU sparse file: extension blocks may follow its header, which tar-stream cannot frame
-      throw invalid(this.label, name, 'is a GNU sparse file, which is not supported', [
-        'write the tarball without --sparse (-S)',
-      ])
-    }
-
-    // like tar-stream: a directory has no data, whatever its size says (tar-stream v3 ignores the old rule that
-    // a file whose name ends in / is a directory, which matters: GNU tar cuts long names to 100 bytes, ending in /)
-    if (typeflag === 0x35) size = 0
-    this.entries.push({pax, typeflag})
-    this.current = {name, read: 0, size}
-    this.expect('data', size)
-  }
-
-  private pax(payload: Buffer): Map<string, Buffer> {
-    const records = parsePaxRecords(payload)
-    if (!records) throw corrupt(this.label, 'a pax extended header is malformed')
-    return records
-  }
-
-  private meta(payload: Buffer): void {
-    // (a GNU long link name, 'K', is left to tar-stream)
-    const type = String.fromCodePoint(this.metaType)
-    switch (type) {
-      case 'g': {
-        this.globalPax = this.pax(payload)
-        break
-      }
-
-      case 'x': {
-        this.localPax = this.pax(payload)
-        break
-      }
-
-      case 'L':
-      case 'N': {
-        this.longName = payload.toString('utf8', 0, tarFieldEnd(payload, 0, payload.length))
-        break
-      }
-      // No default
-    }
-  }
 }

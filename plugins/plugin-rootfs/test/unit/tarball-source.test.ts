@@ -341,6 +341,28 @@ describe('openTarballSource', () => {
     ])
   })
 
+  it('reads a v7 tarball (no ustar magic), as GNU tar does', async () => {
+    const v7 = (block: Buffer) => {
+      block.fill(0, 257, 265)
+      block.fill(0x20, 148, 156)
+      block.write(
+        octal(
+          block.reduce((total, byte) => total + byte, 0),
+          6,
+        ) + ' ',
+        148,
+        'latin1',
+      )
+      return block
+    }
+
+    const data = archive(v7(header('etc/', '5')), v7(header('etc/motd', '0', 5)), padded(Buffer.from('hello')))
+    expect(await entriesOf(data)).toMatchObject([
+      {path: 'etc', type: 'directory'},
+      {content: 'hello', path: 'etc/motd', type: 'file'},
+    ])
+  })
+
   it('reads stdin (-) through a spooled copy that it removes on dispose', async () => {
     const tmpDir = await mkdtemp(path.join(work, 'spool-'))
     const data = zlib.gzipSync(await pack(basic))

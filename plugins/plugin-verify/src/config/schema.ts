@@ -3,7 +3,7 @@
  * extensions, see types.ts). Every object is strict: an unknown key is an error, with a did-you-mean.
  * Every regex field must compile; `verifyErrorMap` words zod's issues for people editing YAML.
  */
-import {describeValue, REQUIRED_MESSAGE} from '@transship/kit'
+import {describeValue, expectedNoun, literal, REQUIRED_MESSAGE, unknownKeyMessage} from '@transship/kit/yaml'
 import {z} from 'zod'
 
 import type {VerifyConfig} from './types.js'
@@ -311,58 +311,9 @@ function isPlainMap(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
 }
 
-/** Levenshtein distance, case-insensitive. */
-export function editDistance(a: string, b: string): number {
-  const x = a.toLowerCase()
-  const y = b.toLowerCase()
-  let previous = Array.from({length: y.length + 1}, (_, j) => j)
-  for (let i = 1; i <= x.length; i++) {
-    const current = [i]
-    for (let j = 1; j <= y.length; j++) {
-      const cost = x[i - 1] === y[j - 1] ? 0 : 1
-      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost)
-    }
-
-    previous = current
-  }
-
-  return previous[y.length] ?? 0
-}
-
-/** The known name closest to `input`, when at most 2 edits away. */
-export function closest(input: string, candidates: Iterable<string>): string | undefined {
-  let best: string | undefined
-  let bestDistance = 3
-  for (const candidate of candidates) {
-    const distance = editDistance(input, candidate)
-    if (distance < bestDistance) {
-      best = candidate
-      bestDistance = distance
-    }
-  }
-
-  return best
-}
-
-/** `unknown key "expectedOuput" (did you mean "expectedOutput"?)`, or the keys allowed there. */
-export function unknownKeyMessage(key: string, allowed: readonly string[]): string {
-  const suggestion = closest(key, allowed)
-  if (suggestion !== undefined) return `unknown key "${key}" (did you mean "${suggestion}"?)`
-  return allowed.length > 0 ? `unknown key "${key}" (allowed: ${allowed.join(', ')})` : `unknown key "${key}"`
-}
-
-const NOUNS: Record<string, string> = {
-  array: 'a list',
-  boolean: 'true or false',
-  int: 'an integer',
-  number: 'a number',
-  object: 'a map',
-  string: 'a string',
-}
-
 function shapeKeys(inst: unknown): string[] {
   const def = (inst as undefined | {_zod?: {def?: {shape?: Record<string, unknown>}}})?._zod?.def
-  return def?.shape ? Object.keys(def.shape).sort() : []
+  return def?.shape ? Object.keys(def.shape) : []
 }
 
 function sizeMessage(iss: z.core.$ZodRawIssue<z.core.$ZodIssueTooBig | z.core.$ZodIssueTooSmall>): string {
@@ -392,11 +343,11 @@ export const verifyErrorMap: z.core.$ZodErrorMap = (iss) => {
     }
 
     case 'invalid_type': {
-      return `expected ${NOUNS[iss.expected] ?? iss.expected}, got ${describeValue(iss.input)}`
+      return `expected ${expectedNoun(iss.expected)}, got ${describeValue(iss.input)}`
     }
 
     case 'invalid_value': {
-      const values = iss.values.map((v) => (typeof v === 'string' ? JSON.stringify(v) : String(v)))
+      const values = iss.values.map((v) => literal(v))
       const expected = values.length === 1 ? values[0] : `one of ${values.join(', ')}`
       return `expected ${expected}, got ${describeValue(iss.input)}`
     }

@@ -1,6 +1,7 @@
 // Hostile verification configs, generated here: they share the recipes' YAML loading, so they are refused or
 // validated in a moment too, with a RecipeError (exit 2) that names the file, never a crash or a hang.
-import {formatRecipeIssue, MAX_ISSUES, RecipeError, YAML_LIMITS, YamlErrorCode} from '@transship/kit'
+import {RecipeError} from '@transship/kit'
+import {MAX_ISSUES, YAML_LIMITS, YamlErrorCode} from '@transship/kit/yaml'
 import {execFile} from 'node:child_process'
 import {createWriteStream} from 'node:fs'
 import {mkdtemp, rm, truncate, writeFile} from 'node:fs/promises'
@@ -9,26 +10,16 @@ import {join} from 'node:path'
 import {promisify} from 'node:util'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {issueLines as messages, type Refusal, refusal as refuse} from '../../../../test/helpers/yaml-refusal.js'
 import {loadVerifyConfig, parseVerifyConfig} from '../../src/config/load.js'
 
 /** Far more than the bounded code takes on a busy machine, far less than the unbounded one took. */
 const GENEROUS_MS = 15_000
 const TIMEOUT = {timeout: 60_000}
 
-function refusal(text: string, file = 'v.yaml'): {error: RecipeError; ms: number} {
-  const started = performance.now()
-  try {
-    parseVerifyConfig(text, file)
-  } catch (error) {
-    expect(error).toBeInstanceOf(RecipeError)
-    expect((error as RecipeError).exit).toBe(2)
-    return {error: error as RecipeError, ms: performance.now() - started}
-  }
-
-  throw new Error('the config parsed without error')
+function refusal(text: string, file = 'v.yaml'): Refusal {
+  return refuse(() => parseVerifyConfig(text, file))
 }
-
-const messages = (error: RecipeError) => error.issues.map((issue) => formatRecipeIssue(issue))
 
 describe('verification config bounds', () => {
   let dir: string

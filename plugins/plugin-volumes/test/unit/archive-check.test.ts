@@ -5,9 +5,6 @@ import path from 'node:path'
 import {Readable} from 'node:stream'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {archiveChecker} from '../../src/archive-check.js'
-import {checkVolumeArchive} from '../../src/archive.js'
-import {manifestOfTar} from '../../src/manifest/tar-manifest.js'
 import {
   archive,
   directory,
@@ -18,7 +15,10 @@ import {
   hardlink,
   sparseEntry,
   symlink,
-} from '../helpers/raw-tar.js'
+} from '../../../../test/helpers/raw-tar.js'
+import {archiveChecker} from '../../src/archive-check.js'
+import {checkVolumeArchive} from '../../src/archive.js'
+import {manifestOfTar} from '../../src/manifest/tar-manifest.js'
 
 let dir: string
 

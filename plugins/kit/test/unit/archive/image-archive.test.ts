@@ -166,7 +166,7 @@ describe('indexArchive: broken input', () => {
     expect(error.code).toBe('ARCHIVE_TRUNCATED')
     expect(error.exit).toBe(2)
     expect(error.message).toBe(
-      `truncated.tar is truncated: it ends in the middle of entry ${TEST_IMAGE_1.path} (3440 of its 10240 bytes)`,
+      `truncated.tar is truncated: it ends in the middle of entry "${TEST_IMAGE_1.path}" (3440 of its 10240 bytes)`,
     )
   })
 
@@ -180,7 +180,7 @@ describe('indexArchive: broken input', () => {
     const error = await failure(indexArchive(fixture('corrupt-header.tar'), {source: 'corrupt-header.tar'}))
     expect(error.code).toBe('ARCHIVE_CORRUPT')
     expect(error.message).toBe(
-      `corrupt-header.tar is damaged: the tar header after entry ${TEST_IMAGE_1.path} is not valid`,
+      `corrupt-header.tar is damaged: the tar header after entry "${TEST_IMAGE_1.path}" has a bad checksum`,
     )
   })
 

@@ -2,7 +2,7 @@
  * What the validation of a YAML file (a recipe, a test file) reports with every issue: how a value is named
  * in messages, and the issues themselves deduplicated, in file order and bounded in number.
  */
-import type {RecipeIssue} from './errors.js'
+import type {RecipeIssue} from '../errors.js'
 
 /** The message given to a value that is missing; the loader turns it into `missing required key "x"`. */
 export const REQUIRED_MESSAGE = 'required'
@@ -65,7 +65,7 @@ export function describeValue(value: unknown): string {
 }
 
 /** Issues without repeats (two schema checks may report the same problem at the same place). */
-export function dedupeIssues(issues: RecipeIssue[]): RecipeIssue[] {
+function dedupeIssues(issues: RecipeIssue[]): RecipeIssue[] {
   const seen = new Set<string>()
   return issues.filter((issue) => {
     const key = `${issue.line}:${issue.column}:${issue.path}:${issue.message}`
@@ -73,17 +73,6 @@ export function dedupeIssues(issues: RecipeIssue[]): RecipeIssue[] {
     seen.add(key)
     return true
   })
-}
-
-/** Issues in file order (line, then column), the order found kept among equals. */
-export function sortIssues(issues: RecipeIssue[]): RecipeIssue[] {
-  return issues
-    .map((issue, index) => ({index, issue}))
-    .sort(
-      (a, b) =>
-        (a.issue.line ?? 0) - (b.issue.line ?? 0) || (a.issue.column ?? 0) - (b.issue.column ?? 0) || a.index - b.index,
-    )
-    .map(({issue}) => issue)
 }
 
 interface Kept {
@@ -183,15 +172,4 @@ export class IssueList {
       i = parent
     }
   }
-}
-
-/**
- * The issues to report for a file: without repeats, in file order, the first `max` of them and then one
- * line saying how many more there are (a file of random bytes or of a hundred thousand unknown keys gives
- * a screenful, not a flood).
- */
-export function reportableIssues(issues: readonly RecipeIssue[], max = MAX_ISSUES): RecipeIssue[] {
-  const list = new IssueList(issues[0]?.file ?? '', max)
-  for (const issue of issues) list.add(issue)
-  return list.issues()
 }

@@ -24,10 +24,10 @@ import {
   type YAMLMap,
 } from 'yaml'
 
-import {RecipeError, type RecipeIssue} from './errors.js'
-import {formatBytes} from './ui/format.js'
-import {IssueList, printable, quote} from './yaml-issues.js'
-import {formatPath, keyName, type KeyPath, type Position, YamlPositions} from './yaml-paths.js'
+import {RecipeError, type RecipeIssue} from '../errors.js'
+import {formatBytes} from '../ui/format.js'
+import {IssueList, printable, quote} from './issues.js'
+import {formatPath, keyName, type KeyPath, type Position, YamlPositions} from './paths.js'
 
 /** What a YAML file may hold. A recipe or a test file is a few kilobytes and a handful of levels deep. */
 export const YAML_LIMITS = {

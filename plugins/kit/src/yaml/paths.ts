@@ -16,7 +16,7 @@ import {
   type YAMLMap,
 } from 'yaml'
 
-import {quote} from './yaml-issues.js'
+import {quote} from './issues.js'
 
 export type KeyPath = ReadonlyArray<PropertyKey>
 
@@ -158,19 +158,4 @@ export class YamlPositions {
 
     return index.get(name)
   }
-}
-
-/** Walk the YAML nodes along a key path, as far as they go. */
-export function locate(doc: Document, path: KeyPath): Located {
-  return new YamlPositions(doc).locate(path)
-}
-
-/** Where a path is in the source; see `YamlPositions.positionOf`. For many lookups, keep a YamlPositions. */
-export function positionOf(
-  doc: Document,
-  lineCounter: LineCounter,
-  path: KeyPath,
-  anchor: Anchor,
-): Position | undefined {
-  return new YamlPositions(doc, lineCounter).positionOf(path, anchor)
 }
