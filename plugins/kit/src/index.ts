@@ -6,6 +6,7 @@
  * - base-command: what every command shares (--json, --debug, Ctrl-C, error rendering)
  * - engine: the engine client and its facts, as the core hands them to plugins
  * - host-flags: the host and recipe flags of commands that reach hosts
+ * - host-shell: this machine's shell shaped like a RemoteShell, for hosts on this machine
  *
  * Libraries that plugins may use are subpaths, each listed in package.json's exports:
  * `@transship/kit/archive` (image archives, compression, stream helpers), `/engine` (NDJSON replies, image
@@ -17,4 +18,5 @@ export * from './base-command.js'
 export * from './engine.js'
 export * from './errors.js'
 export * from './host-flags.js'
+export * from './host-shell.js'
 export * from './plugin-api.js'

@@ -6,11 +6,9 @@
  */
 import type {Hosts, RemoteShell} from '@transship/kit'
 
-import {shellQuote, UsageError} from '@transship/kit'
+import {localShell, shellQuote, UsageError} from '@transship/kit'
 import {compressor, decompressor, hasCommand} from '@transship/kit/archive'
 import {pipeline, type Readable, type Writable} from 'node:stream'
-
-import {localShell} from './local-shell.js'
 
 const COMMON = "--xattrs --xattrs-include='*' --acls --numeric-owner"
 

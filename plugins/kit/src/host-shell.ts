@@ -1,10 +1,11 @@
 /**
- * This machine's shell, shaped like a host's shell over SSH (stdin, stdout, stderr drained and kept, exit
- * code), so that running a host's own tools (GNU tar on a volume's mount point) does not care where it is.
+ * A shell on any host of a run: over the host's SSH connection, or on this machine for `local`. Commands
+ * get the same shape either way (stdin, stdout, stderr drained and kept, exit code), so code that runs the
+ * host's own tools (GNU tar on a volume's mount point, say) does not care where the host is.
  */
-import type {RemoteProcess, RemoteShell} from '@transship/kit'
-
 import {spawn} from 'node:child_process'
+
+import type {Hosts, RemoteProcess, RemoteShell} from './plugin-api.js'
 
 /** stderr kept for messages: the end of it */
 const STDERR_LIMIT = 64 * 1024
@@ -40,4 +41,9 @@ export function localShell(engineSocket = '/var/run/docker.sock'): RemoteShell {
       return {code, stderr, stdout}
     },
   }
+}
+
+/** The shell of host `name`: its SSH connection's, or this machine's when it is not reached over SSH. */
+export async function hostShell(hosts: Hosts, name: string, signal?: AbortSignal): Promise<RemoteShell> {
+  return (await hosts.shell(name, signal)) ?? localShell()
 }
