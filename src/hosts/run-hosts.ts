@@ -1,6 +1,15 @@
-import type {EngineClient, EngineFacts, HostDescription, Hosts, Logger, RemoteShell} from '@transship/kit'
+import type {
+  EngineClient,
+  EngineFacts,
+  Host,
+  HostDescription,
+  HostEndpoint,
+  Hosts,
+  Logger,
+  RemoteShell,
+} from '@transship/kit'
 
-import {shellQuote, UsageError} from '@transship/kit'
+import {localShell, shellQuote, UsageError} from '@transship/kit'
 import {statfs} from 'node:fs/promises'
 import path from 'node:path'
 
@@ -10,8 +19,9 @@ import type {SshConnection} from '../ssh/connection.js'
 import {HttpEngineClient} from '../engine/client.js'
 import {DEFAULT_SOCKET, localEndpoint, parseEndpoint} from '../engine/endpoint.js'
 import {type EngineTransport, forwardedSocketTransport, tcpTransport, unixSocketTransport} from '../engine/transport.js'
-import {resolveSshTarget} from '../ssh/config.js'
+import {resolveSshTarget, type SshTarget} from '../ssh/config.js'
 import {SshPool} from '../ssh/pool.js'
+import {formatHostEndpoint, isOnThisMachine} from './host-endpoint.js'
 
 /** A host as a recipe (or a flag) declares it. */
 export interface HostSpec {
@@ -30,20 +40,31 @@ export interface RunHostsOptions {
   log: Logger
 }
 
-interface Resolved {
+/** How a host's spec is reached: an engine address, over SSH (with the socket there) or here. */
+interface Address {
   endpoint: EngineEndpoint
   ssh?: string
-  target: string
+}
+
+/** A host resolved: everything but the shell, which follows the SSH connection (reconnected when lost). */
+interface Resolved {
+  endpoint: HostEndpoint
+  engine: HttpEngineClient
+  facts: EngineFacts
+  id: string
+  /** the SSH target of a host reached over SSH */
+  ssh?: SshTarget
 }
 
 /**
- * The hosts of one run. Engines are connected lazily, once; every engine on the same SSH host shares one
+ * The hosts of a run. Each is resolved once, when first asked for: its engine connected and identified (its
+ * ID from /info), its SSH target read from the SSH configuration. Every engine on the same SSH host shares one
  * SSH connection, and each engine request is its own channel on it.
  */
 export class RunHosts implements AsyncDisposable, Hosts {
-  private readonly engines = new Map<string, Promise<HttpEngineClient>>()
   private readonly pool = new SshPool()
   private readonly resolved = new Map<string, Promise<Resolved>>()
+  private readonly hosts = new Map<string, {connection: SshConnection | undefined; host: Host}>()
 
   constructor(
     private readonly specs: Record<string, HostSpec>,
@@ -87,130 +108,105 @@ export class RunHosts implements AsyncDisposable, Hosts {
   }
 
   async engine(name: string, signal?: AbortSignal): Promise<EngineClient> {
-    return this.connect(name, signal)
-  }
-
-  async facts(name: string, signal?: AbortSignal): Promise<EngineFacts> {
-    return (await this.connect(name, signal)).facts(signal)
+    return (await this.resolve(name, signal)).engine
   }
 
   /**
    * Free bytes on the filesystem of the engine's data root: statfs for an engine on this machine, `df` over
    * SSH for a remote one (df is on every host; nothing is installed). Undefined when it cannot be known.
    */
-  async freeBytes(name: string, signal?: AbortSignal): Promise<number | undefined> {
+  async freeBytes(host: Host, signal?: AbortSignal): Promise<number | undefined> {
     try {
-      return await this.readFreeBytes(name, signal)
+      return await readFreeBytes(host, signal)
     } catch (error) {
-      this.options.log.debug(`${name}: free space unknown: ${(error as Error).message}`)
+      this.options.log.debug(`${host.name}: free space unknown: ${(error as Error).message}`)
       return undefined
     }
   }
 
-  private async readFreeBytes(name: string, signal?: AbortSignal): Promise<number | undefined> {
-    const {dataRoot} = await this.facts(name, signal)
-    const resolved = await this.resolve(name)
-    if (resolved.ssh) {
-      const connection = await this.sshConnection(name, signal)
-      const result = await connection.run(`df -P -k -- ${shellQuote(dataRoot)}`, {signal})
-      const fields = result.stdout.trim().split('\n').at(-1)?.split(/\s+/)
-      const available = Number(fields?.[3])
-      return result.code === 0 && Number.isFinite(available) ? available * 1024 : undefined
-    }
-
-    if (resolved.endpoint.kind !== 'unix') return undefined
-    try {
-      const stats = await statfs(dataRoot)
-      return stats.bavail * stats.bsize
-    } catch {
-      return undefined
-    }
+  /** Host `name`, the same object while its SSH connection lives (a lost one is connected again for the next). */
+  async host(name: string, signal?: AbortSignal): Promise<Host> {
+    const resolved = await this.resolve(name, signal)
+    const {endpoint, engine, facts, id} = resolved
+    const connection = resolved.ssh && (await this.connect(resolved.ssh, signal))
+    const known = this.hosts.get(name)
+    if (known && known.connection === connection) return known.host
+    const shell = connection ? sshShell(connection, engineSocketOf(endpoint)) : localShell(engineSocketOf(endpoint))
+    const host: Host = {endpoint, engine, facts, id, name, onThisMachine: isOnThisMachine(endpoint), shell}
+    this.hosts.set(name, {connection, host})
+    return host
   }
 
   names(): string[] {
     return Object.keys(this.specs)
   }
 
-  async shell(name: string, signal?: AbortSignal): Promise<RemoteShell | undefined> {
-    const resolved = await this.resolve(name)
-    if (!resolved.ssh) return undefined
-    const connection = await this.sshConnection(name, signal)
-    return {
-      engineSocket: resolved.endpoint.kind === 'unix' ? resolved.endpoint.socketPath : DEFAULT_SOCKET,
-      exec: (command, options) => connection.exec(command, options),
-      run: (command, options) => connection.run(command, options),
+  private async address(spec: HostSpec): Promise<Address> {
+    if (spec.ssh) {
+      const socketPath = spec.engine?.replace(/^unix:\/\//, '') ?? DEFAULT_SOCKET
+      return {endpoint: {kind: 'unix', socketPath}, ssh: spec.ssh}
     }
+
+    const endpoint =
+      !spec.engine || spec.engine === 'local' ? await localEndpoint() : parseEndpoint(spec.engine, 'engine')
+    if (endpoint.kind === 'ssh') {
+      return {endpoint: {kind: 'unix', socketPath: endpoint.socketPath ?? DEFAULT_SOCKET}, ssh: endpoint.ssh}
+    }
+
+    return {endpoint}
   }
 
-  /** The SSH connection of a host reached over SSH (one per host, shared). */
-  async sshConnection(name: string, signal?: AbortSignal): Promise<SshConnection> {
-    const spec = this.spec(name)
-    const {ssh} = await this.resolve(name)
-    if (!ssh) throw new UsageError(`host "${name}" is not reached over SSH`)
-    const target = await resolveSshTarget(ssh, {
-      acceptNewHostKey: spec.acceptNewHostKey ?? this.options.acceptNewHostKeys,
-      identityFile: this.path(spec.identityFile),
-      knownHostsFile: this.path(spec.knownHosts),
-    })
+  private async connect(target: SshTarget, signal?: AbortSignal): Promise<SshConnection> {
     return this.pool.get(target, {log: (message) => this.options.log.warn(message), signal})
-  }
-
-  private async connect(name: string, signal?: AbortSignal): Promise<HttpEngineClient> {
-    let engine = this.engines.get(name)
-    if (!engine) {
-      engine = this.resolve(name).then(async (resolved) => {
-        const transport = await this.transport(name, resolved)
-        return HttpEngineClient.connect(name, transport, signal)
-      })
-      this.engines.set(name, engine)
-    }
-
-    return engine
   }
 
   private path(value: string | undefined): string | undefined {
     return value && this.options.baseDir ? path.resolve(this.options.baseDir, value) : value
   }
 
-  private async resolve(name: string): Promise<Resolved> {
+  /** Resolves host `name` once: later calls (with any signal) share the first one's outcome. */
+  private async resolve(name: string, signal?: AbortSignal): Promise<Resolved> {
     let resolved = this.resolved.get(name)
     if (!resolved) {
-      resolved = this.resolveSpec(this.spec(name))
+      resolved = this.resolveSpec(name, this.spec(name), signal)
       this.resolved.set(name, resolved)
     }
 
     return resolved
   }
 
-  private async resolveSpec(spec: HostSpec): Promise<Resolved> {
-    if (spec.ssh) {
-      const socketPath = spec.engine?.replace(/^unix:\/\//, '') ?? DEFAULT_SOCKET
-      return {endpoint: {kind: 'unix', socketPath}, ssh: spec.ssh, target: `ssh://${spec.ssh}`}
+  private async resolveSpec(name: string, spec: HostSpec, signal?: AbortSignal): Promise<Resolved> {
+    const address = await this.address(spec)
+    let endpoint: HostEndpoint
+    let transport: EngineTransport
+    let ssh: SshTarget | undefined
+    if (address.ssh) {
+      const target = await resolveSshTarget(address.ssh, {
+        acceptNewHostKey: spec.acceptNewHostKey ?? this.options.acceptNewHostKeys,
+        identityFile: this.path(spec.identityFile),
+        knownHostsFile: this.path(spec.knownHosts),
+      })
+      const socket = address.endpoint.kind === 'unix' ? address.endpoint.socketPath : DEFAULT_SOCKET
+      endpoint = {host: target.host, kind: 'ssh', port: target.port, socket, user: target.user}
+      ssh = target
+      transport = forwardedSocketTransport(`ssh://${address.ssh} → ${socket}`, async (signal) => {
+        const connection = await this.connect(target, signal)
+        return connection.openUnixSocket(socket)
+      })
+    } else if (address.endpoint.kind === 'unix') {
+      endpoint = {kind: 'unix', socket: address.endpoint.socketPath}
+      transport = unixSocketTransport(address.endpoint.socketPath)
+    } else if (address.endpoint.kind === 'tcp') {
+      endpoint = {host: address.endpoint.host, kind: 'tcp', port: address.endpoint.port}
+      transport = tcpTransport(address.endpoint.host, address.endpoint.port)
+    } else {
+      throw new UsageError(`host "${name}": unsupported engine address`)
     }
 
-    if (!spec.engine || spec.engine === 'local') {
-      const endpoint = await localEndpoint()
-      if (endpoint.kind === 'ssh') {
-        return {
-          endpoint: {kind: 'unix', socketPath: endpoint.socketPath ?? DEFAULT_SOCKET},
-          ssh: endpoint.ssh,
-          target: `ssh://${endpoint.ssh}`,
-        }
-      }
-
-      return {endpoint, target: endpoint.origin}
-    }
-
-    const endpoint = parseEndpoint(spec.engine, 'engine')
-    if (endpoint.kind === 'ssh') {
-      return {
-        endpoint: {kind: 'unix', socketPath: endpoint.socketPath ?? DEFAULT_SOCKET},
-        ssh: endpoint.ssh,
-        target: spec.engine,
-      }
-    }
-
-    return {endpoint, target: spec.engine}
+    const engine = await HttpEngineClient.connect(name, transport, signal)
+    const facts = await engine.facts(signal)
+    // an engine without an ID (not Docker's) is known by where it listens
+    return {endpoint, engine, facts, id: facts.id || formatHostEndpoint(endpoint), ssh}
   }
 
   private spec(name: string): HostSpec {
@@ -221,29 +217,34 @@ export class RunHosts implements AsyncDisposable, Hosts {
 
     return spec
   }
+}
 
-  private async transport(name: string, resolved: Resolved): Promise<EngineTransport> {
-    const {endpoint} = resolved
-    if (resolved.ssh) {
-      const socketPath = endpoint.kind === 'unix' ? endpoint.socketPath : DEFAULT_SOCKET
-      return forwardedSocketTransport(`ssh://${resolved.ssh} → ${socketPath}`, async (signal) => {
-        const connection = await this.sshConnection(name, signal)
-        return connection.openUnixSocket(socketPath)
-      })
-    }
+function engineSocketOf(endpoint: HostEndpoint): string {
+  return endpoint.kind === 'tcp' ? DEFAULT_SOCKET : endpoint.socket
+}
 
-    switch (endpoint.kind) {
-      case 'tcp': {
-        return tcpTransport(endpoint.host, endpoint.port)
-      }
+function sshShell(connection: SshConnection, engineSocket: string): RemoteShell {
+  return {
+    engineSocket,
+    exec: (command, options) => connection.exec(command, options),
+    run: async (command, options) => connection.run(command, options),
+  }
+}
 
-      case 'unix': {
-        return unixSocketTransport(endpoint.socketPath)
-      }
+async function readFreeBytes(host: Host, signal?: AbortSignal): Promise<number | undefined> {
+  const {dataRoot} = host.facts
+  if (host.endpoint.kind === 'ssh') {
+    const result = await host.shell.run(`df -P -k -- ${shellQuote(dataRoot)}`, {signal})
+    const fields = result.stdout.trim().split('\n').at(-1)?.split(/\s+/)
+    const available = Number(fields?.[3])
+    return result.code === 0 && Number.isFinite(available) ? available * 1024 : undefined
+  }
 
-      default: {
-        throw new UsageError(`host "${name}": unsupported engine address`)
-      }
-    }
+  if (host.endpoint.kind !== 'unix') return undefined
+  try {
+    const stats = await statfs(dataRoot)
+    return stats.bavail * stats.bsize
+  } catch {
+    return undefined
   }
 }

@@ -244,6 +244,17 @@ export function homeDirectory(env: NodeJS.ProcessEnv = process.env): string {
   return env.HOME || os.homedir()
 }
 
+/** A path under the home directory written with `~`, for messages. */
+export function tilde(file: string): string {
+  const home = homeDirectory()
+  return file === home || file.startsWith(home + path.sep) ? `~${file.slice(home.length)}` : file
+}
+
+/** `host:port` of a target (IPv6 in brackets), for messages. */
+export function hostLabel(target: Pick<SshTarget, 'host' | 'port'>): string {
+  return target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`
+}
+
 interface TokenContext {
   alias: string
   home?: string

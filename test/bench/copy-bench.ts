@@ -8,24 +8,39 @@
 // brings the link up (test/bench/link.sh up) first; both are idempotent. Prints one markdown table
 // per scenario and writes the raw results to test/bench/results/latest.json. Never fails on timing:
 // the exit status is non-zero only when the harness itself cannot run.
-import {type ChildProcess, spawn} from 'node:child_process'
 import {existsSync} from 'node:fs'
 import {chmod, copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 
-import type {EngineName, Testbed} from '../bed/types.js'
+import type {EngineName} from '../bed/types.js'
 
-const HERE = path.dirname(fileURLToPath(import.meta.url))
-const REPO = path.resolve(HERE, '../..')
-const DOCKER = '/usr/bin/docker'
-const TIME = '/usr/bin/time'
+import {
+  alternating,
+  benchEnv,
+  commitOf,
+  COMMON_OPTIONS,
+  DOCKER,
+  firstLine,
+  fmtBytes,
+  HERE,
+  loadTestbed,
+  machine as machineInfo,
+  median,
+  pairedMedian,
+  parsePairs,
+  REPO,
+  runner,
+  saveResults,
+  sh,
+  tableRow,
+  verdict,
+} from './lib.js'
+
 const LINK_IF = 'tsb-host' // host side of the veth pair made by link.sh
 const LINK_ADDR = '10.77.0.2'
 const RUN_TIMEOUT_MS = 600_000
-const MB = 1_000_000
 
 // ---------------------------------------------------------------------------------------------
 // command line
@@ -33,12 +48,9 @@ const MB = 1_000_000
 
 const {values: args} = parseArgs({
   options: {
+    ...COMMON_OPTIONS,
     build: {default: false, type: 'boolean'},
-    cli: {default: 'bin/run.js', type: 'string'},
-    help: {default: false, short: 'h', type: 'boolean'},
-    keep: {default: false, type: 'boolean'},
     'no-setup': {default: false, type: 'boolean'},
-    pairs: {default: '3', type: 'string'},
     scenarios: {default: 'a,b,c,d,e', type: 'string'},
   },
 })
@@ -57,8 +69,7 @@ const USAGE = `usage: node --import tsx test/bench/copy-bench.ts [options]
   --keep                 leave the bench images on the destinations, and the link up, afterwards
   --no-setup             skip workload.sh and link.sh up (they are idempotent, and fast when done)`
 
-const PAIRS = Number.parseInt(args.pairs, 10)
-if (!Number.isInteger(PAIRS) || PAIRS < 1) throw new Error(`--pairs ${args.pairs}: not a positive integer`)
+const PAIRS = parsePairs(args.pairs)
 const SCENARIO_IDS = args.scenarios
   .split(',')
   .map((s) => s.trim())
@@ -68,84 +79,14 @@ for (const id of SCENARIO_IDS) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// processes
-// ---------------------------------------------------------------------------------------------
-
-interface Exec {
-  code: number
-  ms: number
-  signal?: string
-  stderr: string
-  stdout: string
-}
-
-/** runs argv, collects its output, measures its wall time; never rejects for a non-zero exit */
-function exec(
-  argv: string[],
-  options: {cwd?: string; env?: NodeJS.ProcessEnv; inherit?: boolean; timeoutMs?: number} = {},
-): Promise<Exec> {
-  return new Promise((resolve, reject) => {
-    const start = performance.now()
-    const [command, ...rest] = argv
-    if (!command) throw new Error('exec: empty argv')
-    const child: ChildProcess = spawn(command, rest, {
-      cwd: options.cwd ?? REPO,
-      env: options.env ?? baseEnv(),
-      stdio: ['ignore', options.inherit ? 'inherit' : 'pipe', options.inherit ? 'inherit' : 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      if (stdout.length < 4_000_000) stdout += d
-    })
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-      if (stderr.length < 1_000_000) stderr += d
-    })
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? RUN_TIMEOUT_MS)
-    child.on('error', (error: Error) => {
-      clearTimeout(timer)
-      reject(error)
-    })
-    child.on('close', (code: null | number, signal: NodeJS.Signals | null) => {
-      clearTimeout(timer)
-      resolve({code: code ?? 128, ms: performance.now() - start, signal: signal ?? undefined, stderr, stdout})
-    })
-  })
-}
-
-async function mustExec(argv: string[], options: Parameters<typeof exec>[1] = {}): Promise<string> {
-  const r = await exec(argv, options)
-  if (r.code !== 0) throw new Error(`${argv.join(' ')} failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`)
-  return r.stdout
-}
-
-/** the environment of every command: no user docker config, Debian's docker CLI first on PATH */
-function baseEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DOCKER_CONFIG: path.join(bed.stateDir, 'docker-config'),
-    PATH: `/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}`,
-  }
-  for (const name of ['DOCKER_HOST', 'DOCKER_CONTEXT', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH', 'SSH_AUTH_SOCK']) {
-    delete env[name]
-  }
-
-  return env
-}
-
-function sh(s: string): string {
-  return `'${s.replaceAll("'", String.raw`'\''`)}'`
-}
-
-// ---------------------------------------------------------------------------------------------
 // the bed, the destinations, the workload
 // ---------------------------------------------------------------------------------------------
 
-const bed = JSON.parse(
-  await readFile(path.join(REPO, 'test/.state/testbed.json'), 'utf8').catch(() => {
-    throw new Error('test/.state/testbed.json is missing: bring the test bed up first (npm run testbed:up)')
-  }),
-) as Testbed
+const bed = await loadTestbed()
+/** the environment of every command: no user docker config, Debian's docker CLI first on PATH */
+const baseEnv = () => benchEnv(bed)
+const bench = runner({env: baseEnv(), timeoutMs: RUN_TIMEOUT_MS})
+const {exec, measured, mustExec} = bench
 const BENCH_DIR = path.join(bed.stateDir, 'bench')
 const BASE_TAR = path.join(BENCH_DIR, 'base-1.tar')
 const APP1_TAR = path.join(BENCH_DIR, 'app-1.tar')
@@ -307,13 +248,6 @@ interface Run {
   verified?: boolean
 }
 
-async function counters(ifname: string | undefined): Promise<[number, number] | undefined> {
-  if (!ifname) return
-  const read = async (what: string) =>
-    Number((await readFile(`/sys/class/net/${ifname}/statistics/${what}`, 'utf8')).trim())
-  return [await read('tx_bytes'), await read('rx_bytes')]
-}
-
 async function sshSent(logs: string[]): Promise<number | undefined> {
   let total: number | undefined
   for (const log of logs) {
@@ -326,40 +260,10 @@ async function sshSent(logs: string[]): Promise<number | undefined> {
   return total
 }
 
-/** runs argv under /usr/bin/time -v, with the link's counters read around it */
-async function measured(
-  argv: string[],
-  wire: string | undefined,
-  env?: NodeJS.ProcessEnv,
-): Promise<{exec: Exec; peakRssKb?: number; wireRx?: number; wireTx?: number}> {
-  const timeFile = path.join(TMP_DIR, 'time.txt')
-  await rm(timeFile, {force: true})
-  const before = await counters(wire)
-  const result = await exec([TIME, '-v', '-o', timeFile, ...argv], {env})
-  const after = await counters(wire)
-  const timeText = await readFile(timeFile, 'utf8').catch(() => '')
-  const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(timeText)
-  return {
-    exec: result,
-    peakRssKb: rss ? Number(rss[1]) : undefined,
-    wireRx: before && after ? after[1] - before[1] : undefined,
-    wireTx: before && after ? after[0] - before[0] : undefined,
-  }
-}
-
-function firstLine(s: string): string {
-  return (
-    s
-      .split('\n')
-      .map((l) => l.trim())
-      .find(Boolean) ?? ''
-  )
-}
-
 /** runs a bash pipeline; LOGS are the -E files of its ssh commands */
 async function runShell(pair: number, script: string, dests: Destination[], logs: string[]): Promise<Run> {
   const wire = dests.find((d) => d.wire)?.wire
-  const m = await measured(['bash', '-o', 'pipefail', '-c', script], wire, {...baseEnv(), HOME: HOME_DIR})
+  const m = await measured(['bash', '-o', 'pipefail', '-c', script], {env: {...baseEnv(), HOME: HOME_DIR}, wire})
   const run: Run = {
     exitCode: m.exec.code,
     ok: m.exec.code === 0,
@@ -383,7 +287,7 @@ async function runTransship(pair: number, ref: string, dests: Destination[]): Pr
   argv.push('--json')
   const env = {...baseEnv(), DOCKER_HOST: SOURCE, HOME: HOME_DIR}
   const wire = dests.find((d) => d.wire)?.wire
-  const m = await measured(argv, wire, env)
+  const m = await measured(argv, {env, wire})
   const run: Run = {
     exitCode: m.exec.code,
     ok: m.exec.code === 0,
@@ -648,7 +552,7 @@ function scenarioB(): Scenario {
         check(results) {
           const runs = results.get('transship')?.runs.filter((r) => r.ok && r.wireTx) ?? []
           if (runs.length === 0 || !sizes) return
-          const tx = median(runs.map((r) => r.wireTx!))
+          const tx = median(runs.map((r) => r.wireTx))!
           const ratio = tx / sizes.missingOverBase.zstd1
           return [`${fmtBytes(tx)} = ${ratio.toFixed(2)}x of ${fmtBytes(sizes.missingOverBase.zstd1)}`, ratio <= 1.1]
         },
@@ -754,17 +658,6 @@ function scenarios(): Scenario[] {
 // statistics and output
 // ---------------------------------------------------------------------------------------------
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  const mid = Math.floor(s.length / 2)
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
-}
-
-function fmtBytes(n: number | undefined): string {
-  if (n === undefined) return 'n/a'
-  return `${(n / MB).toFixed(1)} MB`
-}
-
 function summarize(scenario: Scenario, raw: Map<string, Run[]>): Map<string, PipelineResult> {
   const out = new Map<string, PipelineResult>()
   const base = raw.get(scenario.baseline) ?? []
@@ -775,11 +668,8 @@ function summarize(scenario: Scenario, raw: Map<string, Run[]>): Map<string, Pip
     if (ok.length > 0) result.medianSeconds = median(ok.map((r) => r.seconds))
     // per-pair ratios: each baseline run is compared with the run of the same pair (alternated, so drift
     // of the machine cancels out), then the median of those
-    const ratios = ok.flatMap((r) => {
-      const b = base.find((x) => x.pair === r.pair && x.ok)
-      return b ? [b.seconds / r.seconds] : []
-    })
-    if (ratios.length > 0) result.speedup = median(ratios)
+    const speedup = pairedMedian(runs, base, (r, b) => b.seconds / r.seconds)
+    if (speedup !== undefined) result.speedup = speedup
     out.set(p.id, result)
   }
 
@@ -832,15 +722,13 @@ function table(scenario: Scenario, results: Map<string, PipelineResult>): string
       ),
     ]
     const label = fallbacks.length > 0 ? `${r.label} (fallback: ${fallbacks.join('; ')})` : r.label
-    lines.push(
-      `| ${label.replaceAll('|', String.raw`\|`)} | ${time.replaceAll('|', String.raw`\|`)} | ${ratio} | ${bytesCell(r, linkScenario)} | ${rssCell} |`,
-    )
+    lines.push(tableRow([label, time, ratio, bytesCell(r, linkScenario), rssCell]))
   }
 
   lines.push('')
   for (const t of scenario.targets) {
     const c = t.check(results)
-    lines.push(`- target: ${t.description}: ${c ? `${c[0]} — ${c[1] ? 'met' : 'NOT met'}` : 'n/a'}`)
+    lines.push(`- target: ${t.description}: ${c ? verdict(c[0], c[1]) : 'n/a'}`)
   }
 
   for (const n of scenario.notes) lines.push(`- ${n}`)
@@ -855,23 +743,9 @@ function table(scenario: Scenario, results: Map<string, PipelineResult>): string
 // ---------------------------------------------------------------------------------------------
 
 async function machine(): Promise<Record<string, string>> {
-  const q = async (argv: string[]) => {
-    try {
-      return (await exec(argv)).stdout.trim()
-    } catch {
-      return ''
-    }
-  }
-
   return {
-    commit: await q(['git', '-C', REPO, 'rev-parse', '--short', 'HEAD']),
-    cpus: String(os.cpus().length),
-    dirty: (await q(['git', '-C', REPO, 'status', '--porcelain'])) ? 'yes' : 'no',
-    kernel: os.release(),
-    node: process.version,
+    ...(await machineInfo(bench, {ssh: ['ssh', '-V'], zstd: ['zstd', '-V']})),
     source: `${bed.engines.classic.version} (${bed.engines.classic.imageStore})`,
-    ssh: (await exec(['ssh', '-V'])).stderr.trim(),
-    zstd: await q(['zstd', '-V']),
   }
 }
 
@@ -924,17 +798,16 @@ async function runScenario(scenario: Scenario, touched: Set<EngineName>): Promis
   console.log(`running ${scenario.title}`)
   const raw = new Map<string, Run[]>(scenario.pipelines.map((p) => [p.id, []]))
   for (let pair = 1; pair <= PAIRS; pair++) {
-    const order = pair % 2 === 1 ? scenario.pipelines : [...scenario.pipelines].reverse()
-    for (const p of order) {
+    for (const p of alternating(pair, scenario.pipelines)) {
       for (const d of p.reset.dests) {
         touched.add(d.engine)
         await resetEngine(d.engine, p.reset.state)
       }
 
-      const run = await p.run(pair)
-      await verify(run, scenario.image, p.verifyDests)
-      raw.get(p.id)!.push(run)
-      console.log(runLine(scenario, pair, p, run))
+      const result = await p.run(pair)
+      await verify(result, scenario.image, p.verifyDests)
+      raw.get(p.id)!.push(result)
+      console.log(runLine(scenario, pair, p, result))
     }
   }
 
@@ -948,7 +821,7 @@ async function main(): Promise<void> {
   sizes = await measureSizes()
   console.log(`\n## transship image copy benchmark, ${started.toISOString()}\n`)
   console.log(
-    `commit ${info.commit}${info.dirty === 'yes' ? ' (+ uncommitted changes)' : ''}, ${info.cpus} CPUs, kernel ${info.kernel}, node ${info.node}, source engine ${info.source}, ${PAIRS} pair(s)`,
+    `commit ${commitOf(info)}, ${info.cpus} CPUs, kernel ${info.kernel}, node ${info.node}, source engine ${info.source}, ${PAIRS} pair(s)`,
   )
   console.log(
     `bench/app:1: docker-archive ${fmtBytes(sizes.app1Archive)}, zstd -1 ${fmtBytes(sizes.app1Zstd1)}; the ${sizes.missingOverBase.layers} layers missing over bench/base:1: ${fmtBytes(sizes.missingOverBase.raw)}, zstd -1 ${fmtBytes(sizes.missingOverBase.zstd1)}\n`,
@@ -978,7 +851,7 @@ async function main(): Promise<void> {
         wallSeconds: Math.round((performance.now() - scenarioStart) / 1000),
       }
       // written after every scenario: an interrupted run keeps what it measured
-      await writeFile(resultsFile, JSON.stringify({...report, finishedAt: new Date().toISOString()}, null, 2) + '\n')
+      await saveResults(resultsFile, {...report, finishedAt: new Date().toISOString()})
     }
   } finally {
     if (!args.keep) {

@@ -12,32 +12,43 @@
 // deleted from the registry. Prints a markdown table and writes the raw results to
 // test/bench/results/push-latest.json. Never fails on timing: the exit status is non-zero only when the
 // harness itself cannot run.
-import {spawn} from 'node:child_process'
 import {mkdir, mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 
-import type {Testbed} from '../bed/types.js'
+import {
+  alternating,
+  benchEnv,
+  commitOf,
+  COMMON_OPTIONS,
+  countCell,
+  DOCKER,
+  f2,
+  fmtBytes,
+  fmtRss,
+  HERE,
+  lastLine,
+  loadTestbed,
+  machine as machineInfo,
+  median,
+  pairedMedian,
+  parsePairs,
+  runner,
+  saveResults,
+  tableRow,
+  verdict,
+} from './lib.js'
 
-const HERE = path.dirname(fileURLToPath(import.meta.url))
-const REPO = path.resolve(HERE, '../..')
-const DOCKER = '/usr/bin/docker'
-const TIME = '/usr/bin/time'
 const SKOPEO = 'skopeo'
 const IMAGE = 'bench/app:1'
 const ARCHIVE_DIR = '/var/tmp/bench-push'
 const ARCHIVE = path.join(ARCHIVE_DIR, 'app.tar')
-const MB = 1_000_000
 const REPUSH_TARGET_S = 1
 
 const {values: args} = parseArgs({
   options: {
-    cli: {default: 'bin/run.js', type: 'string'},
-    help: {default: false, short: 'h', type: 'boolean'},
-    keep: {default: false, type: 'boolean'},
-    pairs: {default: '3', type: 'string'},
+    ...COMMON_OPTIONS,
   },
 })
 const USAGE = `usage: node --import tsx test/bench/push-bench.ts [options]
@@ -45,61 +56,14 @@ const USAGE = `usage: node --import tsx test/bench/push-bench.ts [options]
   --pairs N     runs of every scenario, alternating (default 3; about a minute each)
   --cli PATH    the transship entry point, run with node (default bin/run.js)
   --keep        leave the engine's localhost:5000/bench-push/* tags and ${ARCHIVE} in place`
-const PAIRS = Number.parseInt(args.pairs, 10)
-if (!Number.isInteger(PAIRS) || PAIRS < 1) throw new Error(`--pairs ${args.pairs}: not a positive integer`)
+const PAIRS = parsePairs(args.pairs)
 
-// ---------------------------------------------------------------------------------------------
-// processes
-// ---------------------------------------------------------------------------------------------
-
-type Exec = {code: number; seconds: number; stderr: string; stdout: string}
-
-/** runs argv (under /usr/bin/time -f %M when TIMEFILE is given: peak RSS), measuring its wall time */
-function exec(argv: string[], options: {env?: NodeJS.ProcessEnv; timeFile?: string} = {}): Promise<Exec> {
-  const full = options.timeFile ? [TIME, '-f', '%M', '-o', options.timeFile, ...argv] : argv
-  return new Promise((resolve, reject) => {
-    const start = performance.now()
-    const child = spawn(full[0]!, full.slice(1), {
-      cwd: REPO,
-      env: options.env ?? ENV,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    const out: {stderr: string[]; stdout: string[]} = {stderr: [], stdout: []}
-    child.stdout.setEncoding('utf8').on('data', (d: string) => out.stdout.push(d))
-    child.stderr.setEncoding('utf8').on('data', (d: string) => out.stderr.push(d))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 900_000)
-    child.on('error', reject)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      const [stdout, stderr] = [out.stdout.join(''), out.stderr.join('').slice(-20_000)]
-      resolve({code: code ?? 128, seconds: (performance.now() - start) / 1000, stderr, stdout})
-    })
-  })
-}
-
-async function mustExec(argv: string[], options: Parameters<typeof exec>[1] = {}): Promise<string> {
-  const r = await exec(argv, options)
-  if (r.code !== 0)
-    throw new Error(`${argv.join(' ')} failed (exit ${r.code}): ${lastLine(r.stderr) || lastLine(r.stdout)}`)
-  return r.stdout
-}
-
-const lastLine = (s: string) => s.trim().split('\n').at(-1)?.trim() ?? ''
-
-const bed = JSON.parse(
-  await readFile(path.join(REPO, 'test/.state/testbed.json'), 'utf8').catch(() => {
-    throw new Error('test/.state/testbed.json is missing: bring the test bed up first (npm run testbed:up)')
-  }),
-) as Testbed
+const bed = await loadTestbed()
 const REGISTRY = bed.registries.plain.host
 const ENGINE = bed.engines.classic
-const ENV: NodeJS.ProcessEnv = {
-  ...process.env,
-  DOCKER_CONFIG: path.join(bed.stateDir, 'docker-config'),
-  DOCKER_HOST: ENGINE.host,
-  PATH: `/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}`,
-}
-for (const name of ['DOCKER_CONTEXT', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH', 'XDG_CACHE_HOME']) delete ENV[name]
+const ENV = benchEnv(bed, {DOCKER_HOST: ENGINE.host})
+const run = runner({env: ENV, timeoutMs: 900_000})
+const {exec, measured, mustExec, quiet} = run
 
 // ---------------------------------------------------------------------------------------------
 // the engine's record of pushed layers
@@ -247,13 +211,10 @@ async function runOne(scenario: Scenario, pair: number, imageId: string): Promis
   if (first === 'docker' && !scenario.repushOf) await mustExec([DOCKER, 'tag', IMAGE, target])
   if (first === 'skopeo') await rm(SKOPEO_CACHE, {force: true})
   const {argv, env} = await command(first, s, target)
-  const timeFile = path.join(WORK, 'time.txt')
-  await rm(timeFile, {force: true})
-  const r = await exec(argv, {env, timeFile})
+  const {exec: r, peakRssKb} = await measured(argv, {env})
   if (first === 'docker' || first === 'ts-engine') s.records ??= await pushRecords()
   run.seconds = r.seconds
-  const rss = Number.parseInt(await readFile(timeFile, 'utf8').catch(() => ''), 10)
-  if (!Number.isNaN(rss)) run.peakRssKb = rss
+  if (peakRssKb !== undefined) run.peakRssKb = peakRssKb
   if (r.code !== 0) {
     run.error = `exit ${r.code}: ${lastLine(r.stderr) || lastLine(r.stdout)}`
     return run
@@ -282,20 +243,12 @@ async function runOne(scenario: Scenario, pair: number, imageId: string): Promis
 // statistics and output
 // ---------------------------------------------------------------------------------------------
 
-function median(xs: (number | undefined)[]): number | undefined {
-  const s = xs.filter((x): x is number => x !== undefined).sort((a, b) => a - b)
-  const mid = Math.floor(s.length / 2)
-  return s.length === 0 ? undefined : s.length % 2 ? s[mid] : (s[mid - 1]! + s[mid]!) / 2
-}
-
-const f2 = (n: number | undefined, unit = '') => (n === undefined ? '—' : `${n.toFixed(2)}${unit}`)
-const mb = (n: number | undefined) => (n === undefined ? '—' : `${(n / MB).toFixed(1)} MB`)
+const mb = (n: number | undefined) => fmtBytes(n, '—')
 
 function summarize(raw: Record<Id, Run[]>) {
   const ok = (id: Id) => raw[id].filter((r) => r.ok)
   /** median over the pairs where both ran of this run's seconds / the base's */
-  const ratio = (id: Id, base: Id) =>
-    median(ok(id).flatMap((x) => ok(base).flatMap((b) => (b.pair === x.pair ? [x.seconds / b.seconds] : []))))
+  const ratio = (id: Id, base: Id) => pairedMedian(raw[id], raw[base], (x, b) => x.seconds / b.seconds)
   const ids = SCENARIOS.map((s) => s.id)
   return {
     manifestBytes: Object.fromEntries(ids.map((id) => [id, median(ok(id).map((r) => r.manifestBytes))])),
@@ -329,34 +282,29 @@ function bytesCell(id: Id, raw: Record<Id, Run[]>, s: ReturnType<typeof summariz
   return `${mb(s.manifestBytes[id])} in the manifest${id === 'docker' ? ` (${median(ok.map((r) => r.layersMounted))} mounted)` : ''}`
 }
 
-const met = (ok: boolean) => (ok ? 'met' : 'NOT met')
-
 function table(raw: Record<Id, Run[]>, s: ReturnType<typeof summarize>): string {
   const lines = [
     '| scenario | median wall s | this / docker push | this / skopeo copy | bytes uploaded | peak RSS |',
     '|---|---|---|---|---|---|',
   ]
   for (const sc of SCENARIOS) {
-    const failed = raw[sc.id].filter((r) => !r.ok)
-    const n = `n=${raw[sc.id].length - failed.length}${failed.length > 0 ? `, ${failed.length} failed: ${failed[0]?.error}` : ''}`
-    const time = `${f2(s.medians[sc.id])} (${n})`
+    const time = `${f2(s.medians[sc.id])} (${countCell(raw[sc.id])})`
     const vsDocker = sc.id === 'docker' || sc.id === 'docker-repush' ? '1.00 (baseline)' : f2(s.vsDocker[sc.id], 'x')
     const vsSkopeo = sc.id === 'skopeo' ? '1.00 (baseline)' : sc.repushOf ? '—' : f2(s.vsSkopeo[sc.id], 'x')
     const kb = s.peakRssKb[sc.id]
-    const rss = kb ? `${(kb / 1024).toFixed(0)} MiB${sc.kind === 'transship' ? '' : '*'}` : '—'
-    const cells = [sc.label, time, vsDocker, vsSkopeo, bytesCell(sc.id, raw, s), rss]
-    lines.push(`| ${cells.map((c) => c.replaceAll('|', String.raw`\|`)).join(' | ')} |`)
+    const rss = kb ? `${fmtRss(kb)}${sc.kind === 'transship' ? '' : '*'}` : '—'
+    lines.push(tableRow([sc.label, time, vsDocker, vsSkopeo, bytesCell(sc.id, raw, s), rss]))
   }
 
   const ratio = s.vsSkopeo['ts-archive']
   lines.push(
     '',
-    `- target: push no slower than skopeo copy (daemonless transship / skopeo ≤ 1): ${ratio === undefined ? 'n/a' : `${f2(ratio, 'x')} — ${met(ratio <= 1)}`}`,
+    `- target: push no slower than skopeo copy (daemonless transship / skopeo ≤ 1): ${ratio === undefined ? 'n/a' : verdict(f2(ratio, 'x'), ratio <= 1)}`,
   )
   for (const id of ['ts-engine-repush', 'ts-archive-repush'] as const) {
     const t = s.medians[id]
     lines.push(
-      `- target: re-push of an unchanged image under ${REPUSH_TARGET_S} s (${id}): ${t === undefined ? 'n/a' : `${f2(t, ' s')} — ${met(t < REPUSH_TARGET_S)}`}`,
+      `- target: re-push of an unchanged image under ${REPUSH_TARGET_S} s (${id}): ${t === undefined ? 'n/a' : verdict(f2(t, ' s'), t < REPUSH_TARGET_S)}`,
     )
   }
 
@@ -368,10 +316,6 @@ function table(raw: Record<Id, Run[]>, s: ReturnType<typeof summarize>): string 
   return lines.join('\n')
 }
 
-async function quiet(argv: string[]): Promise<string> {
-  return (await exec(argv).catch(() => null))?.stdout.trim() ?? ''
-}
-
 function runLine(run: Run): string {
   if (!run.ok) return `FAILED ${run.error}`
   const b = run.blobs
@@ -379,7 +323,7 @@ function runLine(run: Run): string {
     b ? `blobs ${b.uploaded} uploaded (${mb(b.bytes)}), ${b.skipped} present, ${b.mounted} mounted` : '',
     run.manifestBytes === undefined ? '' : `manifest ${mb(run.manifestBytes)}`,
     run.layersExisting === undefined ? '' : `${run.layersExisting} existing, ${run.layersMounted} mounted`,
-    run.peakRssKb === undefined ? '' : `rss ${(run.peakRssKb / 1024).toFixed(0)} MiB`,
+    run.peakRssKb === undefined ? '' : `rss ${fmtRss(run.peakRssKb)}`,
   ].filter(Boolean)
   return `${f2(run.seconds)} s  ${extra.join(', ')}  → ${run.repository}`
 }
@@ -417,36 +361,29 @@ async function setup(): Promise<string> {
 async function main(): Promise<void> {
   const started = new Date()
   const imageId = await setup()
-  const machine = {
-    archiveBytes: (await stat(ARCHIVE)).size,
-    commit: await quiet(['git', '-C', REPO, 'describe', '--always', '--dirty']),
-    cpus: os.cpus().length,
-    docker: await quiet([DOCKER, 'version', '--format', '{{.Client.Version}}']),
+  const machine: Record<string, string> = {
+    ...(await machineInfo(run, {
+      docker: [DOCKER, 'version', '--format', '{{.Client.Version}}'],
+      skopeo: [SKOPEO, '--version'],
+    })),
+    archiveBytes: String((await stat(ARCHIVE)).size),
     engine: `${ENGINE.version} (${ENGINE.host})`,
-    kernel: os.release(),
-    node: process.version,
     registry: bed.registries.plain.url,
-    skopeo: await quiet([SKOPEO, '--version']),
   }
   console.log(`\n## transship registry push benchmark, ${started.toISOString()}\n`)
   console.log(
-    `commit ${machine.commit}, ${machine.cpus} CPUs, kernel ${machine.kernel}, node ${machine.node}, engine ${machine.engine}, docker CLI ${machine.docker}, ${machine.skopeo}, registry ${machine.registry}, ${PAIRS} pair(s); ${IMAGE} ${imageId.slice(0, 19)}, docker-archive ${mb(machine.archiveBytes)}; repositories bench-push/<scenario>-${STAMP}-<pair>\n`,
+    `commit ${commitOf(machine)}, ${machine.cpus} CPUs, kernel ${machine.kernel}, node ${machine.node}, engine ${machine.engine}, docker CLI ${machine.docker}, ${machine.skopeo}, registry ${machine.registry}, ${PAIRS} pair(s); ${IMAGE} ${imageId.slice(0, 19)}, docker-archive ${mb(Number(machine.archiveBytes))}; repositories bench-push/<scenario>-${STAMP}-<pair>\n`,
   )
   const raw = Object.fromEntries(SCENARIOS.map((s) => [s.id, [] as Run[]])) as Record<Id, Run[]>
   const resultsFile = path.join(HERE, 'results', 'push-latest.json')
   const save = (extra: object) =>
-    writeFile(
-      resultsFile,
-      JSON.stringify({machine, pairs: PAIRS, raw, stamp: STAMP, startedAt: started, ...extra}, null, 2) + '\n',
-    )
-  await mkdir(path.dirname(resultsFile), {recursive: true})
+    saveResults(resultsFile, {machine, pairs: PAIRS, raw, stamp: STAMP, startedAt: started, ...extra})
   const recordsBefore = await pushRecords()
   const skopeoCacheBefore = await readFile(SKOPEO_CACHE).catch(() => null)
   try {
     for (let pair = 1; pair <= PAIRS; pair++) {
-      const reverse = pair % 2 === 0
       for (const group of [FIRST, REPUSH]) {
-        for (const sc of reverse ? [...group].reverse() : group) {
+        for (const sc of alternating(pair, group)) {
           const run = await runOne(sc, pair, imageId)
           raw[sc.id].push(run)
           console.log(`  [${pair}/${PAIRS}] ${sc.id.padEnd(18)} ${runLine(run)}`)

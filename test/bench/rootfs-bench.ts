@@ -8,29 +8,40 @@
 // cached, every run downloads from deb.debian.org, as transship does. Prints a markdown table and writes the
 // raw results to test/bench/results/rootfs-latest.json. Never fails on timing: the exit status is non-zero
 // only when the harness itself cannot run.
-import {spawn} from 'node:child_process'
-import {mkdir, mkdtemp, readFile, realpath, rm, writeFile} from 'node:fs/promises'
-import os from 'node:os'
+import {mkdtemp, readFile, realpath, rm} from 'node:fs/promises'
 import path from 'node:path'
-import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 
-import type {Testbed} from '../bed/types.js'
+import {
+  alternating,
+  benchEnv,
+  commitOf,
+  COMMON_OPTIONS,
+  countCell,
+  DOCKER,
+  f2,
+  fmtRss,
+  HERE,
+  lastLine,
+  loadTestbed,
+  machine as machineInfo,
+  median,
+  pairedMedian,
+  parsePairs,
+  runner,
+  saveResults,
+  sh,
+  tableRow,
+  verdict,
+} from './lib.js'
 
-const HERE = path.dirname(fileURLToPath(import.meta.url))
-const REPO = path.resolve(HERE, '../..')
-const DOCKER = '/usr/bin/docker'
-const TIME = '/usr/bin/time'
 const SUITE = 'bookworm'
 const MIRROR = 'http://deb.debian.org/debian'
 const TARGET = 1.15
 
 const {values: args} = parseArgs({
   options: {
-    cli: {default: 'bin/run.js', type: 'string'},
-    help: {default: false, short: 'h', type: 'boolean'},
-    keep: {default: false, type: 'boolean'},
-    pairs: {default: '3', type: 'string'},
+    ...COMMON_OPTIONS,
   },
 })
 const USAGE = `usage: node --import tsx test/bench/rootfs-bench.ts [options]
@@ -38,45 +49,11 @@ const USAGE = `usage: node --import tsx test/bench/rootfs-bench.ts [options]
   --pairs N     runs of each of the three, alternating (default 3; ~70 s of downloads and bootstraps each)
   --cli PATH    the transship entry point, run with node (default bin/run.js)
   --keep        leave the images (bench/rootfs-import:N, the last bench/rootfs:N) in the classic engine`
-const PAIRS = Number.parseInt(args.pairs, 10)
-if (!Number.isInteger(PAIRS) || PAIRS < 1) throw new Error(`--pairs ${args.pairs}: not a positive integer`)
+const PAIRS = parsePairs(args.pairs)
 
-type Exec = {code: number; seconds: number; stderr: string; stdout: string}
-
-/** runs argv under /usr/bin/time -f %M (peak RSS of the largest process of its tree), measuring its wall time */
-function exec(argv: string[], timeFile?: string): Promise<Exec> {
-  const full = timeFile ? [TIME, '-f', '%M', '-o', timeFile, ...argv] : argv
-  return new Promise((resolve, reject) => {
-    const start = performance.now()
-    const child = spawn(full[0]!, full.slice(1), {cwd: REPO, env: ENV, stdio: ['ignore', 'pipe', 'pipe']})
-    const out: {stderr: string[]; stdout: string[]} = {stderr: [], stdout: []}
-    child.stdout.setEncoding('utf8').on('data', (d: string) => out.stdout.push(d))
-    child.stderr.setEncoding('utf8').on('data', (d: string) => out.stderr.push(d))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 900_000)
-    child.on('error', reject)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      const [stdout, stderr] = [out.stdout.join(''), out.stderr.join('').slice(-20_000)]
-      resolve({code: code ?? 128, seconds: (performance.now() - start) / 1000, stderr, stdout})
-    })
-  })
-}
-
-const lastLine = (s: string) => s.trim().split('\n').at(-1)?.trim() ?? ''
-const sh = (s: string) => `'${s.replaceAll("'", String.raw`'\''`)}'`
-
-const bed = JSON.parse(
-  await readFile(path.join(REPO, 'test/.state/testbed.json'), 'utf8').catch(() => {
-    throw new Error('test/.state/testbed.json is missing: bring the test bed up first (npm run testbed:up)')
-  }),
-) as Testbed
-const ENV: NodeJS.ProcessEnv = {
-  ...process.env,
-  DOCKER_CONFIG: path.join(bed.stateDir, 'docker-config'),
-  DOCKER_HOST: bed.engines.classic.host,
-  PATH: `/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}`,
-}
-for (const name of ['DOCKER_CONTEXT', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH']) delete ENV[name]
+const bed = await loadTestbed()
+const run = runner({env: benchEnv(bed, {DOCKER_HOST: bed.engines.classic.host}), timeoutMs: 900_000})
+const {exec, measured, quiet} = run
 
 const unescape = (p: string) =>
   p.replaceAll(/\\(\d{3})/g, (_, o: string) => String.fromCodePoint(Number.parseInt(o, 8)))
@@ -122,12 +99,9 @@ interface Run {
 
 let WORK = ''
 
-async function timed(pair: number, argv: string[]): Promise<[Run, Exec]> {
-  const timeFile = path.join(WORK, 'time.txt')
-  await rm(timeFile, {force: true})
-  const r = await exec(argv, timeFile)
-  const rss = Number.parseInt(await readFile(timeFile, 'utf8').catch(() => ''), 10)
-  const run: Run = {ok: r.code === 0, pair, peakRssKb: Number.isNaN(rss) ? undefined : rss, seconds: r.seconds}
+async function timed(pair: number, argv: string[]): Promise<[Run, {stdout: string}]> {
+  const {exec: r, peakRssKb} = await measured(argv)
+  const run: Run = {ok: r.code === 0, pair, peakRssKb, seconds: r.seconds}
   if (!run.ok) run.error = `exit ${r.code}: ${lastLine(r.stderr) || lastLine(r.stdout)}`
   return [run, r]
 }
@@ -163,21 +137,13 @@ async function runOne(id: Id, pair: number): Promise<Run> {
   return run
 }
 
-function median(xs: (number | undefined)[]): number | undefined {
-  const s = xs.filter((x): x is number => x !== undefined).sort((a, b) => a - b)
-  const mid = Math.floor(s.length / 2)
-  return s.length === 0 ? undefined : s.length % 2 ? s[mid] : (s[mid - 1]! + s[mid]!) / 2
-}
-
-const f2 = (n: number | undefined, unit = '') => (n === undefined ? '—' : `${n.toFixed(2)}${unit}`)
 const IDS: Id[] = ['debootstrap', 'import', 'transship']
 
 function summarize(raw: Record<Id, Run[]>) {
   const ok = (id: Id) => raw[id].filter((r) => r.ok)
   const t = ok('transship')
   /** median over the pairs where both ran of fn(transship run, baseline run) */
-  const paired = (base: Id, fn: (t: Run, b: Run) => number) =>
-    median(t.flatMap((x) => ok(base).flatMap((b) => (b.pair === x.pair ? [fn(x, b)] : []))))
+  const paired = (base: Id, fn: (t: Run, b: Run) => number) => pairedMedian(t, raw[base], fn)
   return {
     medians: Object.fromEntries(IDS.map((id) => [id, median(ok(id).map((r) => r.seconds))])),
     importSeconds: median(ok('import').map((r) => r.importSeconds)),
@@ -195,8 +161,7 @@ function summarize(raw: Record<Id, Run[]>) {
 function table(raw: Record<Id, Run[]>, s: ReturnType<typeof summarize>): string {
   const lines = ['| run | median wall s | transship / this | peak RSS |', '|---|---|---|---|']
   for (const id of IDS) {
-    const failed = raw[id].filter((r) => !r.ok)
-    const n = `n=${raw[id].length - failed.length}${failed.length > 0 ? `, ${failed.length} failed: ${failed[0]?.error}` : ''}`
+    const n = countCell(raw[id])
     const row: Record<Id, [string, string, string]> = {
       debootstrap: [`A: debootstrap --variant=minbase ${SUITE}`, '', f2(s.ratioA, 'x')],
       import: ['B: debootstrap + tar | docker import', ` (import alone ${f2(s.importSeconds)})`, f2(s.ratioB, 'x')],
@@ -207,12 +172,11 @@ function table(raw: Record<Id, Run[]>, s: ReturnType<typeof summarize>): string 
       ],
     }
     const [label, extra, ratio] = row[id]
-    const rss = s.peakRssKb[id] ? `${(s.peakRssKb[id] / 1024).toFixed(0)} MiB${id === 'transship' ? '' : '*'}` : '—'
-    const time = `${f2(s.medians[id])}${extra} (${n})`.replaceAll('|', String.raw`\|`)
-    lines.push(`| ${label.replaceAll('|', String.raw`\|`)} | ${time} | ${ratio} | ${rss} |`)
+    const rss = s.peakRssKb[id] ? `${fmtRss(s.peakRssKb[id])}${id === 'transship' ? '' : '*'}` : '—'
+    lines.push(tableRow([label, `${f2(s.medians[id])}${extra} (${n})`, ratio, rss]))
   }
 
-  const met = s.ratioA === undefined ? 'n/a' : `${f2(s.ratioA, 'x')} — ${s.ratioA <= TARGET ? 'met' : 'NOT met'}`
+  const met = s.ratioA === undefined ? 'n/a' : verdict(f2(s.ratioA, 'x'), s.ratioA <= TARGET)
   lines.push(
     '',
     `- target: transship ≤ debootstrap's own time + 15 % (ratio to A ≤ ${TARGET}): ${met}`,
@@ -221,10 +185,6 @@ function table(raw: Record<Id, Run[]>, s: ReturnType<typeof summarize>): string 
   )
   for (const r of Object.values(raw).flat()) if (r.warning) lines.push(`- warning (pair ${r.pair}): ${r.warning}`)
   return lines.join('\n')
-}
-
-async function quiet(argv: string[]): Promise<string> {
-  return (await exec(argv).catch(() => null))?.stdout.trim() ?? ''
 }
 
 function runLine(run: Run): string {
@@ -241,27 +201,22 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the benchmark needs root (debootstrap)')
   const started = new Date()
   WORK = await realpath(await mkdtemp('/var/tmp/transship-rootfs-bench-'))
-  const machine = {
-    commit: await quiet(['git', '-C', REPO, 'describe', '--always', '--dirty']),
-    cpus: os.cpus().length,
-    debootstrap: (await quiet(['dpkg-query', '-W', 'debootstrap'])).split('\t')[1],
+  const machine: Record<string, string> = {
+    ...(await machineInfo(run)),
+    debootstrap: (await quiet(['dpkg-query', '-W', 'debootstrap'])).split('\t')[1] ?? '',
     engine: `${bed.engines.classic.version} (${bed.engines.classic.host})`,
-    kernel: os.release(),
-    node: process.version,
   }
   console.log(`\n## transship rootfs build benchmark, ${started.toISOString()}\n`)
   console.log(
-    `commit ${machine.commit}, ${machine.cpus} CPUs, kernel ${machine.kernel}, node ${machine.node}, debootstrap ${machine.debootstrap}, engine ${machine.engine}, ${PAIRS} pair(s), ${SUITE} minbase from ${MIRROR}\n`,
+    `commit ${commitOf(machine)}, ${machine.cpus} CPUs, kernel ${machine.kernel}, node ${machine.node}, debootstrap ${machine.debootstrap}, engine ${machine.engine}, ${PAIRS} pair(s), ${SUITE} minbase from ${MIRROR}\n`,
   )
   const raw: Record<Id, Run[]> = {debootstrap: [], import: [], transship: []}
   const resultsFile = path.join(HERE, 'results', 'rootfs-latest.json')
-  const save = (extra: object) =>
-    writeFile(resultsFile, JSON.stringify({machine, pairs: PAIRS, raw, startedAt: started, ...extra}, null, 2) + '\n')
-  await mkdir(path.dirname(resultsFile), {recursive: true})
+  const save = (extra: object) => saveResults(resultsFile, {machine, pairs: PAIRS, raw, startedAt: started, ...extra})
   try {
     await rmi('bench/rootfs', 'bench/rootfs-import')
     for (let pair = 1; pair <= PAIRS; pair++) {
-      for (const id of pair % 2 === 1 ? IDS : [...IDS].reverse()) {
+      for (const id of alternating(pair, IDS)) {
         const run = await runOne(id, pair)
         raw[id].push(run)
         console.log(`  [${pair}/${PAIRS}] ${id.padEnd(12)} ${runLine(run)}`)

@@ -10,24 +10,42 @@
 // the volume says what it holds) and brings the link up (link.sh up) when a link scenario runs. Prints one
 // markdown table per scenario and writes the raw results to test/bench/results/volume-latest.json. Never
 // fails on timing: the exit status is non-zero only when the harness itself cannot run.
-import {spawn} from 'node:child_process'
 import {existsSync} from 'node:fs'
 import {chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 
-import type {EngineName, Testbed} from '../bed/types.js'
+import type {EngineName} from '../bed/types.js'
 
-const HERE = path.dirname(fileURLToPath(import.meta.url))
-const REPO = path.resolve(HERE, '../..')
-const DOCKER = '/usr/bin/docker'
-const TIME = '/usr/bin/time'
+import {
+  alternating,
+  benchEnv,
+  commitOf,
+  COMMON_OPTIONS,
+  countCell,
+  DOCKER,
+  f2,
+  firstLine,
+  fmtBytes,
+  fmtRss,
+  HERE,
+  loadTestbed,
+  machine as machineInfo,
+  median,
+  pairedMedian,
+  parsePairs,
+  REPO,
+  runner,
+  saveResults,
+  sh,
+  tableRow,
+  verdict,
+} from './lib.js'
+
 const LINK_IF = 'tsb-host' // host side of the veth pair made by link.sh
 const LINK_ADDR = '10.77.0.2'
 const RUN_TIMEOUT_MS = 900_000
-const MB = 1_000_000
 const DST_PREFIX = 'bench-vol-dst-'
 const SYNC_VOLUME = 'bench-vol-sync'
 const ALL_SCENARIOS = ['loopback', 'link', 'resync', 'resync-link'] as const
@@ -39,11 +57,8 @@ type ScenarioId = (typeof ALL_SCENARIOS)[number]
 
 const {values: args} = parseArgs({
   options: {
-    cli: {default: 'bin/run.js', type: 'string'},
-    help: {default: false, short: 'h', type: 'boolean'},
-    keep: {default: false, type: 'boolean'},
+    ...COMMON_OPTIONS,
     'link-workload': {default: 'full', type: 'string'},
-    pairs: {default: '3', type: 'string'},
     scenarios: {default: 'loopback,link,resync', type: 'string'},
   },
 })
@@ -61,8 +76,7 @@ const USAGE = `usage: node --import tsx test/bench/volume-bench.ts [options]
   --keep                 leave the sync volume (${SYNC_VOLUME}) and the link up afterwards
                          (the workload volumes always stay: they are built once)`
 
-const PAIRS = Number.parseInt(args.pairs, 10)
-if (!Number.isInteger(PAIRS) || PAIRS < 1) throw new Error(`--pairs ${args.pairs}: not a positive integer`)
+const PAIRS = parsePairs(args.pairs)
 const SCENARIO_IDS = args.scenarios
   .split(',')
   .map((s) => s.trim())
@@ -74,90 +88,16 @@ for (const id of SCENARIO_IDS) {
 if (!['full', 'small'].includes(args['link-workload'])) throw new Error('--link-workload: full or small')
 
 // ---------------------------------------------------------------------------------------------
-// processes
-// ---------------------------------------------------------------------------------------------
-
-interface Exec {
-  code: number
-  ms: number
-  signal?: string
-  stderr: string
-  stdout: string
-}
-
-/** runs argv, collects its output, measures its wall time; never rejects for a non-zero exit */
-function exec(
-  argv: string[],
-  options: {env?: NodeJS.ProcessEnv; inherit?: boolean; timeoutMs?: number} = {},
-): Promise<Exec> {
-  return new Promise((resolve, reject) => {
-    const start = performance.now()
-    const [command, ...rest] = argv
-    if (!command) throw new Error('exec: empty argv')
-    const child = spawn(command, rest, {
-      cwd: REPO,
-      env: options.env ?? baseEnv(),
-      stdio: ['ignore', options.inherit ? 'inherit' : 'pipe', options.inherit ? 'inherit' : 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      if (stdout.length < 16_000_000) stdout += d
-    })
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-      if (stderr.length < 1_000_000) stderr += d
-    })
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? RUN_TIMEOUT_MS)
-    child.on('error', (error: Error) => {
-      clearTimeout(timer)
-      reject(error)
-    })
-    child.on('close', (code: null | number, signal: NodeJS.Signals | null) => {
-      clearTimeout(timer)
-      resolve({code: code ?? 128, ms: performance.now() - start, signal: signal ?? undefined, stderr, stdout})
-    })
-  })
-}
-
-async function mustExec(argv: string[], options: Parameters<typeof exec>[1] = {}): Promise<string> {
-  const r = await exec(argv, options)
-  if (r.code !== 0) throw new Error(`${argv.join(' ')} failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`)
-  return r.stdout
-}
-
-const bash = (script: string, options: Parameters<typeof exec>[1] = {}) =>
-  mustExec(['bash', '-euo', 'pipefail', '-c', script], options)
-
-/** the environment of every command: no user docker config, Debian's docker CLI first on PATH */
-function baseEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DOCKER_CONFIG: path.join(bed.stateDir, 'docker-config'),
-    PATH: `/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}`,
-  }
-  for (const name of ['DOCKER_HOST', 'DOCKER_CONTEXT', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH', 'SSH_AUTH_SOCK']) {
-    delete env[name]
-  }
-
-  return env
-}
-
-const sh = (s: string) => `'${s.replaceAll("'", String.raw`'\''`)}'`
-const firstLine = (s: string) =>
-  s
-    .split('\n')
-    .map((l) => l.trim())
-    .find(Boolean) ?? ''
-
-// ---------------------------------------------------------------------------------------------
 // the bed, the destinations
 // ---------------------------------------------------------------------------------------------
 
-const bed = JSON.parse(
-  await readFile(path.join(REPO, 'test/.state/testbed.json'), 'utf8').catch(() => {
-    throw new Error('test/.state/testbed.json is missing: bring the test bed up first (npm run testbed:up)')
-  }),
-) as Testbed
+const bed = await loadTestbed()
+/** the environment of every command: no user docker config, Debian's docker CLI first on PATH */
+const baseEnv = () => benchEnv(bed)
+const bench = runner({env: baseEnv(), timeoutMs: RUN_TIMEOUT_MS})
+const {exec, mustExec} = bench
+const bash = (script: string, options: Parameters<typeof exec>[1] = {}) =>
+  mustExec(['bash', '-euo', 'pipefail', '-c', script], options)
 const BENCH_DIR = path.join(bed.stateDir, 'bench')
 
 function dk(engine: EngineName, ...rest: string[]): string[] {
@@ -410,29 +350,10 @@ interface Run {
   check?: Check
 }
 
-async function counters(ifname: string | undefined): Promise<[number, number] | undefined> {
-  if (!ifname) return
-  const read = async (what: string) =>
-    Number((await readFile(`/sys/class/net/${ifname}/statistics/${what}`, 'utf8')).trim())
-  return [await read('tx_bytes'), await read('rx_bytes')]
-}
-
 /** runs argv under /usr/bin/time -f %M, with the link's counters read around it */
 async function measured(pair: number, argv: string[], dest: Destination, env: NodeJS.ProcessEnv): Promise<Run> {
-  const timeFile = path.join(TMP_DIR, 'time.txt')
-  await rm(timeFile, {force: true})
-  const before = await counters(dest.wire)
-  const r = await exec([TIME, '-f', '%M', '-o', timeFile, ...argv], {env})
-  const after = await counters(dest.wire)
-  const rss = Number.parseInt((await readFile(timeFile, 'utf8').catch(() => '')).trim().split('\n').at(-1) ?? '', 10)
-  const run: Run = {
-    ok: r.code === 0,
-    pair,
-    peakRssKb: Number.isNaN(rss) ? undefined : rss,
-    seconds: r.ms / 1000,
-    wireRx: before && after ? after[1] - before[1] : undefined,
-    wireTx: before && after ? after[0] - before[0] : undefined,
-  }
+  const {exec: r, peakRssKb, wireRx, wireTx} = await bench.measured(argv, {env, wire: dest.wire})
+  const run: Run = {ok: r.code === 0, pair, peakRssKb, seconds: r.seconds, wireRx, wireTx}
   if (!run.ok) {
     const why = r.stderr.replace(/^Command (exited with non-zero status|terminated by signal).*$/m, '')
     run.error = `exit ${r.code}${r.signal ? ` (${r.signal})` : ''}: ${firstLine(why) || firstLine(r.stdout)}`.slice(
@@ -622,23 +543,6 @@ function describe(w: Workload): string {
 // statistics and output
 // ---------------------------------------------------------------------------------------------
 
-function median(xs: number[]): number | undefined {
-  if (xs.length === 0) return
-  const s = [...xs].sort((a, b) => a - b)
-  const mid = Math.floor(s.length / 2)
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
-}
-
-function fmtBytes(n: number | undefined): string {
-  if (n === undefined) return 'n/a'
-  return n >= 10 * MB ? `${(n / MB).toFixed(0)} MB` : `${(n / MB).toFixed(1)} MB`
-}
-
-/** peak RSS, in MiB as the 200 MiB target */
-const fmtRss = (kb: number) => `${(kb / 1024).toFixed(0)} MiB`
-const f2 = (n: number | undefined, suffix = '') => (n === undefined ? '—' : `${n.toFixed(2)}${suffix}`)
-const cell = (s: string) => s.replaceAll('|', String.raw`\|`)
-
 interface Summary {
   medianSeconds: Record<string, number | undefined>
   /** median over pairs of transship seconds / baseline seconds */
@@ -649,27 +553,21 @@ interface Summary {
 function summarize(scenario: Scenario, raw: Map<string, Run[]>): Summary {
   const ok = (id: string) => (raw.get(id) ?? []).filter((r) => r.ok)
   const base = scenario.pipelines.find((p) => p.kind === 'baseline')!.id
-  const ratios = ok('transship').flatMap((t) => {
-    const b = ok(base).find((x) => x.pair === t.pair)
-    return b ? [t.seconds / b.seconds] : []
-  })
   const rss = ok('transship').flatMap((r) => (r.peakRssKb ? [r.peakRssKb] : []))
   return {
     maxRssKb: rss.length > 0 ? Math.max(...rss) : undefined,
     medianSeconds: Object.fromEntries(scenario.pipelines.map((p) => [p.id, median(ok(p.id).map((r) => r.seconds))])),
-    ratio: median(ratios),
+    ratio: pairedMedian(raw.get('transship') ?? [], raw.get(base) ?? [], (t, b) => t.seconds / b.seconds),
   }
 }
 
 /** one table row: a pipeline's medians, its last destination check, its peak RSS */
 function row(scenario: Scenario, p: Pipeline, runs: Run[], s: Summary): string {
   const ok = runs.filter((r) => r.ok)
-  const failed = runs.filter((r) => !r.ok)
-  const failures = failed.length > 0 ? `, ${failed.length} failed: ${failed[0]!.error}` : ''
   const time =
     ok.length > 0
-      ? `${f2(s.medianSeconds[p.id])} (n=${ok.length}${failures})`
-      : `failed: ${failed[0]?.error ?? 'no run'}`
+      ? `${f2(s.medianSeconds[p.id])} (${countCell(runs)})`
+      : `failed: ${runs.find((r) => !r.ok)?.error ?? 'no run'}`
   const ratio = p.kind === 'baseline' ? '1 (baseline)' : f2(s.ratio, 'x')
   const last = ok.at(-1)?.check
   const checkCell = last
@@ -682,17 +580,11 @@ function row(scenario: Scenario, p: Pipeline, runs: Run[], s: Summary): string {
     : '—'
   const rss = Math.max(0, ...ok.map((r) => r.peakRssKb ?? 0))
   const rssCell = rss ? `${fmtRss(rss)}${p.kind === 'baseline' ? '*' : ''}` : '—'
-  let wireCell = ''
-  if (scenario.dest.wire) {
-    const tx = median(ok.flatMap((r) => (r.wireTx === undefined ? [] : [r.wireTx])))
-    const rx = median(ok.flatMap((r) => (r.wireRx === undefined ? [] : [r.wireRx])))
-    wireCell = `${fmtBytes(tx)} / ${fmtBytes(rx)} | `
-  }
-
-  return `| ${cell(p.label)} | ${cell(time)} | ${ratio} | ${wireCell}${cell(checkCell)} | ${rssCell} | ${cell(p.keeps)} |`
+  const wireCell = scenario.dest.wire
+    ? [`${fmtBytes(median(ok.map((r) => r.wireTx)))} / ${fmtBytes(median(ok.map((r) => r.wireRx)))}`]
+    : []
+  return tableRow([p.label, time, ratio, ...wireCell, checkCell, rssCell, p.keeps])
 }
-
-const verdict = (value: string, met: boolean) => `${value} — ${met ? 'met' : 'NOT met'}`
 
 function targets(scenario: Scenario, s: Summary, fullCopy?: number): string[] {
   const resync = scenario.id.startsWith('resync')
@@ -738,28 +630,13 @@ function table(scenario: Scenario, raw: Map<string, Run[]>, s: Summary, fullCopy
 // main
 // ---------------------------------------------------------------------------------------------
 
-/** the first line a command prints (on stdout, else stderr), or '' */
-async function q(argv: string[]): Promise<string> {
-  try {
-    const r = await exec(argv)
-    return (r.stdout.trim() || r.stderr.trim()).split('\n')[0] ?? ''
-  } catch {
-    return ''
-  }
-}
-
 async function machine(): Promise<Record<string, string>> {
-  return {
-    commit: await q(['git', '-C', REPO, 'rev-parse', '--short', 'HEAD']),
-    cpus: String(os.cpus().length),
-    dirty: (await q(['git', '-C', REPO, 'status', '--porcelain'])) ? 'yes' : 'no',
-    kernel: os.release(),
-    node: process.version,
-    rsync: await q(['rsync', '--version']),
-    ssh: await q(['ssh', '-V']),
-    tar: await q(['tar', '--version']),
-    zstd: await q(['zstd', '-V']),
-  }
+  return machineInfo(bench, {
+    rsync: ['rsync', '--version'],
+    ssh: ['ssh', '-V'],
+    tar: ['tar', '--version'],
+    zstd: ['zstd', '-V'],
+  })
 }
 
 let linkOurs = false
@@ -802,8 +679,7 @@ async function runScenario(scenario: Scenario): Promise<Map<string, Run[]>> {
   console.log(`running ${scenario.title}`)
   const raw = new Map<string, Run[]>(scenario.pipelines.map((p) => [p.id, []]))
   for (let pair = 1; pair <= PAIRS; pair++) {
-    const order = pair % 2 === 1 ? scenario.pipelines : [...scenario.pipelines].reverse()
-    for (const p of order) {
+    for (const p of alternating(pair, scenario.pipelines)) {
       current = await scenario.before(pair, p.id)
       const run = await p.run(pair)
       try {
@@ -844,7 +720,7 @@ async function main(): Promise<void> {
 
   console.log(`\n## transship volume copy benchmark, ${started.toISOString()}\n`)
   console.log(
-    `commit ${info.commit}${info.dirty === 'yes' ? ' (+ uncommitted changes)' : ''}, ${info.cpus} CPUs, kernel ${info.kernel}, node ${info.node}, ${info.tar}, ${info.zstd}, ${info.rsync}, ${PAIRS} pair(s)\n`,
+    `commit ${commitOf(info)}, ${info.cpus} CPUs, kernel ${info.kernel}, node ${info.node}, ${info.tar}, ${info.zstd}, ${info.rsync}, ${PAIRS} pair(s)\n`,
   )
   const resultsDir = path.join(HERE, 'results')
   const resultsFile = path.join(resultsDir, 'volume-latest.json')
@@ -869,14 +745,13 @@ async function main(): Promise<void> {
         workload: scenario.workload,
       }
       // written after every scenario: an interrupted run keeps what it measured
-      await writeFile(
-        resultsFile,
-        JSON.stringify(
-          {finishedAt: new Date().toISOString(), machine: info, pairs: PAIRS, scenarios: reports, startedAt: started},
-          null,
-          2,
-        ) + '\n',
-      )
+      await saveResults(resultsFile, {
+        finishedAt: new Date().toISOString(),
+        machine: info,
+        pairs: PAIRS,
+        scenarios: reports,
+        startedAt: started,
+      })
     }
   } finally {
     const left = await exec(dk('remote', 'volume', 'ls', '-q', '--filter', `name=${DST_PREFIX}${process.pid}-`))

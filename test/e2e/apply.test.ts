@@ -1,11 +1,12 @@
 // plan and apply of the example recipes against real engines, locally and over SSH: plan changes
 // nothing, apply does the work and proves it, a second apply has nothing to do.
-import {readFile, writeFile} from 'node:fs/promises'
+import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 import {afterAll, beforeAll, expect, it} from 'vitest'
 
 import {edgeSshConfig, repoRoot, transship} from '../helpers/cli.js'
 import {imageId} from '../helpers/images.js'
+import {recipeYaml} from '../helpers/recipe.js'
 import {describeE2E, dockerCli, type EngineName, tempHome, type TempHome} from '../helpers/testbed.js'
 
 async function removeTags(engine: EngineName, refs: string[]): Promise<void> {
@@ -93,16 +94,14 @@ describeE2E('transship plan and apply', (bed) => {
   it('runs checks until they pass, then only when the image or the checks change', async () => {
     const recipe = path.join(home.home, 'checks.yaml')
     const write = (expected: string) =>
-      writeFile(
-        recipe,
-        [
-          'version: 1',
-          'verify:',
-          `  - image: ${bed.images.busybox}`,
-          `    tests: {commandTests: [{name: echo, command: echo, args: [hello], expectedOutput: ['${expected}']}]}`,
-          '',
-        ].join('\n'),
-      )
+      recipeYaml({
+        verify: [
+          {
+            image: bed.images.busybox,
+            tests: {commandTests: [{args: ['hello'], command: 'echo', expectedOutput: [expected], name: 'echo'}]},
+          },
+        ],
+      }).write(recipe)
     // passes are remembered per user: this one starts with none
     const options = {
       dockerHost: bed.engines.classic.host,
@@ -135,7 +134,7 @@ describeE2E('transship plan and apply', (bed) => {
 
   it('fails a plan whose image is missing, naming the host and image, without changing anything', async () => {
     const missing = path.join(home.home, 'missing.yaml')
-    await writeFile(missing, 'version: 1\nimages:\n  - ref: transship-test/nothing:9\n    tags: [x/y:1]\n')
+    await recipeYaml({images: [{ref: 'transship-test/nothing:9', tags: ['x/y:1']}]}).write(missing)
     const result = await transship(['apply', missing], {dockerHost: bed.engines.classic.host, home: home.home})
     expect(result.code).toBe(1)
     expect(result.stderr).toContain('image transship-test/nothing:9 is not on host "local"')

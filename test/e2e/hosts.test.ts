@@ -5,6 +5,7 @@ import path from 'node:path'
 import {afterEach, beforeEach, expect, it} from 'vitest'
 
 import {edgeSshConfig, transship} from '../helpers/cli.js'
+import {recipeYaml} from '../helpers/recipe.js'
 import {describeE2E, tempHome, type TempHome} from '../helpers/testbed.js'
 
 describeE2E('transship hosts check', (bed) => {
@@ -13,18 +14,12 @@ describeE2E('transship hosts check', (bed) => {
   beforeEach(async () => {
     home = await tempHome({sshConfig: edgeSshConfig(bed)})
     recipe = path.join(home.home, 'hosts.yaml')
-    await writeFile(
-      recipe,
-      [
-        'version: 1',
-        'hosts:',
-        `  modern: {engine: unix://${bed.engines.containerd.socket}}`,
-        '  edge:',
-        '    ssh: edge',
-        `    engine: ${bed.engines.remote.socket}`,
-        '',
-      ].join('\n'),
-    )
+    await recipeYaml({
+      hosts: {
+        edge: {engine: bed.engines.remote.socket, ssh: 'edge'},
+        modern: {engine: `unix://${bed.engines.containerd.socket}`},
+      },
+    }).write(recipe)
   })
   afterEach(async () => home.cleanup())
 
@@ -114,17 +109,14 @@ describeE2E('transship hosts check', (bed) => {
   })
 
   it('reports a closed port as unreachable (exit 3)', async () => {
-    await writeFile(recipe, ['version: 1', 'hosts:', '  gone: {ssh: "root@127.0.0.1:1"}', ''].join('\n'))
+    await recipeYaml({hosts: {gone: {ssh: 'root@127.0.0.1:1'}}}).write(recipe)
     const result = await transship(['hosts', 'check', recipe, '--host', 'gone'], local())
     expect(result.code).toBe(3)
     expect(result.stdout).toMatch(/^gone\s+UNREACHABLE.*refused/m)
   })
 
   it('reports an engine socket that does not exist', async () => {
-    await writeFile(
-      recipe,
-      ['version: 1', 'hosts:', '  nowhere: {engine: unix:///run/transship-testbed/none.sock}', ''].join('\n'),
-    )
+    await recipeYaml({hosts: {nowhere: {engine: 'unix:///run/transship-testbed/none.sock'}}}).write(recipe)
     const result = await transship(['hosts', 'check', recipe, '--host', 'nowhere'], local())
     expect(result.code).toBe(3)
     expect(result.stdout).toMatch(/no Docker engine answers at unix:\/\/\/run\/transship-testbed\/none\.sock/)

@@ -6,6 +6,7 @@ import {afterAll, beforeAll, expect, it} from 'vitest'
 
 import {transship} from '../helpers/cli.js'
 import {exists} from '../helpers/files.js'
+import {recipeYaml} from '../helpers/recipe.js'
 import {describeE2E, dockerCli, tempHome, type TempHome} from '../helpers/testbed.js'
 
 describeE2E('transship image', (bed) => {
@@ -118,17 +119,7 @@ describeE2E('transship image', (bed) => {
       const recipe = path.join(dir, 'huge.yaml')
       // as long as a recipe may be (a 52 MB one is refused by its size before anything is parsed)
       const huge = 'x'.repeat(400 * 1024)
-      await writeFile(
-        recipe,
-        [
-          'version: 1',
-          'images:',
-          '  - ref: app:1',
-          `    tags: [ok:1, ${huge}]`,
-          '    push: ["Bad.Registry_/x:1"]',
-          '',
-        ].join('\n'),
-      )
+      await recipeYaml({images: [{push: ['Bad.Registry_/x:1'], ref: 'app:1', tags: ['ok:1', huge]}]}).write(recipe)
       const started = performance.now()
       const result = await transship(['recipe', 'validate', recipe], {home: home.home})
       const seconds = (performance.now() - started) / 1000
@@ -136,12 +127,13 @@ describeE2E('transship image', (bed) => {
         `recipe validate of a 400 kB reference: ${seconds.toFixed(2)} s, ${result.stderr.length} characters of errors`,
       )
       expect(result.code, result.stderr).toBe(2)
-      expect(result.stderr).toContain(`${recipe}:4:18 images[0].tags[1]: "xxxxxxxxxxxx`)
+      // written in block style, ref first: push[0] is the item on line 5, tags[1] on line 8
+      expect(result.stderr).toContain(`${recipe}:8:9 images[0].tags[1]: "xxxxxxxxxxxx`)
       expect(result.stderr).toContain(
         `(${huge.length} characters) is not a valid image reference: it is ${huge.length} characters long`,
       )
       expect(result.stderr).toContain(
-        `${recipe}:5:12 images[0].push[0]: "Bad.Registry_/x:1" is not a valid image reference`,
+        `${recipe}:5:9 images[0].push[0]: "Bad.Registry_/x:1" is not a valid image reference`,
       )
       expect(result.stderr.length).toBeLessThan(2000)
     } finally {

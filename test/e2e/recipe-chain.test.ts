@@ -10,6 +10,7 @@ import {afterAll, beforeAll, expect, it} from 'vitest'
 
 import {edgeSshConfig, repoRoot, transship} from '../helpers/cli.js'
 import {imageId, removeImages} from '../helpers/images.js'
+import {recipeYaml} from '../helpers/recipe.js'
 import {describeE2E, dockerCli, type EngineName, run, tempHome, type TempHome} from '../helpers/testbed.js'
 
 interface PlanJson {
@@ -171,27 +172,24 @@ describeE2E('recipes whose sections feed each other', (bed) => {
     const dir = path.join(work, 'changed')
     await mkdir(dir)
     const recipe = path.join(dir, 'changed.yaml')
-    const write = (cmd: string) =>
-      writeFile(
-        recipe,
-        [
-          'version: 1',
-          'hosts:',
-          '  edge: {ssh: edge, engine: /run/transship-testbed/remote.sock}',
-          'rootfs:',
-          '  - image: e2e-chain/changed:1',
-          '    tarball: rootfs.tar.gz',
-          `    config: {cmd: [${cmd}]}`,
-          'images:',
-          '  - {ref: e2e-chain/changed:1, copy: [edge]}',
-          'verify:',
-          '  - image: e2e-chain/changed:1',
-          '    on: [edge]',
-          '    tests: {commandTests: [{name: sh, command: /bin/sh, args: [-c, cat /etc/motd], expectedOutput: [hello]}]}',
-          '',
-        ].join('\n'),
-      )
-    await write('/bin/sh')
+    const write = (cmd: string[]) =>
+      recipeYaml({
+        hosts: {edge: {engine: '/run/transship-testbed/remote.sock', ssh: 'edge'}},
+        rootfs: [{config: {cmd}, image: 'e2e-chain/changed:1', tarball: 'rootfs.tar.gz'}],
+        images: [{copy: ['edge'], ref: 'e2e-chain/changed:1'}],
+        verify: [
+          {
+            image: 'e2e-chain/changed:1',
+            on: ['edge'],
+            tests: {
+              commandTests: [
+                {args: ['-c', 'cat /etc/motd'], command: '/bin/sh', expectedOutput: ['hello'], name: 'sh'},
+              ],
+            },
+          },
+        ],
+      }).write(recipe)
+    await write(['/bin/sh'])
     const tarball = path.join(dir, 'rootfs.tar.gz')
     await busyboxTarball(tarball, {'etc/motd': 'hello\n'})
     const first = await cli(['apply', recipe])
@@ -218,7 +216,7 @@ describeE2E('recipes whose sections feed each other', (bed) => {
 
     // the config alone
     await writeFile(tarball, original)
-    await write('/bin/busybox, sh')
+    await write(['/bin/busybox', 'sh'])
     const config = await cli(['plan', recipe])
     expect(config.code, config.stderr).toBe(0)
     expect(config.stdout).toContain(

@@ -11,6 +11,7 @@ import {afterAll, beforeAll, expect, it} from 'vitest'
 import {repoRoot, transship} from '../helpers/cli.js'
 import {exists, head} from '../helpers/files.js'
 import {imageId, layers} from '../helpers/images.js'
+import {recipeYaml} from '../helpers/recipe.js'
 import {describeE2E, tempHome, type TempHome} from '../helpers/testbed.js'
 
 interface PlanJson {
@@ -33,6 +34,8 @@ describeE2E('transship apply with images saved to files', (bed) => {
   })
 
   const cli = (args: string[]) => transship(args, {dockerHost: bed.engines.classic.host, home: home.home})
+  // the remote engine, over SSH to the bed's sshd
+  const edge = {engine: bed.engines.remote.socket, ssh: `${bed.ssh.user}@${bed.ssh.host}:${bed.ssh.port}`}
 
   it('applies recipes/air-gap.yaml: the archive is written next to the recipe, loads, and is not written again', async () => {
     const recipe = path.join(dir, 'air-gap.yaml')
@@ -82,24 +85,13 @@ describeE2E('transship apply with images saved to files', (bed) => {
 
   it('saves several images of a host over SSH into one archive, in one step, and writes it again when it lacks one', async () => {
     const recipe = path.join(dir, 'bundle.yaml')
-    await writeFile(
-      recipe,
-      [
-        'version: 1',
-        'hosts:',
-        '  edge:',
-        `    ssh: ${bed.ssh.user}@${bed.ssh.host}:${bed.ssh.port}`,
-        `    engine: ${bed.engines.remote.socket}`,
-        'images:',
-        `  - ref: ${bed.images.app}`,
-        '    from: edge',
-        '    save: bundle/images.tar',
-        `  - ref: ${bed.images.busybox}`,
-        '    from: edge',
-        '    save: ./bundle/../bundle/images.tar',
-        '',
-      ].join('\n'),
-    )
+    await recipeYaml({
+      hosts: {edge},
+      images: [
+        {from: 'edge', ref: bed.images.app, save: 'bundle/images.tar'},
+        {from: 'edge', ref: bed.images.busybox, save: './bundle/../bundle/images.tar'},
+      ],
+    }).write(recipe)
     const file = path.join(dir, 'bundle', 'images.tar')
 
     const plan = await cli(['plan', recipe, '--json'])
@@ -150,23 +142,13 @@ describeE2E('transship apply with images saved to files', (bed) => {
 
   it('refuses one file saved from two hosts, naming the key (exit 2)', async () => {
     const recipe = path.join(dir, 'two-sources.yaml')
-    await writeFile(
-      recipe,
-      [
-        'version: 1',
-        'hosts:',
-        '  edge:',
-        `    ssh: ${bed.ssh.user}@${bed.ssh.host}:${bed.ssh.port}`,
-        `    engine: ${bed.engines.remote.socket}`,
-        'images:',
-        `  - ref: ${bed.images.app}`,
-        '    save: mixed.tar',
-        `  - ref: ${bed.images.busybox}`,
-        '    from: edge',
-        '    save: mixed.tar',
-        '',
-      ].join('\n'),
-    )
+    await recipeYaml({
+      hosts: {edge},
+      images: [
+        {ref: bed.images.app, save: 'mixed.tar'},
+        {from: 'edge', ref: bed.images.busybox, save: 'mixed.tar'},
+      ],
+    }).write(recipe)
     const result = await cli(['plan', recipe])
     expect(result.code).toBe(2)
     expect(result.stderr).toMatch(

@@ -5,7 +5,7 @@
 // OCI layouts, wrong or missing credentials and an unknown or unreachable registry fail with the right exit
 // code and never print the password, and a two-platform list is an OCI index that Docker pulls.
 import {spawn} from 'node:child_process'
-import {createHash, randomBytes} from 'node:crypto'
+import {randomBytes} from 'node:crypto'
 import {mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {gzipSync} from 'node:zlib'
@@ -14,8 +14,10 @@ import {afterAll, beforeAll, expect, it} from 'vitest'
 
 import {readAll} from '../helpers/archive-fixtures.js'
 import {repoRoot, transship} from '../helpers/cli.js'
+import {sha256} from '../helpers/digests.js'
 import {exists} from '../helpers/files.js'
 import {imageId, layers, removeImages} from '../helpers/images.js'
+import {recipeYaml} from '../helpers/recipe.js'
 import {describeE2E, dockerCli, type EngineName, run, tempHome, type TempHome} from '../helpers/testbed.js'
 
 interface PushResult {
@@ -44,7 +46,6 @@ interface Descriptor {
   size: number
 }
 
-const sha256 = (data: Buffer | string) => `sha256:${createHash('sha256').update(data).digest('hex')}`
 const escapeRegExp = (text: string) => text.replaceAll(/[$()*+.?[\\\]^{|}]/g, String.raw`\$&`)
 
 async function skopeo(args: string[]): Promise<string> {
@@ -345,6 +346,23 @@ describeE2E('registry push, pull, ls and manifest lists', (bed) => {
     expect(sha256(body)).toBe(digest)
     expect((JSON.parse(await skopeo(['inspect', `oci:${dir}`])) as {Digest: string}).Digest).toBe(digest)
 
+    // oci:DIR:REF names the image REF in the layout, as skopeo copy does (it is not a directory named DIR:REF)
+    const named = path.join(work, 'pulled-named')
+    const intoNamed = await transship(['image', 'pull', ref, '-o', `oci:${named}:stable`], options)
+    expect(intoNamed.code, intoNamed.stderr).toBe(0)
+    expect(await exists(`${named}:stable`)).toBe(false)
+    const namedIndex = JSON.parse(await readFile(path.join(named, 'index.json'), 'utf8')) as {
+      manifests: Array<{annotations: Record<string, string>; digest: string}>
+    }
+    expect(namedIndex.manifests).toEqual([
+      expect.objectContaining({
+        annotations: {'io.containerd.image.name': ref, 'org.opencontainers.image.ref.name': 'stable'},
+        digest,
+      }),
+    ])
+    // (skopeo selects by ref name only among OCI-typed entries; the engine pushed a Docker manifest)
+    expect((JSON.parse(await skopeo(['inspect', `oci:${named}`])) as {Digest: string}).Digest).toBe(digest)
+
     const file = path.join(work, 'pulled.oci.tar')
     const intoArchive = await transship(['image', 'pull', ref, '-o', `oci-archive:${file}`, '--json'], options)
     expect(intoArchive.code, intoArchive.stderr).toBe(0)
@@ -364,18 +382,15 @@ describeE2E('registry push, pull, ls and manifest lists', (bed) => {
 
   it('pushes to the TLS registry with the credentials of the recipe, and refuses wrong or missing ones', async () => {
     const recipe = path.join(work, 'registry.yaml')
-    await writeFile(
-      recipe,
-      [
-        'version: 1',
-        'registries:',
-        '  secure:',
-        `    url: ${secure.host}`,
-        `    ca: ${secure.ca}`,
-        `    auth: {username: ${secure.username}, passwordEnv: E2E_SECURE_PASSWORD}`,
-        '',
-      ].join('\n'),
-    )
+    await recipeYaml({
+      registries: {
+        secure: {
+          auth: {passwordEnv: 'E2E_SECURE_PASSWORD', username: secure.username},
+          ca: secure.ca,
+          url: secure.host,
+        },
+      },
+    }).write(recipe)
     const right = {E2E_SECURE_PASSWORD: secure.password}
 
     const viaEngine = await push(

@@ -3,7 +3,6 @@
 // to report), static checks on an image without a shell, and nothing left behind.
 import type {EngineClient} from '@transship/kit'
 
-import {createHash} from 'node:crypto'
 import {readFile} from 'node:fs/promises'
 import os from 'node:os'
 import tar from 'tar-stream'
@@ -14,9 +13,8 @@ import type {TestResult, VerifyConfig} from '../../plugins/plugin-verify/src/con
 import {runVerification} from '../../plugins/plugin-verify/src/run/run-verification.js'
 import {HttpEngineClient} from '../../src/engine/client.js'
 import {unixSocketTransport} from '../../src/engine/transport.js'
+import {sha256Hex} from '../helpers/digests.js'
 import {describeE2E, dockerCli, type EngineName} from '../helpers/testbed.js'
-
-const sha256hex = (data: Buffer | string) => createHash('sha256').update(data).digest('hex')
 
 interface Listed {
   Id: string
@@ -78,7 +76,7 @@ async function shellLessArchive(reference: string, arch: string, busybox: Buffer
     created: '2023-11-14T22:13:20Z',
     os: 'linux',
     // eslint-disable-next-line camelcase -- the image config's field
-    rootfs: {diff_ids: [`sha256:${sha256hex(layer)}`], type: 'layers'},
+    rootfs: {diff_ids: [`sha256:${sha256Hex(layer)}`], type: 'layers'},
   })
   const manifest = JSON.stringify([{Config: 'config.json', Layers: ['layer.tar'], RepoTags: [reference]}])
   return tarOf([
@@ -131,7 +129,7 @@ describeE2E('verify runner', (bed) => {
       })
 
       it('passes and fails every kind of check on busybox', async () => {
-        const busyboxSha = sha256hex(busybox)
+        const busyboxSha = sha256Hex(busybox)
         const config: VerifyConfig = {
           commandTests: [
             {
@@ -289,7 +287,7 @@ describeE2E('verify runner', (bed) => {
       })
 
       it('runs the static checks on an image without a shell', async () => {
-        const busyboxSha = sha256hex(busybox)
+        const busyboxSha = sha256Hex(busybox)
         const report = await runVerification(
           engine,
           shellLess,

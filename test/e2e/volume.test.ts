@@ -30,7 +30,7 @@ import path from 'node:path'
 import {gzipSync} from 'node:zlib'
 import {afterAll, beforeAll, expect, it} from 'vitest'
 
-import {repoRoot, transship} from '../helpers/cli.js'
+import {edgeSshConfig, repoRoot, transship} from '../helpers/cli.js'
 import {exists, head} from '../helpers/files.js'
 import {
   globalPax,
@@ -42,6 +42,7 @@ import {
   symlink as rawSymlink,
   sparseEntry,
 } from '../helpers/raw-tar.js'
+import {recipeYaml} from '../helpers/recipe.js'
 import {describeE2E, dockerCli, type EngineName, run, tempHome, type TempHome} from '../helpers/testbed.js'
 
 const MARKER = '.transship-incomplete'
@@ -455,16 +456,12 @@ describeE2E('transship volume', (bed) => {
     const target = expectVolume('remote', `${name}-copy`)
     // the first run names the hosts through a recipe, the second by their addresses: the same engines
     const recipe = path.join(work, `${name}.yaml`)
-    await writeFile(
-      recipe,
-      [
-        'version: 1',
-        'hosts:',
-        `  src: {engine: '${bed.engines.classic.host}'}`,
-        `  edge: {ssh: '${bed.ssh.user}@${bed.ssh.host}:${bed.ssh.port}', engine: '${bed.engines.remote.socket}'}`,
-        '',
-      ].join('\n'),
-    )
+    await recipeYaml({
+      hosts: {
+        edge: {engine: bed.engines.remote.socket, ssh: `${bed.ssh.user}@${bed.ssh.host}:${bed.ssh.port}`},
+        src: {engine: bed.engines.classic.host},
+      },
+    }).write(recipe)
     const copy = ['volume', 'copy', name, '--as', target, '--quiesce', 'stop', '--grace', '5']
     const cli = startCli([...copy, '--recipe', recipe, '--from', 'src', '--to', 'edge'], options)
     await waitFor(
@@ -636,15 +633,46 @@ describeE2E('transship volume', (bed) => {
 
     expect(await exists(path.join(work, 'evil.tar'))).toBe(false)
     const recipe = path.join(work, 'bad-name.yaml')
-    await writeFile(
-      recipe,
-      ['version: 1', 'volumes:', '  - name: ../evil', '    from: local', '    to: local', '    as: ok-name', ''].join(
-        '\n',
-      ),
-    )
+    await recipeYaml({volumes: [{as: 'ok-name', from: 'local', name: '../evil', to: 'local'}]}).write(recipe)
     const validate = await transship(['recipe', 'validate', recipe], options)
     expect(validate.code).toBe(2)
     expect(validate.stderr).toMatch(/bad-name\.yaml:3:\d+ .*volumes\[0\]\.name.*a volume name/)
+  })
+
+  it('refuses to copy a volume onto itself however either side is written, changing nothing (exit 2)', async () => {
+    const name = `${prefix}-self`
+    const here = await createVolume('classic', name)
+    await writeFile(path.join(here, 'a.txt'), 'here\n')
+    const there = await createVolume('remote', name)
+    await writeFile(path.join(there, 'a.txt'), 'there\n')
+    // an alias of ~/.ssh/config (HostName 127.0.0.1) and user@127.0.0.1:port are one sshd, one engine
+    const aliasHome = await tempHome({identity: true, sshConfig: edgeSshConfig(bed)})
+    const recipe = path.join(work, `${name}.yaml`)
+    await writeFile(
+      recipe,
+      ['version: 1', 'hosts:', `  edge: {ssh: edge, engine: '${bed.engines.remote.socket}'}`, ''].join('\n'),
+    )
+    try {
+      const cases = [
+        {args: ['--from', 'local', '--to', bed.engines.classic.host], home: options.home},
+        {args: ['--from', bed.engines.classic.socket, '--to', 'local'], home: options.home},
+        {args: ['--recipe', recipe, '--from', 'edge', '--to', remote()], home: aliasHome.home},
+      ]
+      for (const {args, home: caseHome} of cases) {
+        const result = await transship(['volume', 'copy', name, ...args, '--json'], {...options, home: caseHome})
+        expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(2)
+        const {error} = JSON.parse(result.stdout) as {error: {code: string; message: string}}
+        expect(error.code).toBe('VOLUME_SAME')
+        expect(error.message).toContain(`are the same engine: ${name} would be copied onto itself`)
+      }
+    } finally {
+      await aliasHome.cleanup()
+    }
+
+    expect(await readdir(here)).toEqual(['a.txt'])
+    expect(await readFile(path.join(here, 'a.txt'), 'utf8')).toBe('here\n')
+    expect(await readdir(there)).toEqual(['a.txt'])
+    expect(await readFile(path.join(there, 'a.txt'), 'utf8')).toBe('there\n')
   })
 
   it('imports over SSH, first time, an archive whose last record holds more than tar reads', async () => {
@@ -931,22 +959,10 @@ describeE2E('transship volume', (bed) => {
     await lutimes(path.join(source, 'sub', 'data.txt'), 1_200_000_000, 1_200_000_000)
     const target = expectVolume('remote', `${name}-copy`)
     const recipe = path.join(work, 'volumes.yaml')
-    await writeFile(
-      recipe,
-      [
-        'version: 1',
-        'hosts:',
-        '  edge:',
-        `    ssh: ${bed.ssh.user}@${bed.ssh.host}:${bed.ssh.port}`,
-        `    engine: ${bed.engines.remote.socket}`,
-        'volumes:',
-        `  - name: ${name}`,
-        '    from: local',
-        '    to: edge',
-        `    as: ${target}`,
-        '',
-      ].join('\n'),
-    )
+    await recipeYaml({
+      hosts: {edge: {engine: bed.engines.remote.socket, ssh: `${bed.ssh.user}@${bed.ssh.host}:${bed.ssh.port}`}},
+      volumes: [{as: target, from: 'local', name, to: 'edge'}],
+    }).write(recipe)
 
     const apply = await transship(['apply', recipe], options)
     expect(apply.code, apply.stderr + apply.stdout).toBe(0)

@@ -1,5 +1,4 @@
 // Helpers for the archive tests: the fixture files, in-memory archives and stream plumbing.
-import {createHash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
 import path from 'node:path'
 import {Readable} from 'node:stream'
@@ -10,14 +9,6 @@ export const fixtures = fileURLToPath(new URL('../fixtures/archives/', import.me
 
 export function fixture(name: string): Readable {
   return createReadStream(path.join(fixtures, name))
-}
-
-export function sha256(bytes: Buffer | string): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
-}
-
-export function hex(digest: string): string {
-  return digest.slice('sha256:'.length)
 }
 
 export async function readAll(stream: AsyncIterable<unknown>): Promise<Buffer> {

@@ -3,7 +3,9 @@ import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 
-export type Route = (request: http.IncomingMessage, response: http.ServerResponse) => void
+export type Route = (request: http.IncomingMessage, response: http.ServerResponse) => unknown
+
+export type FakeEngine = Awaited<ReturnType<typeof startFakeEngine>>
 
 /** A fake Docker Engine on a unix socket: `/_ping` answers with `apiVersion`; other paths go to `routes`. */
 export async function startFakeEngine(options: {apiVersion?: string; routes?: Record<string, Route>}) {
@@ -21,7 +23,11 @@ export async function startFakeEngine(options: {apiVersion?: string; routes?: Re
 
     const route = options.routes?.[`${request.method} ${url.pathname.replace(/^\/v[\d.]+/, '')}`]
     if (route) {
-      route(request, response)
+      // a route that fails answers 500 with its message, as an engine does
+      Promise.resolve(route(request, response)).catch((error: unknown) => {
+        response.statusCode = 500
+        response.end(JSON.stringify({message: String(error)}))
+      })
       return
     }
 

@@ -2,7 +2,10 @@ import type {AddressInfo} from 'node:net'
 import type {Connection, ParsedKey, ServerChannel} from 'ssh2'
 
 import net from 'node:net'
+import path from 'node:path'
 import ssh2 from 'ssh2'
+
+import type {SshTarget} from '../../src/ssh/config.js'
 
 export interface KeyPair {
   /** OpenSSH private key (unencrypted) */
@@ -61,6 +64,23 @@ export function generateKeyPair(): KeyPair {
     if (!(ssh2.utils.parseKey(publicKey) instanceof Error) && !(ssh2.utils.parseKey(privateKey) instanceof Error)) {
       return {private: privateKey, public: publicKey}
     }
+  }
+}
+
+/**
+ * Where to reach `server` as user deploy, with the client's key and known_hosts read from `dir`
+ * (`dir/id_ed25519`, `dir/known_hosts`).
+ */
+export function serverTarget(server: TestSshServer, dir: string, overrides: Partial<SshTarget> = {}): SshTarget {
+  return {
+    acceptNewHostKey: false,
+    alias: 'test',
+    host: '127.0.0.1',
+    identityFiles: [path.join(dir, 'id_ed25519')],
+    knownHostsFiles: [path.join(dir, 'known_hosts')],
+    port: server.port,
+    user: 'deploy',
+    ...overrides,
   }
 }
 

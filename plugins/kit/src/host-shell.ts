@@ -5,7 +5,7 @@
  */
 import {spawn} from 'node:child_process'
 
-import type {Hosts, RemoteProcess, RemoteShell} from './plugin-api.js'
+import type {RemoteProcess, RemoteShell} from './plugin-api.js'
 
 /** stderr kept for messages: the end of it */
 const STDERR_LIMIT = 64 * 1024
@@ -41,9 +41,4 @@ export function localShell(engineSocket = '/var/run/docker.sock'): RemoteShell {
       return {code, stderr, stdout}
     },
   }
-}
-
-/** The shell of host `name`: its SSH connection's, or this machine's when it is not reached over SSH. */
-export async function hostShell(hosts: Hosts, name: string, signal?: AbortSignal): Promise<RemoteShell> {
-  return (await hosts.shell(name, signal)) ?? localShell()
 }

@@ -57,14 +57,44 @@ export interface RemoteShell {
   run(command: string, options?: {signal?: AbortSignal}): Promise<{code: null | number; stderr: string; stdout: string}>
 }
 
+/** Where a host's engine is, as resolved (the SSH configuration applied): an engine here, or one over SSH. */
+export type HostEndpoint =
+  | {host: string; kind: 'ssh'; port: number; socket: string; user: string}
+  | {host: string; kind: 'tcp'; port: number}
+  | {kind: 'unix'; socket: string}
+
+/**
+ * A host of a run, resolved once: its engine connected and identified. Services take this, not the name the
+ * user wrote: `name` is for messages, `id` says which engine it is, however it was written.
+ */
+export interface Host {
+  readonly endpoint: HostEndpoint
+  readonly engine: EngineClient
+  readonly facts: EngineFacts
+  /** the engine's ID (`GET /info`): the same engine under any spelling of its host; journals and caches use it */
+  readonly id: string
+  /** the host as the user wrote it (a recipe host, `local`, an address), for messages */
+  readonly name: string
+  /** bytes to and from its engine never leave this machine (an engine here, or SSH to a loopback address) */
+  readonly onThisMachine: boolean
+  /** its shell: over its SSH connection, or this machine's for an engine here */
+  readonly shell: RemoteShell
+}
+
+/** Whether two hosts are one engine, however each was written. */
+export function sameEngine(a: Host, b: Host): boolean {
+  return a.id === b.id
+}
+
 /** The hosts of a run. Connections are opened lazily and reused: one SSH connection per host. */
 export interface Hosts {
+  /** how a host is reached, from its declaration alone (nothing is connected) */
   describe(name: string): HostDescription
+  /** the engine of a host: `(await hosts.host(name)).engine` */
   engine(name: string, signal?: AbortSignal): Promise<EngineClient>
-  facts(name: string, signal?: AbortSignal): Promise<EngineFacts>
+  /** a host resolved: connected and identified once per run */
+  host(name: string, signal?: AbortSignal): Promise<Host>
   names(): string[]
-  /** the shell of a host reached over SSH; undefined for an engine on this machine */
-  shell(name: string, signal?: AbortSignal): Promise<RemoteShell | undefined>
 }
 
 export interface RecipeContext {

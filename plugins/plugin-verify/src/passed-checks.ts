@@ -5,8 +5,6 @@
  * there yet (a failed check is not remembered, so the next apply runs it again). A lost record costs a run of
  * the checks, nothing else. `transship verify` runs checks whenever asked.
  */
-import type {EngineClient} from '@transship/kit'
-
 import {createHash} from 'node:crypto'
 import {mkdir, readFile, rename, writeFile} from 'node:fs/promises'
 import os from 'node:os'
@@ -21,12 +19,6 @@ interface Passed {
   /** when, ISO 8601 */
   at: string
   checks: number
-}
-
-/** The engine's own ID (`/info`), the same whatever name or address a recipe reaches it by. */
-export async function engineIdentity(engine: EngineClient, signal?: AbortSignal): Promise<string> {
-  const info = await engine.json<{ID?: string; Name?: string}>({path: '/info', signal})
-  return info.ID || `${engine.host}-${info.Name ?? 'engine'}`
 }
 
 /** sha256 of the checks, written with sorted keys: the same checks give the same digest however written. */

@@ -8,7 +8,7 @@ import type {VerifyConfig} from './config/types.js'
 
 import {loadVerifyConfig} from './config/load.js'
 import {SCHEMA_VERSION, verifyConfigSchema} from './config/schema.js'
-import {checksDigest, engineIdentity, hasPassed, recordPass} from './passed-checks.js'
+import {checksDigest, hasPassed, recordPass} from './passed-checks.js'
 import {formatReport, passed} from './report/text.js'
 import {resolveEnvFile} from './run/run-options.js'
 import {runVerification} from './run/run-verification.js'
@@ -57,9 +57,10 @@ export const verifySection: SectionProvider<VerifyEntry[]> = {
         // an image that earlier steps make or change is checked after them; one already there, unless these
         // checks passed on it before
         const planned = context.planned.image(host, entry.image)
-        const engine = await context.hosts.engine(host, context.signal)
-        const imageId = planned ? planned.id : (await requireImage(engine, entry.image, host, context.signal)).Id
-        if (imageId && (await hasPassed(await engineIdentity(engine, context.signal), imageId, checks))) continue
+        // remembered by the engine's ID: the same engine under another name has passed them too
+        const target = await context.hosts.host(host, context.signal)
+        const imageId = planned ? planned.id : (await requireImage(target.engine, entry.image, host, context.signal)).Id
+        if (imageId && (await hasPassed(target.id, imageId, checks))) continue
 
         steps.push({
           afterSections: ['images', 'rootfs', 'volumes'],
@@ -68,8 +69,8 @@ export const verifySection: SectionProvider<VerifyEntry[]> = {
           host,
           id: `verify:${host}:${entry.image}:${source}`,
           async run({hosts, log, signal}) {
-            const engine = await hosts.engine(host, signal)
-            const report = await runVerification(engine, entry.image, config, {host, log, signal})
+            const target = await hosts.host(host, signal)
+            const report = await runVerification(target.engine, entry.image, config, {host, log, signal})
             if (!passed(report)) {
               throw new TransshipError('VERIFY_FAILED', ExitCode.Verify, formatReport(report).join('\n'), {
                 details: {report},
@@ -77,7 +78,7 @@ export const verifySection: SectionProvider<VerifyEntry[]> = {
             }
 
             try {
-              await recordPass(await engineIdentity(engine, signal), report.imageId, checks, report.results.length)
+              await recordPass(target.id, report.imageId, checks, report.results.length)
             } catch (error) {
               if (signal.aborted) throw error
               // not remembered: the next apply runs these checks again, nothing worse

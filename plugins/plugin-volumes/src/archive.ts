@@ -20,7 +20,7 @@ import {archiveChecker} from './archive-check.js'
 import {emptyVolume, INCOMPLETE_MARKER, mustRun, readVolumeManifest} from './copy.js'
 import {compareManifests, formatDifferences} from './manifest/compare.js'
 import {manifestOfTar, manifestTap, type VolumeManifest} from './manifest/tar-manifest.js'
-import {containerName, describeUsers, engineIdentity, finishInterrupted, isActive, withStopped} from './quiesce.js'
+import {containerName, describeUsers, finishInterrupted, isActive, withStopped} from './quiesce.js'
 import {checkVolumeName} from './volume-name.js'
 import {createVolumeLike, inspectVolume, requireVolume, type VolumeUser, volumeUsers} from './volume-store.js'
 import {readTar, requireGnuTar, TAR_FILE_CHANGED, tarEnd, writeTar} from './volume-tar.js'
@@ -38,9 +38,9 @@ export async function exportVolume(
   signal: AbortSignal,
 ): Promise<{bytes: number; files: number}> {
   checkVolumeName(options.name)
-  const engine = await options.hosts.engine(options.host, signal)
-  const volume = await requireVolume(engine, options.name, signal)
-  const end = await tarEnd(options.hosts, options.host, signal)
+  const host = await options.hosts.host(options.host, signal)
+  const volume = await requireVolume(host.engine, options.name, signal)
+  const end = await tarEnd(host, signal)
   await requireGnuTar(end.shell, options.host, signal)
   const reader = readTar(end, volume.Mountpoint, {signal})
   const tap = manifestTap()
@@ -119,12 +119,12 @@ export async function importVolume(
 
   try {
     const checked = await checkVolumeArchive(file, {allowDevices: options.allowDevices, signal})
-    const engine = await options.hosts.engine(options.host, signal)
-    const identity = await engineIdentity(engine, options.host, signal)
-    const end = await tarEnd(options.hosts, options.host, signal)
+    const host = await options.hosts.host(options.host, signal)
+    const {engine} = host
+    const end = await tarEnd(host, signal)
     const {shell} = end
     await requireGnuTar(shell, options.host, signal)
-    await finishInterrupted(engine, identity, options.name, options.log)
+    await finishInterrupted(host, options.name, options.log)
     let volume = await inspectVolume(engine, options.name, signal)
     let users: VolumeUser[] = []
     if (volume) {
@@ -162,8 +162,7 @@ export async function importVolume(
 
     const stopped = options.quiesce === 'stop' ? users.filter((user) => isActive(user)) : []
     return await withStopped(
-      engine,
-      identity,
+      host,
       options.name,
       stopped,
       {grace: options.grace, log: options.log, purpose: `the import into ${options.name}`},

@@ -7,7 +7,7 @@
  */
 import type {EngineClient, Hosts, Logger, RemoteShell} from '@transship/kit'
 
-import {ExitCode, shellQuote, TransshipError, UsageError} from '@transship/kit'
+import {ExitCode, sameEngine, shellQuote, TransshipError, UsageError} from '@transship/kit'
 import {byteCounter} from '@transship/kit/archive'
 import path from 'node:path'
 import {type Readable, type Transform} from 'node:stream'
@@ -15,7 +15,7 @@ import {pipeline} from 'node:stream/promises'
 
 import {compareManifests, formatDifferences} from './manifest/compare.js'
 import {manifestOfTar, manifestTap, type VolumeManifest} from './manifest/tar-manifest.js'
-import {containerName, describeUsers, engineIdentity, finishInterrupted, isActive, withStopped} from './quiesce.js'
+import {containerName, describeUsers, finishInterrupted, isActive, withStopped} from './quiesce.js'
 import {checkVolumeName} from './volume-name.js'
 import {
   createVolumeLike,
@@ -361,15 +361,13 @@ export async function copyVolume(request: VolumeCopyRequest, context: CopyContex
   if (request.as !== undefined) checkVolumeName(request.as, '--as')
   const destinationName = request.as ?? request.name
   const started = performance.now()
-  const [sourceEngine, destinationEngine] = await Promise.all([
-    hosts.engine(request.from, signal),
-    hosts.engine(request.to, signal),
+  const [sourceHost, destinationHost] = await Promise.all([
+    hosts.host(request.from, signal),
+    hosts.host(request.to, signal),
   ])
-  const [sourceId, destinationId] = await Promise.all([
-    engineIdentity(sourceEngine, request.from, signal),
-    engineIdentity(destinationEngine, request.to, signal),
-  ])
-  if (sourceId.id === destinationId.id && destinationName === request.name) {
+  const sourceEngine = sourceHost.engine
+  const destinationEngine = destinationHost.engine
+  if (sameEngine(sourceHost, destinationHost) && destinationName === request.name) {
     throw new UsageError(
       `${request.from} and ${request.to} are the same engine: ${request.name} would be copied onto itself`,
       {
@@ -379,14 +377,11 @@ export async function copyVolume(request: VolumeCopyRequest, context: CopyContex
     )
   }
 
-  const [sourceEnd, destinationEnd] = await Promise.all([
-    tarEnd(hosts, request.from, signal),
-    tarEnd(hosts, request.to, signal),
-  ])
+  const [sourceEnd, destinationEnd] = await Promise.all([tarEnd(sourceHost, signal), tarEnd(destinationHost, signal)])
   const sourceShell = sourceEnd.shell
   const destinationShell = destinationEnd.shell
-  await finishInterrupted(sourceEngine, sourceId, request.name, log)
-  await finishInterrupted(destinationEngine, destinationId, destinationName, log)
+  await finishInterrupted(sourceHost, request.name, log)
+  await finishInterrupted(destinationHost, destinationName, log)
   const source = await requireVolume(sourceEngine, request.name, signal)
   await requireGnuTar(sourceShell, request.from, signal)
   await requireGnuTar(destinationShell, request.to, signal)
@@ -411,8 +406,7 @@ export async function copyVolume(request: VolumeCopyRequest, context: CopyContex
   const options = {grace: request.grace, log}
   // the destination's containers stay stopped until its data is in place and proven; the source's only while read
   const sent = await withStopped(
-    destinationEngine,
-    destinationId,
+    destinationHost,
     destinationName,
     quiesce ? existing.users : [],
     {...options, purpose: `the copy of ${request.name} into ${destinationName}`},
@@ -425,7 +419,7 @@ export async function copyVolume(request: VolumeCopyRequest, context: CopyContex
         source,
         signal,
       )
-      const copied = await withStopped(sourceEngine, sourceId, request.name, quiesce ? users : [], options, () =>
+      const copied = await withStopped(sourceHost, request.name, quiesce ? users : [], options, () =>
         (request.mode === 'sync' ? syncTransfer : transfer)(
           {end: sourceEnd, mountpoint: source.Mountpoint},
           {end: destinationEnd, mountpoint: destination.Mountpoint},

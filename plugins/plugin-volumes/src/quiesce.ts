@@ -5,7 +5,7 @@
  * by the engine's identity (its ID), not by how its host was written: `--from web1` and
  * `--from ssh://root@web1.example.com` are the same engine, and find the same journal.
  */
-import type {EngineClient, Logger} from '@transship/kit'
+import type {EngineClient, Host, Logger} from '@transship/kit'
 
 import {EngineError} from '@transship/kit'
 import {createHash} from 'node:crypto'
@@ -14,14 +14,6 @@ import os from 'node:os'
 import path from 'node:path'
 
 import type {VolumeUser} from './volume-store.js'
-
-/** An engine as the journal knows it: its ID, and the host as it was written (for messages). */
-export interface EngineIdentity {
-  /** the host as the user wrote it */
-  host: string
-  /** the engine's ID (`GET /info`) */
-  id: string
-}
 
 interface Journal {
   containers: Array<{id: string; name: string}>
@@ -49,16 +41,7 @@ export function describeUsers(users: VolumeUser[]): string {
     .join(', ')
 }
 
-/** The engine's identity, from its facts. */
-export async function engineIdentity(
-  engine: EngineClient,
-  host: string,
-  signal?: AbortSignal,
-): Promise<EngineIdentity> {
-  return {host, id: (await engine.facts(signal)).id}
-}
-
-function journalFile(engine: EngineIdentity, volume: string): string {
+function journalFile(engine: Host, volume: string): string {
   const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache')
   const key = createHash('sha256').update(`${engine.id}\0${volume}`).digest('hex').slice(0, 32)
   return path.join(base, 'transship', 'volume-journal', `${key}.json`)
@@ -82,13 +65,8 @@ async function startAll(engine: EngineClient, containers: Journal['containers'],
 }
 
 /** Starts the containers an interrupted earlier copy of `volume` on that engine left stopped. */
-export async function finishInterrupted(
-  engine: EngineClient,
-  identity: EngineIdentity,
-  volume: string,
-  log: Logger,
-): Promise<void> {
-  const file = journalFile(identity, volume)
+export async function finishInterrupted(host: Host, volume: string, log: Logger): Promise<void> {
+  const file = journalFile(host, volume)
   let journal: Journal
   try {
     journal = JSON.parse(await readFile(file, 'utf8')) as Journal
@@ -98,9 +76,9 @@ export async function finishInterrupted(
 
   const names = journal.containers.map((item) => item.name).join(', ')
   log.warn(
-    `an earlier copy of ${volume} (on ${journal.host}, the engine of ${identity.host}) was interrupted with ${names} stopped: starting ${journal.containers.length === 1 ? 'it' : 'them'} again`,
+    `an earlier copy of ${volume} (on ${journal.host}, the engine of ${host.name}) was interrupted with ${names} stopped: starting ${journal.containers.length === 1 ? 'it' : 'them'} again`,
   )
-  const failed = await startAll(engine, journal.containers, log)
+  const failed = await startAll(host.engine, journal.containers, log)
   if (failed.length === 0) await rm(file, {force: true})
 }
 
@@ -117,8 +95,7 @@ export interface QuiesceOptions {
  * older ones) and starts them again (oldest first) afterwards, however `body` ends.
  */
 export async function withStopped<T>(
-  engine: EngineClient,
-  identity: EngineIdentity,
+  host: Host,
   volume: string,
   users: VolumeUser[],
   options: QuiesceOptions,
@@ -127,16 +104,14 @@ export async function withStopped<T>(
   const running = users.filter((user) => isActive(user))
   if (running.length === 0) return body()
   const containers = running.map((user) => ({id: user.Id, name: containerName(user)}))
-  const file = journalFile(identity, volume)
+  const file = journalFile(host, volume)
+  const {engine} = host
   const purpose = options.purpose ?? `the copy of ${volume}`
   await mkdir(path.dirname(file), {recursive: true})
-  await writeFile(
-    file,
-    JSON.stringify({containers, engine: identity.id, host: identity.host, volume} satisfies Journal),
-  )
+  await writeFile(file, JSON.stringify({containers, engine: host.id, host: host.name, volume} satisfies Journal))
   try {
     for (const container of [...containers].reverse()) {
-      options.log.info(`stopping ${container.name} on ${identity.host} for ${purpose}`)
+      options.log.info(`stopping ${container.name} on ${host.name} for ${purpose}`)
       try {
         await engine.json({method: 'POST', path: `/containers/${container.id}/stop`, query: {t: options.grace ?? 10}})
       } catch (error) {
@@ -150,7 +125,7 @@ export async function withStopped<T>(
     const failed = await startAll(engine, containers, options.log)
     if (failed.length === 0) {
       await rm(file, {force: true})
-      options.log.info(`started ${containers.map((item) => item.name).join(', ')} again on ${identity.host}`)
+      options.log.info(`started ${containers.map((item) => item.name).join(', ')} again on ${host.name}`)
     }
   }
 }

@@ -54,9 +54,10 @@ export const volumesSection: SectionProvider<VolumeSpec[]> = {
           host: spec.to,
           id,
           async run({hosts, signal}) {
-            const read = async (host: string, name: string) => {
-              const volume = await requireVolume(await hosts.engine(host, signal), name, signal)
-              return readVolumeManifest(await tarEnd(hosts, host, signal), volume.Mountpoint, signal)
+            const read = async (name: string, volumeName: string) => {
+              const host = await hosts.host(name, signal)
+              const volume = await requireVolume(host.engine, volumeName, signal)
+              return readVolumeManifest(await tarEnd(host, signal), volume.Mountpoint, signal)
             }
 
             const comparison = compareManifests(

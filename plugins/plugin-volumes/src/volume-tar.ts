@@ -4,9 +4,9 @@
  * capabilities included), POSIX ACLs, holes of sparse files, numeric owners (never mapped by name), and the
  * POSIX format (long and non-UTF-8 names, nanosecond times). Extraction runs as root, keeps owners and modes.
  */
-import type {Hosts, RemoteShell} from '@transship/kit'
+import type {Host, RemoteShell} from '@transship/kit'
 
-import {localShell, shellQuote, UsageError} from '@transship/kit'
+import {shellQuote, UsageError} from '@transship/kit'
 import {compressor, decompressor, hasCommand} from '@transship/kit/archive'
 import {pipeline, type Readable, type Writable} from 'node:stream'
 
@@ -60,22 +60,15 @@ export interface TarEnd {
   wire: 'none' | 'zstd'
 }
 
-/** An SSH host on this machine: compressing for it costs time and saves nothing. */
-function isLoopback(target: string): boolean {
-  try {
-    const {hostname} = new URL(target.split(' ')[0]!)
-    return hostname === 'localhost' || hostname === '[::1]' || /^127\./.test(hostname)
-  } catch {
-    return false
-  }
-}
-
-export async function tarEnd(hosts: Hosts, host: string, signal?: AbortSignal): Promise<TarEnd> {
-  const remote = await hosts.shell(host, signal)
-  if (!remote) return {host, shell: localShell(), wire: 'none'}
-  if (isLoopback(hosts.describe(host).target)) return {host, shell: remote, wire: 'none'}
-  const probe = await remote.run('command -v zstd', {signal})
-  return {host, shell: remote, wire: probe.code === 0 && (await hasCommand('zstd')) ? 'zstd' : 'none'}
+/**
+ * The tar end of a host: its shell, with zstd on the wire when the host is reached over SSH from another machine
+ * and both sides have zstd (for a host on this machine, compressing only costs time).
+ */
+export async function tarEnd(host: Host, signal?: AbortSignal): Promise<TarEnd> {
+  const end = {host: host.name, shell: host.shell}
+  if (host.endpoint.kind !== 'ssh' || host.onThisMachine) return {...end, wire: 'none'}
+  const probe = await host.shell.run('command -v zstd', {signal})
+  return {...end, wire: probe.code === 0 && (await hasCommand('zstd')) ? 'zstd' : 'none'}
 }
 
 /** tar's own exit code, reported on stderr when its output goes through a compressor (the pipe's status is the compressor's) */

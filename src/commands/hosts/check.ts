@@ -45,8 +45,9 @@ data. Nothing is changed. Exits 3 when a host cannot be reached, 4 when its SSH 
         names.map(async (name): Promise<HostCheck> => {
           const {target} = hosts.describe(name)
           try {
-            const facts = await hosts.facts(name, this.signal)
-            const freeBytes = await hosts.freeBytes(name, this.signal)
+            const host = await hosts.host(name, this.signal)
+            const {facts} = host
+            const freeBytes = await hosts.freeBytes(host, this.signal)
             return {
               apiVersion: facts.apiVersion,
               freeBytes,

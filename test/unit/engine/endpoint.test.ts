@@ -1,5 +1,4 @@
 import {UsageError} from '@transship/kit'
-import {createHash} from 'node:crypto'
 import {mkdir, mkdtemp, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -7,6 +6,7 @@ import {describe, expect, it} from 'vitest'
 
 import {localEndpoint, parseEndpoint} from '../../../src/engine/endpoint.js'
 import {RunHosts} from '../../../src/hosts/run-hosts.js'
+import {sha256Hex} from '../../helpers/digests.js'
 
 describe('engine endpoints', () => {
   it('parses the DOCKER_HOST forms', () => {
@@ -35,7 +35,7 @@ describe('engine endpoints', () => {
       socketPath: '/var/run/docker.sock',
     })
 
-    const meta = path.join(home, '.docker', 'contexts', 'meta', createHash('sha256').update('edge').digest('hex'))
+    const meta = path.join(home, '.docker', 'contexts', 'meta', sha256Hex('edge'))
     await mkdir(meta, {recursive: true})
     await writeFile(path.join(meta, 'meta.json'), JSON.stringify({Endpoints: {docker: {Host: 'ssh://root@edge'}}}))
     await writeFile(path.join(home, '.docker', 'config.json'), JSON.stringify({currentContext: 'edge'}))

@@ -4,25 +4,23 @@ import {fileURLToPath} from 'node:url'
 import {describe, expect, it} from 'vitest'
 
 import {loadRecipe, parseRecipe, recipeContext} from '../../../src/recipe/load.js'
+import {failure} from '../../helpers/failure.js'
 import {imagesProvider, pushProvider, tagsProvider} from './fake-providers.js'
 
 const dir = relative(process.cwd(), fileURLToPath(new URL('../../fixtures/recipes', import.meta.url)))
 const fixture = (name: string) => `${dir}/${name}`
 
-async function failure(name: string, providers: SectionProvider<unknown>[] = [imagesProvider]): Promise<RecipeError> {
-  try {
-    await loadRecipe(fixture(name), providers)
-  } catch (error) {
-    expect(error).toBeInstanceOf(RecipeError)
-    return error as RecipeError
-  }
-
-  throw new Error(`${name} loaded without error`)
+/** The error loading the fixture `name` fails with. */
+async function loadFailure(
+  name: string,
+  providers: SectionProvider<unknown>[] = [imagesProvider],
+): Promise<RecipeError> {
+  return failure(loadRecipe(fixture(name), providers), RecipeError)
 }
 
 /** The one-line messages of a recipe that fails, without the fixture directory. */
 async function messages(name: string, providers: SectionProvider<unknown>[] = [imagesProvider]): Promise<string[]> {
-  const error = await failure(name, providers)
+  const error = await loadFailure(name, providers)
   return error.issues.map((issue) => formatRecipeIssue(issue).slice(dir.length + 1))
 }
 
@@ -148,14 +146,14 @@ describe('loadRecipe: errors, one line each with file:line:col', () => {
   })
 
   it('reports a missing file, with a suggestion', async () => {
-    const error = await failure('valdi.yaml')
+    const error = await loadFailure('valdi.yaml')
     expect(error.code).toBe('RECIPE_NOT_FOUND')
     expect(error.message).toBe(`${fixture('valdi.yaml')}: no such file`)
     expect(error.suggestions[0]).toBe(`did you mean ${fixture('valid.yaml')}?`)
   })
 
   it('reports a directory given as the recipe', async () => {
-    const error = await failure('.')
+    const error = await loadFailure('.')
     expect(error.code).toBe('RECIPE_NOT_A_FILE')
     expect(error.message).toBe(`${fixture('.')}: is a directory, not a recipe file`)
   })
@@ -213,7 +211,7 @@ describe('loadRecipe: errors, one line each with file:line:col', () => {
   })
 
   it('reports every issue at once, sorted by line', async () => {
-    const error = await failure('many-errors.yaml')
+    const error = await loadFailure('many-errors.yaml')
     expect(error.code).toBe('RECIPE_INVALID')
     expect(error.issues.map((issue) => formatRecipeIssue(issue).slice(dir.length + 1))).toEqual([
       'many-errors.yaml:3:3 hosts["My Host"]: host names use lowercase letters, digits, ".", "_" and "-", and start with a letter or digit',

@@ -13,7 +13,8 @@ import type {SshTarget} from '../../../src/ssh/config.js'
 
 import {SshConnection} from '../../../src/ssh/connection.js'
 import {fingerprint, hashHostName} from '../../../src/ssh/known-hosts.js'
-import {generateKeyPair, startSshServer, type TestSshServer} from '../../helpers/ssh-server.js'
+import {failure} from '../../helpers/failure.js'
+import {generateKeyPair, serverTarget, startSshServer, type TestSshServer} from '../../helpers/ssh-server.js'
 
 const clientKey = generateKeyPair()
 let server: TestSshServer
@@ -40,16 +41,7 @@ afterEach(async () => {
 })
 
 function target(overrides: Partial<SshTarget> = {}): SshTarget {
-  return {
-    acceptNewHostKey: false,
-    alias: 'test',
-    host: '127.0.0.1',
-    identityFiles: [keyFile],
-    knownHostsFiles: [knownHostsFile],
-    port: server.port,
-    user: 'deploy',
-    ...overrides,
-  }
+  return serverTarget(server, dir, overrides)
 }
 
 async function connect(t: SshTarget = target(), options: Parameters<typeof SshConnection.connect>[1] = {}) {
@@ -60,16 +52,6 @@ async function connect(t: SshTarget = target(), options: Parameters<typeof SshCo
 
 async function knownHosts(...lines: string[]): Promise<void> {
   await writeFile(knownHostsFile, lines.join('\n') + '\n')
-}
-
-async function failure(promise: Promise<unknown>): Promise<Error & {code?: string; suggestions?: string[]}> {
-  try {
-    await promise
-  } catch (error) {
-    return error as Error
-  }
-
-  throw new Error('expected a rejection')
 }
 
 describe('host keys', () => {
@@ -334,6 +316,41 @@ describe('channels', () => {
     expect(connection.closed).toBe(true)
     await expect(connection.run('echo no')).rejects.toMatchObject({code: 'SSH_CONNECTION_CLOSED'})
     await expect(connection.openUnixSocket('/x.sock')).rejects.toMatchObject({code: 'SSH_CONNECTION_CLOSED'})
+  })
+
+  it('cuts its socket when the server does not close its side after a disconnect', async () => {
+    const accepted: net.Socket[] = []
+    // passes bytes both ways but neither side's end: the client's disconnect never closes the connection
+    const proxy = net.createServer({allowHalfOpen: true}, (socket) => {
+      accepted.push(socket)
+      const upstream = net.connect(server.port, '127.0.0.1')
+      socket.pipe(upstream, {end: false})
+      upstream.pipe(socket, {end: false})
+      socket.on('error', () => {})
+      upstream.on('error', () => {})
+      socket.on('close', () => upstream.destroy())
+    })
+    await new Promise<void>((resolve) => {
+      proxy.listen(0, '127.0.0.1', resolve)
+    })
+    const {port} = proxy.address() as net.AddressInfo
+    try {
+      await knownHosts(server.knownHostsLine(`[127.0.0.1]:${port}`))
+      const stuck = await connect(target({port}))
+      expect((await stuck.run('echo through')).stdout).toBe('through\n')
+      const started = Date.now()
+      await stuck.close()
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1900)
+      expect(stuck.closed).toBe(true)
+      // the client's socket is gone: writing to it from the far side fails
+      const far = accepted[0]!
+      await vi.waitFor(() => {
+        if (!far.destroyed) far.write('x')
+        expect(far.destroyed).toBe(true)
+      })
+    } finally {
+      proxy.close()
+    }
   })
 
   it('is disposable with await using', async () => {

@@ -6,7 +6,7 @@ import {afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi} fr
 import type {SshTarget} from '../../../src/ssh/config.js'
 
 import {SshPool} from '../../../src/ssh/pool.js'
-import {generateKeyPair, startSshServer, type TestSshServer} from '../../helpers/ssh-server.js'
+import {generateKeyPair, serverTarget, startSshServer, type TestSshServer} from '../../helpers/ssh-server.js'
 
 const clientKey = generateKeyPair()
 let server: TestSshServer
@@ -31,16 +31,7 @@ afterEach(async () => {
 })
 
 function target(overrides: Partial<SshTarget> = {}): SshTarget {
-  return {
-    acceptNewHostKey: false,
-    alias: 'test',
-    host: '127.0.0.1',
-    identityFiles: [path.join(dir, 'id_ed25519')],
-    knownHostsFiles: [path.join(dir, 'known_hosts')],
-    port: server.port,
-    user: 'deploy',
-    ...overrides,
-  }
+  return serverTarget(server, dir, overrides)
 }
 
 describe('SshPool', () => {

@@ -3,8 +3,10 @@ import {PassThrough, type Readable, Transform, type TransformCallback} from 'nod
 import {pipeline} from 'node:stream/promises'
 import tar from 'tar-stream'
 
+import {sha256} from '../oci/digest.js'
+import {blobName, INDEX_FILE, LAYOUT_FILE, LAYOUT_VERSION, layoutIndex, nameAnnotations} from '../oci/layout.js'
+import {MEDIA_TYPES, ociLayerMediaType} from '../oci/media-types.js'
 import {ArchiveError} from './errors.js'
-import {fullName, tagOf} from './names.js'
 
 export type ArchiveFormat = 'docker' | 'docker+oci' | 'oci'
 
@@ -26,27 +28,6 @@ export interface OutputImage {
   tags: string[]
 }
 
-const MEDIA = {
-  ociConfig: 'application/vnd.oci.image.config.v1+json',
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  ociLayer: 'application/vnd.oci.image.layer.v1.tar',
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-} as const
-
-/** Docker's layer media types and their OCI equivalents (OCI manifests may only use the latter). */
-const OCI_LAYER_TYPES: Record<string, string> = {
-  'application/vnd.docker.image.rootfs.diff.tar': MEDIA.ociLayer,
-  'application/vnd.docker.image.rootfs.diff.tar.gzip': `${MEDIA.ociLayer}+gzip`,
-  'application/vnd.docker.image.rootfs.diff.tar.zstd': `${MEDIA.ociLayer}+zstd`,
-  'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip':
-    'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
-}
-
-/** The OCI media type for a layer media type (Docker's are mapped, OCI ones kept). */
-export function ociLayerMediaType(mediaType: string): string {
-  return OCI_LAYER_TYPES[mediaType] ?? mediaType
-}
-
 /**
  * The OCI manifest bytes the writer emits for an image (so callers can compute its digest: on a
  * containerd-store engine the loaded image's ID is this manifest's digest).
@@ -56,8 +37,8 @@ export function ociManifest(image: OutputImage): Buffer {
     JSON.stringify({
       schemaVersion: 2,
 
-      mediaType: MEDIA.ociManifest,
-      config: {digest: image.configDigest, mediaType: MEDIA.ociConfig, size: image.config.length},
+      mediaType: MEDIA_TYPES.ociManifest,
+      config: {digest: image.configDigest, mediaType: MEDIA_TYPES.ociConfig, size: image.config.length},
       layers: image.layers.map((layer) => ({
         digest: layer.digest,
         mediaType: ociLayerMediaType(layer.mediaType),
@@ -67,9 +48,7 @@ export function ociManifest(image: OutputImage): Buffer {
   )
 }
 
-export function sha256(bytes: Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
-}
+export {sha256} from '../oci/digest.js'
 
 function hex(digest: string): string {
   return digest.slice(digest.indexOf(':') + 1)
@@ -176,7 +155,7 @@ export class ImageArchiveWriter {
     }
 
     this.written.add(layer.digest)
-    const name = this.format === 'docker' ? `${hex(known.diffID)}/layer.tar` : `blobs/sha256/${hex(known.digest)}`
+    const name = this.format === 'docker' ? `${hex(known.diffID)}/layer.tar` : blobName(known.digest)
     return this.enqueue(async () => {
       const check = new DigestCheck(known)
       try {
@@ -253,41 +232,36 @@ export class ImageArchiveWriter {
     for (const image of this.images) {
       if (!configs.has(image.configDigest)) {
         configs.add(image.configDigest)
-        entries.push([`blobs/sha256/${hex(image.configDigest)}`, image.config])
+        entries.push([blobName(image.configDigest), image.config])
       }
 
       const manifest = ociManifest(image)
       const digest = sha256(manifest)
       if (!manifests.has(digest)) {
         manifests.add(digest)
-        entries.push([`blobs/sha256/${hex(digest)}`, manifest])
+        entries.push([blobName(digest), manifest])
       }
 
-      const descriptor = {digest, mediaType: MEDIA.ociManifest, size: manifest.length}
+      const descriptor = {digest, mediaType: MEDIA_TYPES.ociManifest, size: manifest.length}
       if (image.tags.length === 0) descriptors.push(descriptor)
-      for (const tag of image.tags) {
-        const annotations: Record<string, string> = {'io.containerd.image.name': fullName(tag)}
-        const tagName = tagOf(tag)
-        if (tagName) annotations['org.opencontainers.image.ref.name'] = tagName
-        descriptors.push({...descriptor, annotations})
-      }
+      for (const tag of image.tags) descriptors.push({...descriptor, annotations: nameAnnotations(tag)})
     }
 
-    entries.push(['index.json', json({schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: descriptors})])
+    entries.push([INDEX_FILE, json(layoutIndex(descriptors))])
     if (this.format === 'docker+oci') {
       entries.push([
         'manifest.json',
         json(
           this.images.map((image) => ({
-            Config: `blobs/sha256/${hex(image.configDigest)}`,
-            Layers: image.layers.map((layer) => `blobs/sha256/${hex(layer.digest)}`),
+            Config: blobName(image.configDigest),
+            Layers: image.layers.map((layer) => blobName(layer.digest)),
             RepoTags: image.tags.length > 0 ? image.tags : null,
           })),
         ),
       ])
     }
 
-    entries.push(['oci-layout', json({imageLayoutVersion: '1.0.0'})])
+    entries.push([LAYOUT_FILE, json(LAYOUT_VERSION)])
     return entries
   }
 }

@@ -2,6 +2,16 @@ import {createHash} from 'node:crypto'
 import path from 'node:path'
 import {type Readable} from 'node:stream'
 
+import {isDigest} from '../oci/digest.js'
+import {blobName as blobPath, METADATA_LIMIT} from '../oci/layout.js'
+import {isIndexMediaType, MEDIA_TYPES as MEDIA} from '../oci/media-types.js'
+import {
+  type ParsedDescriptor as Descriptor,
+  type ImageConfig,
+  IMAGE_NAME_ANNOTATION as NAME_ANNOTATION,
+  type ParsedManifest as OciManifest,
+  REF_NAME_ANNOTATION as REF_ANNOTATION,
+} from '../oci/types.js'
 import {readTar, type TarEntry, TarError} from '../tar/index.js'
 import {type Compression, COMPRESSION_MAGIC_LENGTH, detectCompression} from './compression.js'
 import {EntryPaths} from './entry-paths.js'
@@ -86,24 +96,11 @@ interface IndexArchiveOptions extends ArchiveReadOptions {
   partial?: boolean
 }
 
-/** Largest metadata entry (JSON) kept in memory; larger entries are drained like layers. */
-export const METADATA_LIMIT = 8 * 1024 * 1024
+/** Largest metadata entry (JSON) kept in memory (as in a layout directory); larger ones are drained like layers. */
+export {METADATA_LIMIT} from '../oci/layout.js'
 /** All metadata of one archive together may not exceed this. */
 const METADATA_BUDGET = 256 * 1024 * 1024
 const MAX_INDEX_DEPTH = 8
-
-const MEDIA = {
-  dockerLayer: 'application/vnd.docker.image.rootfs.diff.tar',
-  dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  ociLayer: 'application/vnd.oci.image.layer.v1.tar',
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-} as const
-
-const NAME_ANNOTATION = 'io.containerd.image.name'
-const REF_ANNOTATION = 'org.opencontainers.image.ref.name'
 
 /**
  * The entries of a tar stream, one at a time; the caller must consume or drain each `stream` before asking for
@@ -278,28 +275,6 @@ interface DockerManifestEntry {
   Layers?: unknown
   LayerSources?: Record<string, {digest?: string; mediaType?: string; size?: number}>
   RepoTags?: unknown
-}
-
-interface Descriptor {
-  annotations?: Record<string, string>
-  digest?: unknown
-  mediaType?: string
-  platform?: {architecture?: string; os?: string; variant?: string}
-  size?: number
-}
-
-interface OciManifest {
-  config?: Descriptor
-  layers?: Descriptor[]
-  manifests?: Descriptor[] | null
-  mediaType?: string
-}
-
-interface ImageConfig {
-  architecture?: string
-  os?: string
-  rootfs?: {diff_ids?: unknown}
-  variant?: string
 }
 
 /** What was found in index.json about one manifest: its digest and the names its descriptors give it. */
@@ -644,11 +619,7 @@ class ArchiveReader {
         if (!manifest || typeof manifest !== 'object')
           throw this.corrupt(`${blob.path} is not a JSON object`, blob.path)
         const mediaType = descriptor.mediaType ?? manifest.mediaType
-        if (
-          mediaType === MEDIA.ociIndex ||
-          mediaType === MEDIA.dockerManifestList ||
-          Array.isArray(manifest.manifests)
-        ) {
+        if (isIndexMediaType(mediaType) || Array.isArray(manifest.manifests)) {
           walk(manifest.manifests, own, depth + 1, blob.path, top ?? descriptor.digest)
           continue
         }
@@ -688,15 +659,6 @@ class ArchiveReader {
   }
 }
 
-function blobPath(digest: string): string {
-  const [algorithm, hex] = digest.split(':')
-  return `blobs/${algorithm}/${hex}`
-}
-
-function isDigest(value: unknown): value is string {
-  return typeof value === 'string' && /^sha256:[0-9a-f]{64}$/.test(value)
-}
-
 /** The names an index descriptor's annotations give an image, in familiar form. */
 function namesOf(annotations: Record<string, string> | undefined): string[] {
   if (!annotations) return []
@@ -715,7 +677,7 @@ function layerMediaType(compression: Compression): string {
     }
 
     case 'zstd': {
-      return `${MEDIA.ociLayer}+zstd`
+      return MEDIA.ociLayerZstd
     }
 
     default: {

@@ -6,13 +6,16 @@
  */
 import {createHash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {readFile, stat} from 'node:fs/promises'
+import {stat} from 'node:fs/promises'
 import path from 'node:path'
 import {type Readable} from 'node:stream'
 
 import type {EngineClient} from '../engine.js'
 
 import {EngineError, UsageError} from '../errors.js'
+import {blobName as blobPath, isNamed, OciLayout} from '../oci/layout.js'
+import {parseImageLocation} from '../oci/location.js'
+import {IMAGE_NAME_ANNOTATION as NAME_ANNOTATION, REF_NAME_ANNOTATION as REF_ANNOTATION} from '../oci/types.js'
 import {readTar, type TarEntry} from '../tar/index.js'
 import {ArchiveError} from './errors.js'
 import {archiveEntries, type ArchiveImage, indexArchive} from './image-archive.js'
@@ -100,12 +103,6 @@ interface ImageInputOptions {
 const WHITEOUT = '.wh.'
 const OPAQUE = '.wh..wh..opq'
 const XATTR = 'SCHILY.xattr.'
-const REF_ANNOTATION = 'org.opencontainers.image.ref.name'
-const NAME_ANNOTATION = 'io.containerd.image.name'
-const INDEX_MEDIA = new Set([
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-  'application/vnd.oci.image.index.v1+json',
-])
 
 /**
  * What an argument names: `docker-archive:FILE[:NAME]`, `oci-archive:FILE[:NAME]`, `oci:DIR[:REF]`,
@@ -114,22 +111,15 @@ const INDEX_MEDIA = new Set([
  */
 export async function resolveImageSource(input: string, options: ImageInputOptions = {}): Promise<ImageSource> {
   const code = options.code ?? 'IMAGE_INPUT'
-  const prefixed = /^(docker-archive|oci-archive|oci|docker-daemon):(.*)$/.exec(input)
-  if (prefixed) {
-    const kind = prefixed[1]!
-    const rest = prefixed[2]!
-    if (kind === 'docker-daemon') return {input, kind: 'engine', ref: rest}
-    // as skopeo: the path ends at the first colon, what follows selects an image
-    const colon = rest.indexOf(':')
-    const location = colon === -1 ? rest : rest.slice(0, colon)
-    const ref = colon === -1 ? undefined : rest.slice(colon + 1) || undefined
-    if (kind === 'oci') {
-      await requireKind(location, 'directory', input, code)
-      return {dir: location, input, kind, ...(ref ? {ref} : {})}
-    }
-
-    await requireKind(location, 'file', input, code)
-    return {file: location, input, kind: kind as 'docker-archive' | 'oci-archive', ...(ref ? {ref} : {})}
+  const location = parseImageLocation(input, {code})
+  if (location.kind === 'engine') {
+    if (location.ref !== input) return {input, kind: 'engine', ref: location.ref} // docker-daemon:REF
+  } else if (location.kind === 'oci') {
+    await requireKind(location.path, 'directory', input, code)
+    return {dir: location.path, input, kind: 'oci', ...(location.ref ? {ref: location.ref} : {})}
+  } else {
+    await requireKind(location.path, 'file', input, code)
+    return {file: location.path, input, kind: location.kind, ...(location.ref ? {ref: location.ref} : {})}
   }
 
   const found = await stat(input).catch(() => {})
@@ -301,20 +291,6 @@ function pickArchiveImage(images: ArchiveImage[], source: ImageSource, code: str
   )
 }
 
-interface Descriptor {
-  annotations?: Record<string, string>
-  digest?: unknown
-  mediaType?: string
-  platform?: {architecture?: string; os?: string; variant?: string}
-}
-
-interface LayoutManifest {
-  config?: Descriptor
-  layers?: Descriptor[]
-  manifests?: Descriptor[]
-  mediaType?: string
-}
-
 /**
  * An image of an OCI image layout directory: index.json (nested indexes followed) leads to one manifest,
  * selected by `ref` (the `org.opencontainers.image.ref.name` or `io.containerd.image.name` annotation) when
@@ -331,48 +307,20 @@ async function openLayout(
       details: {source: input},
       suggestions: ['write the layout again, or give the image another way (an archive or the engine)'],
     })
-  const blob = async (digest: unknown, what: string): Promise<Buffer> => {
-    if (typeof digest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(digest)) {
-      throw corrupt(`${what} has no valid sha256 digest`)
-    }
-
-    const bytes = await readFile(path.join(dir, blobPath(digest)), {signal}).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') throw corrupt(`${what} is ${digest}, but there is no ${blobPath(digest)}`)
-      throw error
-    })
-    if (sha256(bytes) !== digest) throw corrupt(`${blobPath(digest)} does not hash to its name`)
-    return bytes
-  }
-
-  const indexBytes = await readFile(path.join(dir, 'index.json'), {signal}).catch((error: NodeJS.ErrnoException) => {
-    if (error.code !== 'ENOENT') throw error
+  const layout = new OciLayout(dir, {corrupt, signal, source: input})
+  const index = await layout.index()
+  if (!index) {
     throw new ArchiveError('ARCHIVE_NOT_IMAGE', `${input}: ${dir} is not an OCI image layout (it has no index.json)`, {
       details: {source: input},
       suggestions: ['give the directory `skopeo copy … oci:DIR` or `transship rootfs build` wrote'],
     })
-  })
-  const index = parseJson<LayoutManifest>(indexBytes, corrupt, 'index.json')
-  const top = (index.manifests ?? []).filter(
-    (descriptor) =>
-      !ref || descriptor.annotations?.[REF_ANNOTATION] === ref || descriptor.annotations?.[NAME_ANNOTATION] === ref,
-  )
-  const found: Array<{descriptor: Descriptor; manifest: LayoutManifest; names: string[]}> = []
-  const walk = async (descriptors: Descriptor[], names: string[], depth: number) => {
-    if (depth > 8) throw corrupt('indexes nested too deeply')
-    for (const descriptor of descriptors) {
-      const own = [...names, ...annotationNames(descriptor.annotations)]
-      // another platform of a multi-platform image may be left out of the layout
-      if (depth > 0 && !(await stat(path.join(dir, blobPath(String(descriptor.digest)))).catch(() => {}))) continue
-      const manifest = parseJson<LayoutManifest>(await blob(descriptor.digest, 'a manifest'), corrupt, 'a manifest')
-      if (INDEX_MEDIA.has(descriptor.mediaType ?? manifest.mediaType ?? '') || Array.isArray(manifest.manifests)) {
-        await walk(manifest.manifests ?? [], own, depth + 1)
-      } else {
-        found.push({descriptor, manifest, names: own})
-      }
-    }
   }
 
-  await walk(top, [], 0)
+  const top = (index.manifests ?? []).filter((descriptor) => !ref || isNamed(descriptor, ref))
+  const found = (await layout.images(top)).map((image) => ({
+    ...image,
+    names: image.chain.flatMap((descriptor) => annotationNames(descriptor.annotations)),
+  }))
   if (found.length !== 1) {
     const listed = (index.manifests ?? []).flatMap((descriptor) => annotationNames(descriptor.annotations))
     throw new UsageError(
@@ -389,7 +337,7 @@ async function openLayout(
 
   const {manifest, names} = found[0]!
   const configDigest = String(manifest.config?.digest)
-  const configBytes = await blob(manifest.config?.digest, 'the config')
+  const configBytes = await layout.readBlob(manifest.config?.digest, 'the config')
   const config = parseConfig(configBytes, input)
   const diffIDs = configDiffIDs(config)
   const descriptors = manifest.layers ?? []
@@ -410,12 +358,11 @@ async function openLayout(
           continue
         }
 
-        const file = path.join(dir, blobPath(String(descriptor.digest)))
-        if (!(await stat(file).catch(() => {})))
+        if (!(await layout.hasBlob(descriptor.digest)))
           throw corrupt(`layer ${position + 1} has no blob ${blobPath(String(descriptor.digest))}`)
         layers.set(
           diffID,
-          await readLayer(createReadStream(file), {
+          await readLayer(layout.openBlob(descriptor.digest as string), {
             contents: options.contents,
             diffID,
             signal: options.signal,
@@ -433,14 +380,6 @@ async function openLayout(
 function annotationNames(annotations: Record<string, string> | undefined): string[] {
   const name = annotations?.[NAME_ANNOTATION] ?? annotations?.[REF_ANNOTATION]
   return name ? [name] : []
-}
-
-function blobPath(digest: string): string {
-  return `blobs/${digest.replace(':', '/')}`
-}
-
-function sha256(bytes: Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
 }
 
 function parseJson<T>(bytes: Buffer, corrupt: (message: string) => Error, what: string): T {

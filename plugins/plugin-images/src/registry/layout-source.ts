@@ -19,25 +19,24 @@ import {
   sha256,
   type TarIndexEntry,
 } from '@transship/kit/archive'
+import {
+  blobName,
+  type Descriptor,
+  type FileLocation,
+  formatImageLocation,
+  IMAGE_NAME_ANNOTATION,
+  INDEX_FILE,
+  isNamed,
+  MEDIA_TYPES,
+  OciLayout,
+  type ParsedManifest,
+} from '@transship/kit/oci'
 import {createReadStream, createWriteStream} from 'node:fs'
-import {mkdtemp, open, readFile, rm, stat} from 'node:fs/promises'
+import {mkdtemp, open, rm, stat} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
-
-export interface Descriptor {
-  annotations?: Record<string, string>
-  digest: string
-  mediaType: string
-  platform?: {architecture: string; os: string; variant?: string}
-  size: number
-}
-
-export const INDEX_TYPES = new Set([
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-  'application/vnd.oci.image.index.v1+json',
-])
 
 export interface ImageLayout extends AsyncDisposable {
   /** what the user named, for messages */
@@ -52,22 +51,8 @@ export interface ImageLayout extends AsyncDisposable {
   read(digest: string): Promise<Buffer>
 }
 
-export type LayoutLocation = {kind: 'docker-archive' | 'oci' | 'oci-archive'; path: string; ref?: string}
-
-/** `oci:DIR[:REF]`, `oci-archive:FILE[:REF]`, `docker-archive:FILE[:REF]`; undefined when `value` is none of them. */
-export function parseLayoutLocation(value: string): LayoutLocation | undefined {
-  const match = /^(oci|oci-archive|docker-archive):([^:]+)(?::(.+))?$/.exec(value)
-  if (!match) return undefined
-  return {kind: match[1] as LayoutLocation['kind'], path: match[2]!, ref: match[3]}
-}
-
 function notFound(what: string, file: string): UsageError {
   return new UsageError(`${what} ${file} does not exist`, {code: 'FILE_NOT_FOUND'})
-}
-
-function blobPath(dir: string, digest: string): string {
-  const [algorithm, hex] = digest.split(':')
-  return path.join(dir, 'blobs', algorithm!, hex!)
 }
 
 function choose<T>(items: T[], ref: string | undefined, matches: (item: T) => boolean, describe: string): T {
@@ -83,37 +68,25 @@ function choose<T>(items: T[], ref: string | undefined, matches: (item: T) => bo
 
 /** The image an OCI index.json names (by ref name or full name), and its name. */
 function chooseInIndex(
-  index: {manifests?: Descriptor[]},
+  index: ParsedManifest,
   ref: string | undefined,
   description: string,
 ): {root: Descriptor; tags: string[]} {
-  const root = choose(
-    index.manifests ?? [],
-    ref,
-    (descriptor) =>
-      descriptor.annotations?.['org.opencontainers.image.ref.name'] === ref ||
-      descriptor.annotations?.['io.containerd.image.name'] === fullName(ref!),
-    description,
-  )
-  return {root, tags: [root.annotations?.['io.containerd.image.name'] ?? ''].filter(Boolean)}
+  const root = choose(index.manifests ?? [], ref, (descriptor) => isNamed(descriptor, ref!), description) as Descriptor
+  return {root, tags: [root.annotations?.[IMAGE_NAME_ANNOTATION] ?? ''].filter(Boolean)}
 }
 
 async function openOciDirectory(dir: string, ref: string | undefined): Promise<ImageLayout> {
-  let index: {manifests?: Descriptor[]}
-  try {
-    index = JSON.parse(await readFile(path.join(dir, 'index.json'), 'utf8')) as typeof index
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT')
-      throw notFound('the OCI layout', path.join(dir, 'index.json'))
-    throw new ArchiveError('ARCHIVE_CORRUPT', `${dir}/index.json is not valid JSON`, {cause: error})
-  }
-
-  const {root, tags} = chooseInIndex(index, ref, `oci:${dir}`)
+  const description = formatImageLocation({kind: 'oci', path: dir})
+  const layout = new OciLayout(dir, {source: description})
+  const index = await layout.index()
+  if (!index) throw notFound('the OCI layout', path.join(dir, INDEX_FILE))
+  const {root, tags} = chooseInIndex(index, ref, description)
   return {
     async [Symbol.asyncDispose]() {},
-    description: `oci:${dir}`,
-    open: (digest, offset = 0) => createReadStream(blobPath(dir, digest), {start: offset}),
-    read: (digest) => readFile(blobPath(dir, digest)),
+    description,
+    open: (digest, offset = 0) => layout.openBlob(digest, offset),
+    read: (digest) => layout.readBlob(digest),
     root,
     tags,
   }
@@ -136,15 +109,15 @@ async function plainTar(file: string): Promise<{file: string; remove: () => Prom
   return {file: plain, remove: () => rm(dir, {force: true, recursive: true})}
 }
 
-async function openArchive(location: LayoutLocation): Promise<ImageLayout> {
+async function openArchive(location: FileLocation): Promise<ImageLayout> {
   const {file, remove} = await plainTar(location.path)
   try {
     const entries = await indexTarFile(file)
-    const description = `${location.kind}:${location.path}`
+    const description = formatImageLocation({kind: location.kind, path: location.path})
     // an OCI layout (or Docker 25+'s docker+oci) names its manifests: no need to read the layers first
-    const indexEntry = entries.get('index.json')
+    const indexEntry = entries.get(INDEX_FILE)
     if (indexEntry) {
-      const index = JSON.parse((await readEntry(file, indexEntry)).toString('utf8')) as {manifests?: Descriptor[]}
+      const index = JSON.parse((await readEntry(file, indexEntry)).toString('utf8')) as ParsedManifest
       const {root, tags} = chooseInIndex(index, location.ref, description)
       return tarLayout({description, entries, file, remove, root, small: new Map(), tags})
     }
@@ -158,7 +131,7 @@ async function openArchive(location: LayoutLocation): Promise<ImageLayout> {
       (item) =>
         item.repoTags.includes(location.ref!) ||
         item.repoTags.map((tag) => fullName(tag)).includes(fullName(location.ref!)),
-      `${location.kind}:${location.path}`,
+      description,
     )
     const small = new Map<string, Buffer>([[image.configDigest, image.config]])
     const located = new Map<string, TarIndexEntry>()
@@ -180,15 +153,14 @@ async function openArchive(location: LayoutLocation): Promise<ImageLayout> {
     }
 
     let root: Descriptor
-    const manifestEntry =
-      image.manifestDigest && entryOf(`blobs/sha256/${image.manifestDigest.slice('sha256:'.length)}`)
+    const manifestEntry = image.manifestDigest && entryOf(blobName(image.manifestDigest))
     if (image.manifestDigest && manifestEntry) {
       located.set(image.manifestDigest, manifestEntry)
       const bytes = await readEntry(file, manifestEntry)
-      const {mediaType} = JSON.parse(bytes.toString('utf8')) as {mediaType?: string}
+      const {mediaType} = JSON.parse(bytes.toString('utf8')) as ParsedManifest
       root = {
         digest: image.manifestDigest,
-        mediaType: mediaType ?? 'application/vnd.oci.image.manifest.v1+json',
+        mediaType: mediaType ?? MEDIA_TYPES.ociManifest,
         size: bytes.length,
       }
     } else {
@@ -200,7 +172,7 @@ async function openArchive(location: LayoutLocation): Promise<ImageLayout> {
       })
       const digest = sha256(manifest)
       small.set(digest, manifest)
-      root = {digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: manifest.length}
+      root = {digest, mediaType: MEDIA_TYPES.ociManifest, size: manifest.length}
     }
 
     const openBlob = (digest: string, offset = 0): Readable => {
@@ -216,12 +188,12 @@ async function openArchive(location: LayoutLocation): Promise<ImageLayout> {
       async [Symbol.asyncDispose]() {
         await remove()
       },
-      description: `${location.kind}:${location.path}`,
+      description,
       open: openBlob,
       async read(digest) {
         const bytes = small.get(digest)
         if (bytes) return bytes
-        const entry = located.get(digest) ?? entryOf(`blobs/sha256/${digest.slice('sha256:'.length)}`)
+        const entry = located.get(digest) ?? entryOf(blobName(digest))
         if (!entry) throw new Error(`${location.path} holds no blob ${digest}`)
         return readEntry(file, entry)
       },
@@ -248,7 +220,7 @@ interface TarLayoutParts {
 }
 
 function entryOfDigest(parts: TarLayoutParts, digest: string): TarIndexEntry | undefined {
-  return parts.located?.get(digest) ?? resolveLink(parts.entries, `blobs/sha256/${digest.slice('sha256:'.length)}`)
+  return parts.located?.get(digest) ?? resolveLink(parts.entries, blobName(digest))
 }
 
 /** A tar entry, following hard and symbolic links (20.10 writes a shared layer once and links to it). */
@@ -300,7 +272,7 @@ function tarLayout(parts: TarLayoutParts): ImageLayout {
 async function dockerArchiveLayout(
   file: string,
   entries: Map<string, TarIndexEntry>,
-  location: LayoutLocation,
+  location: FileLocation,
   description: string,
 ): Promise<Omit<TarLayoutParts, 'description' | 'entries' | 'file' | 'remove'> | undefined> {
   const manifestEntry = entries.get('manifest.json')
@@ -330,7 +302,7 @@ async function dockerArchiveLayout(
     if (detectCompression(head) !== 'none') return undefined
     const diffID = diffIDs[index]!
     located.set(diffID, entry)
-    layers.push({diffID, digest: diffID, mediaType: 'application/vnd.docker.image.rootfs.diff.tar', size: entry.size})
+    layers.push({diffID, digest: diffID, mediaType: MEDIA_TYPES.dockerLayer, size: entry.size})
   }
 
   const configDigest = sha256(config)
@@ -338,7 +310,7 @@ async function dockerArchiveLayout(
   const digest = sha256(manifest)
   return {
     located,
-    root: {digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: manifest.length},
+    root: {digest, mediaType: MEDIA_TYPES.ociManifest, size: manifest.length},
     small: new Map([
       [configDigest, config],
       [digest, manifest],
@@ -359,7 +331,7 @@ async function readEntry(file: string, entry: TarIndexEntry): Promise<Buffer> {
 }
 
 /** Opens the image at `location`. Dispose it to remove the temporary copy of a compressed archive. */
-export async function openImageLayout(location: LayoutLocation): Promise<ImageLayout> {
+export async function openImageLayout(location: FileLocation): Promise<ImageLayout> {
   const stats = await stat(location.path).catch(() => {})
   if (!stats) throw notFound(location.kind === 'oci' ? 'the OCI layout' : 'the archive', location.path)
   if (location.kind === 'oci') {

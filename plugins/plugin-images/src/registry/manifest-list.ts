@@ -7,6 +7,7 @@
  */
 import {UsageError} from '@transship/kit'
 import {sha256} from '@transship/kit/archive'
+import {type Descriptor, type ImageManifest, isIndexMediaType, MEDIA_TYPES, type Platform} from '@transship/kit/oci'
 import {formatReference, type ImageReference, parseReference} from '@transship/kit/reference'
 import {mkdir, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
@@ -16,21 +17,18 @@ import {pipeline} from 'node:stream/promises'
 
 import type {RegistryClient} from './types.js'
 
-import {type Descriptor, INDEX_TYPES} from './layout-source.js'
 import {type Registries} from './registries.js'
 
 export interface ListEntry {
   /** the image as given, e.g. localhost:5000/app:1-arm64 */
   image: string
-  descriptor: Descriptor & {platform: {architecture: string; os: string; 'os.version'?: string; variant?: string}}
+  descriptor: Descriptor & {platform: Platform}
 }
 
 export interface ManifestListDraft {
   list: string
   manifests: ListEntry[]
 }
-
-const INDEX_MEDIA_TYPE = 'application/vnd.oci.image.index.v1+json'
 
 function draftFile(list: string): string {
   const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache')
@@ -74,7 +72,7 @@ async function describe(
     })
   }
 
-  if (INDEX_TYPES.has(manifest.mediaType)) {
+  if (isIndexMediaType(manifest.mediaType)) {
     throw new UsageError(`${image} is itself a multi-platform list: name its per-platform images`, {
       code: 'MANIFEST_IS_LIST',
     })
@@ -217,7 +215,7 @@ export async function pushList(
       )
     }
 
-    const body = JSON.parse(manifest.body.toString('utf8')) as {config: Descriptor; layers: Descriptor[]}
+    const body = JSON.parse(manifest.body.toString('utf8')) as ImageManifest
     for (const blob of [body.config, ...body.layers]) {
       if ((await client.headBlob(target.path, blob.digest, signal)) !== undefined) continue
       if (!(await client.mountBlob(target.path, blob.digest, source.path, signal))) {
@@ -237,7 +235,7 @@ export async function pushList(
   const index = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
-      mediaType: INDEX_MEDIA_TYPE,
+      mediaType: MEDIA_TYPES.ociIndex,
       manifests: draft.manifests.map((entry) => ({
         mediaType: entry.descriptor.mediaType,
         digest: entry.descriptor.digest,
@@ -246,7 +244,7 @@ export async function pushList(
       })),
     }),
   )
-  const digest = await client.putManifest(target.path, target.tag ?? 'latest', index, INDEX_MEDIA_TYPE, signal)
+  const digest = await client.putManifest(target.path, target.tag ?? 'latest', index, MEDIA_TYPES.ociIndex, signal)
   if (digest !== sha256(index)) throw new Error(`the registry stored the list as ${digest}, not ${sha256(index)}`)
   await rm(draftFile(list), {force: true})
   return {digest, list: draft.list, manifests: draft.manifests.length}

@@ -7,17 +7,25 @@
 import type {ImageReference} from '@transship/kit/reference'
 
 import {UsageError} from '@transship/kit'
-import {decompressed, fullName, ImageArchiveWriter} from '@transship/kit/archive'
-import {formatReference} from '@transship/kit/reference'
+import {decompressed, ImageArchiveWriter} from '@transship/kit/archive'
+import {
+  type Descriptor,
+  type ImageIndex,
+  type ImageManifest,
+  isIndexMediaType,
+  MEDIA_TYPES,
+  nameAnnotations,
+  OciLayout,
+  platformOf,
+} from '@transship/kit/oci'
+import {formatReference, parseReference} from '@transship/kit/reference'
 import {createReadStream, createWriteStream} from 'node:fs'
-import {mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
+import {mkdir, mkdtemp, readdir, readFile, rename, rm, stat} from 'node:fs/promises'
 import path from 'node:path'
 import {pipeline} from 'node:stream/promises'
 import tar from 'tar-stream'
 
 import type {RegistryClient} from './types.js'
-
-import {type Descriptor, INDEX_TYPES} from './layout-source.js'
 
 export interface PullOptions {
   /** every platform of a multi-platform image (default: one) */
@@ -25,6 +33,11 @@ export interface PullOptions {
   concurrency?: number
   /** os/arch[/variant], default linux/<this machine> */
   platform?: string
+  /**
+   * the name in the output, as skopeo's `oci:DIR:REF` and `docker-archive:FILE:REF` give it: the ref name of an
+   * OCI layout's entry (default: the tag), the repository:tag of a docker-archive (default: the reference)
+   */
+  ref?: string
   signal?: AbortSignal
 }
 
@@ -36,27 +49,12 @@ export interface PullReport {
   source: string
 }
 
-interface Manifest {
-  config?: Descriptor
-  layers?: Descriptor[]
-  manifests?: Descriptor[]
-}
+/** a manifest or an index, as the registry served it */
+type Manifest = Partial<ImageIndex> & Partial<ImageManifest>
 
 function defaultPlatform(): string {
   const arch = ({arm: 'arm', arm64: 'arm64', ia32: '386', x64: 'amd64'} as Record<string, string>)[process.arch]
   return `linux/${arch ?? process.arch}`
-}
-
-function platformOf(descriptor: Descriptor): string {
-  const {platform} = descriptor
-  return platform ? [platform.os, platform.architecture, platform.variant].filter(Boolean).join('/') : 'unknown'
-}
-
-async function exists(file: string): Promise<boolean> {
-  return stat(file).then(
-    () => true,
-    () => false,
-  )
 }
 
 /** Pulls `reference` into the OCI layout directory `dir` (created or added to). */
@@ -71,28 +69,16 @@ export async function pullToLayout(
   const source = formatReference(reference)
   const top = await client.getManifest(repository, reference.digest ?? reference.tag ?? 'latest', signal)
   if (!top) throw new UsageError(`${source} is not in ${client.endpoint.name}`, {code: 'IMAGE_NOT_FOUND'})
-  const blobsDir = path.join(dir, 'blobs', 'sha256')
-  await mkdir(blobsDir, {recursive: true})
+  const layout = new OciLayout(dir, {signal})
   const report: PullReport = {blobs: 0, bytes: 0, digest: top.digest, source}
   const written = new Set<string>()
 
   const writeBlob = async (digest: string, bytes?: Buffer) => {
     if (written.has(digest)) return
     written.add(digest)
-    const file = path.join(blobsDir, digest.slice('sha256:'.length))
-    if (await exists(file)) return
-    const temporary = `${file}.${process.pid}.tmp`
-    try {
-      await (bytes
-        ? writeFile(temporary, bytes)
-        : pipeline(await client.getBlob(repository, digest, signal), createWriteStream(temporary), {signal}))
-      await rename(temporary, file)
-    } catch (error) {
-      await rm(temporary, {force: true})
-      throw error
-    }
-
-    const {size} = await stat(file)
+    if (await layout.hasBlob(digest)) return
+    await layout.writeBlob(digest, bytes ?? (await client.getBlob(repository, digest, signal)))
+    const {size} = await stat(layout.blobFile(digest))
     report.blobs++
     report.bytes += size
   }
@@ -100,7 +86,7 @@ export async function pullToLayout(
   let root: Descriptor = {digest: top.digest, mediaType: top.mediaType, size: top.body.length}
   const manifests: Array<{body: Buffer; descriptor: Descriptor}> = []
   const parsed = JSON.parse(top.body.toString('utf8')) as Manifest
-  if (INDEX_TYPES.has(top.mediaType)) {
+  if (isIndexMediaType(top.mediaType)) {
     const wanted = options.platform ?? defaultPlatform()
     const children = options.allPlatforms
       ? (parsed.manifests ?? [])
@@ -131,7 +117,7 @@ export async function pullToLayout(
 
   const blobs = new Set<string>()
   for (const {body, descriptor} of manifests) {
-    if (INDEX_TYPES.has(descriptor.mediaType)) continue
+    if (isIndexMediaType(descriptor.mediaType)) continue
     const manifest = JSON.parse(body.toString('utf8')) as Manifest
     for (const blob of [manifest.config, ...(manifest.layers ?? [])]) if (blob) blobs.add(blob.digest)
   }
@@ -144,23 +130,8 @@ export async function pullToLayout(
   )
   for (const {body, descriptor} of manifests) await writeBlob(descriptor.digest, body)
 
-  const annotations: Record<string, string> = {'io.containerd.image.name': fullName(source)}
-  if (reference.tag) annotations['org.opencontainers.image.ref.name'] = reference.tag
-  const indexFile = path.join(dir, 'index.json')
-  const previous = (await exists(indexFile))
-    ? ((JSON.parse(await readFile(indexFile, 'utf8')) as {manifests?: Descriptor[]}).manifests ?? [])
-    : []
-  const kept = previous.filter(
-    (item) => item.annotations?.['io.containerd.image.name'] !== annotations['io.containerd.image.name'],
-  )
-  const index = {
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.index.v1+json',
-    manifests: [...kept, {digest: root.digest, mediaType: root.mediaType, size: root.size, annotations}],
-  }
-  await writeFile(path.join(dir, 'oci-layout'), JSON.stringify({imageLayoutVersion: '1.0.0'}))
-  await writeFile(`${indexFile}.tmp`, JSON.stringify(index))
-  await rename(`${indexFile}.tmp`, indexFile)
+  const annotations = nameAnnotations(source, options.ref ?? reference.tag)
+  await layout.addToIndex([{digest: root.digest, mediaType: root.mediaType, size: root.size, annotations}])
   report.digest = root.digest
   return report
 }
@@ -198,6 +169,19 @@ export async function tarDirectory(dir: string, file: string, signal?: AbortSign
     await rm(temporary, {force: true})
     throw error
   }
+}
+
+/** The name a docker-archive gives the image: `ref` when given (a reference with a tag), else the reference pulled. */
+function repoTags(reference: ImageReference, ref: string | undefined): string[] {
+  if (ref === undefined) return reference.tag ? [formatReference(reference)] : []
+  const named = parseReference(ref)
+  if (!named.tag || named.digest) {
+    throw new UsageError(`docker-archive:FILE:${ref}: the name of an image in a docker-archive is repository:tag`, {
+      code: 'FLAG_INVALID',
+    })
+  }
+
+  return [formatReference(named)]
 }
 
 /** Pulls into an OCI archive: a layout made beside `file`, then put in a tar. */
@@ -238,12 +222,14 @@ export async function pullToDockerArchive(
     )
   }
 
+  const tags = repoTags(reference, options.ref)
   await mkdir(path.dirname(file), {recursive: true})
   const scratch = await mkdtemp(path.join(path.dirname(file), `.${path.basename(file)}.`))
   const temporary = `${file}.${process.pid}.tmp`
   try {
-    const report = await pullToLayout(client, reference, scratch, options)
-    const blob = (digest: string) => path.join(scratch, 'blobs', 'sha256', digest.slice('sha256:'.length))
+    const report = await pullToLayout(client, reference, scratch, {...options, ref: undefined})
+    const layout = new OciLayout(scratch)
+    const blob = (digest: string) => layout.blobFile(digest)
     const manifest = JSON.parse(await readFile(blob(report.digest), 'utf8')) as Manifest
     const config = await readFile(blob(manifest.config!.digest))
     const diffIDs = (JSON.parse(config.toString('utf8')) as {rootfs?: {diff_ids?: string[]}}).rootfs?.diff_ids ?? []
@@ -258,14 +244,12 @@ export async function pullToDockerArchive(
         diffID,
         digest: diffID,
         file: plain,
-        mediaType: 'application/vnd.docker.image.rootfs.diff.tar',
+        mediaType: MEDIA_TYPES.dockerLayer,
         size,
       })
     }
 
-    const writer = new ImageArchiveWriter('docker', [
-      {config, configDigest: manifest.config!.digest, layers, tags: reference.tag ? [formatReference(reference)] : []},
-    ])
+    const writer = new ImageArchiveWriter('docker', [{config, configDigest: manifest.config!.digest, layers, tags}])
     const written = pipeline(writer.stream, createWriteStream(temporary), {signal: options.signal})
     for (const layer of layers) await writer.writeLayer(layer, createReadStream(layer.file), options.signal)
     await writer.finish()

@@ -8,10 +8,11 @@ import type {Hosts} from '@transship/kit'
 import type {ImageReference} from '@transship/kit/reference'
 
 import {ExitCode, TransshipError} from '@transship/kit'
+import {parseImageLocation} from '@transship/kit/oci'
 import {formatReference, parseReference} from '@transship/kit/reference'
 
 import {pushThroughEngine} from './engine-registry.js'
-import {openImageLayout, parseLayoutLocation} from './layout-source.js'
+import {openImageLayout} from './layout-source.js'
 import {pushLayout} from './push.js'
 import {type Registries} from './registries.js'
 
@@ -20,7 +21,10 @@ export interface PushRequest {
   as?: string
   /** the engine's host, for an image reference (default local) */
   host?: string
-  /** an image reference or ID on the engine, or oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF] */
+  /**
+   * an image reference or ID on the engine (or docker-daemon:REF), or oci:DIR[:REF], oci-archive:FILE[:REF],
+   * docker-archive:FILE[:REF]
+   */
   source: string
   /** a registry of the recipe, a registry host, or a full reference */
   to?: string
@@ -48,8 +52,8 @@ export interface PushContext {
 export async function pushImage(request: PushRequest, context: PushContext): Promise<PushResult> {
   const started = performance.now()
   const {registries, signal} = context
-  const location = parseLayoutLocation(request.source)
-  if (location) {
+  const location = parseImageLocation(request.source)
+  if (location.kind !== 'engine') {
     await using layout = await openImageLayout(location)
     const named = location.ref ?? layout.tags[0]
     const target = registries.target(named ? parseReference(named) : undefined, request.to, request.as)
@@ -68,14 +72,14 @@ export async function pushImage(request: PushRequest, context: PushContext): Pro
   if (!context.hosts) throw new Error('an engine push needs hosts')
   const host = request.host ?? 'local'
   // the names first: a bad one is a usage error before any engine is asked
-  const source = parseReference(request.source)
+  const source = parseReference(location.ref)
   const target: ImageReference = registries.target(source, request.to, request.as)
   const engine = await context.hosts.engine(host, signal)
   const client = registries.client(target.domain)
   // the credentials are checked here first: the engine would only say "unauthorized" in a message
   await client.ping(signal)
   const credentials = await registries.credentials(target.domain)
-  const pushed = await pushThroughEngine(engine, request.source, target, credentials, {
+  const pushed = await pushThroughEngine(engine, location.ref, target, credentials, {
     log: context.log,
     onMessage: (message) => context.log.debug(`${host}: ${message.status ?? ''} ${message.progress ?? ''}`),
     signal,
@@ -92,7 +96,7 @@ export async function pushImage(request: PushRequest, context: PushContext): Pro
   return {
     digest: pushed.digest,
     seconds: (performance.now() - started) / 1000,
-    source: `${host}:${request.source}`,
+    source: `${host}:${location.ref}`,
     target: formatReference(target),
     via: 'engine',
   }

@@ -6,11 +6,12 @@
  */
 
 import {ExitCode, TransshipError} from '@transship/kit'
+import {type Descriptor, isIndexMediaType} from '@transship/kit/oci'
 
 import type {RegistryClient} from './types.js'
 
 import {blobLocations} from './blob-locations.js'
-import {type Descriptor, type ImageLayout, INDEX_TYPES} from './layout-source.js'
+import {type ImageLayout} from './layout-source.js'
 
 export interface PushTarget {
   /** repository path inside the registry, e.g. team/app */
@@ -57,7 +58,7 @@ async function walk(
   const visit = async (descriptor: Descriptor) => {
     const body = await layout.read(descriptor.digest)
     const manifest = JSON.parse(body.toString('utf8')) as Manifest
-    if (INDEX_TYPES.has(descriptor.mediaType)) {
+    if (isIndexMediaType(descriptor.mediaType)) {
       for (const child of manifest.manifests ?? []) await visit(child)
     } else {
       for (const blob of [manifest.config, ...(manifest.layers ?? [])]) {

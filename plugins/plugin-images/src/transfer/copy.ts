@@ -1,4 +1,4 @@
-import type {Hosts, Logger, Progress, RemoteShell} from '@transship/kit'
+import type {Host, Hosts, Logger, Progress, RemoteShell} from '@transship/kit'
 
 import {TransshipError} from '@transship/kit'
 import {hasCommand} from '@transship/kit/archive'
@@ -7,7 +7,7 @@ import {archiveSupport} from '../engine-archive.js'
 import {inspectImage} from '../image-store.js'
 import {type DestinationState, holdsImage, missingLayers, probeDestination} from './destination.js'
 import {describeSourceImages, layerSizes, type SourceImage} from './images.js'
-import {engineId, loadLayerCache, saveLayerCache} from './layer-cache.js'
+import {loadLayerCache, saveLayerCache} from './layer-cache.js'
 import {streamCopy, type TargetReport, type TransferTarget, type WireCompression} from './stream-copy.js'
 
 export type CompressionChoice = 'auto' | WireCompression
@@ -44,6 +44,8 @@ export interface HostCopyReport {
 /** What a destination needs, decided before anything moves (also what `plan` shows). */
 export interface DestinationNeeds {
   destination: DestinationState
+  /** the destination host, resolved */
+  host: Host
   /** images it lacks, with the layers (diffIDs) it lacks for each */
   images: Array<{image: SourceImage; missing: string[]}>
 }
@@ -55,15 +57,16 @@ export async function assessDestinations(
   signal: AbortSignal,
 ): Promise<DestinationNeeds[]> {
   return Promise.all(
-    to.map(async (host) => {
-      const destination = await probeDestination(host, await hosts.engine(host, signal), signal)
+    to.map(async (name) => {
+      const host = await hosts.host(name, signal)
+      const destination = await probeDestination(name, host.engine, signal)
       const needed: DestinationNeeds['images'] = []
       for (const image of images) {
         if (!(await holdsImage(destination, image, signal)))
           needed.push({image, missing: missingLayers(destination, image)})
       }
 
-      return {destination, images: needed}
+      return {destination, host, images: needed}
     }),
   )
 }
@@ -75,7 +78,8 @@ export async function assessDestinations(
  */
 export async function copyImages(request: CopyRequest): Promise<HostCopyReport[]> {
   const {hosts, signal} = request
-  const source = await hosts.engine(request.from, signal)
+  const sourceHost = await hosts.host(request.from, signal)
+  const source = sourceHost.engine
   const images = await describeSourceImages(source, request.refs, signal)
   const needs = await assessDestinations(hosts, images, request.to, signal)
   const reports = new Map<string, HostCopyReport>()
@@ -106,23 +110,22 @@ export async function copyImages(request: CopyRequest): Promise<HostCopyReport[]
   if (pending.length === 0) return [...reports.values()]
   const toCopy = images.filter((image) => pending.some((need) => need.images.some((item) => item.image === image)))
 
-  const sourceId = await engineId(source, signal)
-  const cache = await loadLayerCache(sourceId)
+  const cache = await loadLayerCache(sourceHost.id)
   const started = Date.now()
-  const sourceStore = (await source.facts(signal)).imageStore
+  const sourceStore = sourceHost.facts.imageStore
   const legacySource = sourceStore === 'classic'
   const sizes = await layerSizes(source, toCopy, signal)
   const targets = await Promise.all(
     pending.map(async (need): Promise<TransferTarget> => ({
       estimatedBytes: estimate(need, sizes),
-      ...(await wireCompression(request.compression, hosts, need.destination, signal)),
+      ...(await wireCompression(request.compression, need.host, need.destination, signal)),
       // the containerd store loads a partial archive only in the OCI layout
       convertToOci: !request.full && legacySource && need.destination.facts.imageStore === 'containerd',
       destination: need.destination,
       partial: !request.full,
     })),
   )
-  const sourceShell = await compressingSource(request.compression, hosts, request.from, signal)
+  const sourceShell = await compressingSource(request.compression, sourceHost, signal)
   let result = await streamCopy(source, toCopy, targets, {
     cache,
     progress: request.progress,
@@ -156,7 +159,9 @@ export async function copyImages(request: CopyRequest): Promise<HostCopyReport[]
     result = {...result, configDigests: new Map([...result.configDigests, ...again.configDigests])}
   }
 
-  await saveLayerCache(sourceId, cache).catch((error: unknown) => request.log.debug(`layer cache not saved: ${error}`))
+  await saveLayerCache(sourceHost.id, cache).catch((error: unknown) =>
+    request.log.debug(`layer cache not saved: ${error}`),
+  )
   for (const target of targets) {
     const report = reports.get(target.destination.host)!
     if (report.status !== 'copied') continue
@@ -245,17 +250,17 @@ async function verifyCopy(
  */
 async function wireCompression(
   choice: CompressionChoice,
-  hosts: Hosts,
+  host: Host,
   destination: DestinationState,
   signal: AbortSignal,
 ): Promise<Pick<TransferTarget, 'compression' | 'remoteLoad'>> {
   const engineTakesZstd = archiveSupport(destination.facts).compressions.includes('zstd')
   if (choice === 'gzip' || choice === 'none') return {compression: choice}
-  if (choice === 'auto' && isLoopback(hosts, destination.host)) return {compression: 'none'}
+  if (choice === 'auto' && host.onThisMachine) return {compression: 'none'}
 
   if (!(await hasCommand('zstd'))) return {compression: 'gzip'}
   if (engineTakesZstd) return {compression: 'zstd'}
-  const shell = await shellWithZstdAndCurl(hosts, destination.host, signal)
+  const shell = await shellWithZstdAndCurl(host, signal)
   return shell ? {compression: 'zstd', remoteLoad: shell} : {compression: 'gzip'}
 }
 
@@ -265,29 +270,22 @@ async function wireCompression(
  */
 async function compressingSource(
   choice: CompressionChoice,
-  hosts: Hosts,
-  from: string,
+  source: Host,
   signal: AbortSignal,
 ): Promise<RemoteShell | undefined> {
   if (choice === 'none' || choice === 'gzip' || !(await hasCommand('zstd'))) return undefined
-  if (choice === 'auto' && isLoopback(hosts, from)) return undefined
-  return shellWithZstdAndCurl(hosts, from, signal)
+  if (choice === 'auto' && source.onThisMachine) return undefined
+  return shellWithZstdAndCurl(source, signal)
 }
 
 /** The shell of a host reached over SSH, if it has the zstd and curl commands. */
-async function shellWithZstdAndCurl(hosts: Hosts, name: string, signal: AbortSignal): Promise<RemoteShell | undefined> {
-  const shell = await hosts.shell(name, signal)
-  if (!shell) return undefined
+async function shellWithZstdAndCurl(host: Host, signal: AbortSignal): Promise<RemoteShell | undefined> {
+  if (host.endpoint.kind !== 'ssh') return undefined
+  const {shell} = host
   try {
     const probe = await shell.run('command -v zstd >/dev/null && command -v curl >/dev/null', {signal})
     return probe.code === 0 ? shell : undefined
   } catch {
     return undefined
   }
-}
-
-/** Whether the bytes to and from this host never leave this machine (compressing them only costs time). */
-function isLoopback(hosts: Hosts, name: string): boolean {
-  const {kind, target} = hosts.describe(name)
-  return kind === 'local' || /^ssh:\/\/(?:[^@]*@)?(?:127\.\d+\.\d+\.\d+|localhost|\[::1]|::1)(?::\d+)?\b/.test(target)
 }

@@ -1,5 +1,3 @@
-import type {EngineClient} from '@transship/kit'
-
 import {mkdir, readFile, rename, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -12,11 +10,6 @@ const MAX_ENTRIES = 20_000
 function cacheFile(engineId: string): string {
   const base = process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache')
   return path.join(base, 'transship', 'layer-paths', `${engineId.replaceAll(/[^\w-]/g, '_')}.json`)
-}
-
-export async function engineId(engine: EngineClient, signal?: AbortSignal): Promise<string> {
-  const info = await engine.json<{ID?: string; Name?: string}>({path: '/info', signal})
-  return info.ID || `${engine.host}-${info.Name ?? 'engine'}`
 }
 
 /** What earlier runs learned about the save streams of this engine (a lost or corrupt cache only costs speed). */

@@ -3,6 +3,16 @@ import type {EngineClient, EngineMessage, Progress, ProgressTask, RemoteShell} f
 import {EngineError, shellQuote, TransshipError} from '@transship/kit'
 import {compressor, decompressor, fullName, sha256} from '@transship/kit/archive'
 import {readMessages} from '@transship/kit/engine'
+import {
+  blobName,
+  type Descriptor,
+  INDEX_FILE,
+  LAYOUT_FILE,
+  LAYOUT_VERSION,
+  layoutIndex,
+  MEDIA_TYPES,
+  nameAnnotations,
+} from '@transship/kit/oci'
 import {parseReference} from '@transship/kit/reference'
 import {once} from 'node:events'
 import path from 'node:path'
@@ -417,7 +427,7 @@ class TargetOutput {
     if (destination.facts.imageStore === 'classic' || this.target.convertToOci) return present
     // the containerd store resolves a missing layer from its content store by blob digest: only an
     // uncompressed OCI blob (digest = diffID) of a layer it holds can be left out
-    return present && name === `blobs/sha256/${layer.diffID.slice('sha256:'.length)}`
+    return present && name === blobName(layer.diffID)
   }
 
   async settled(): Promise<void> {
@@ -502,9 +512,9 @@ type LegacyManifest = Array<{Config: string; Layers: string[]; RepoTags?: null |
 /** Where a legacy entry goes in an OCI layout: layers and configs become blobs, the rest is left out. */
 function ociEntryName(name: string, layers: Map<string, {diffID: string}>): string | undefined {
   const layer = layers.get(name)
-  if (layer) return `blobs/sha256/${layer.diffID.slice('sha256:'.length)}`
+  if (layer) return blobName(layer.diffID)
   const config = /^([\da-f]{64})\.json$/.exec(name)?.[1]
-  return config ? `blobs/sha256/${config}` : undefined
+  return config ? blobName(`sha256:${config}`) : undefined
 }
 
 /** The OCI manifests, index.json and oci-layout for the images of a legacy manifest.json. */
@@ -514,11 +524,7 @@ function ociMetadata(
   layers: Map<string, {diffID: string; size: number}>,
 ): Array<[string, Buffer]> {
   const entries: Array<[string, Buffer]> = []
-  const index: {manifests: unknown[]; mediaType: string; schemaVersion: number} = {
-    manifests: [],
-    mediaType: 'application/vnd.oci.image.index.v1+json',
-    schemaVersion: 2,
-  }
+  const descriptors: Descriptor[] = []
   for (const image of manifest) {
     const config = configs.get(image.Config)
     if (!config) throw new TransshipError('ARCHIVE_CORRUPT', 1, `the save stream lacks the config ${image.Config}`)
@@ -526,37 +532,34 @@ function ociMetadata(
       JSON.stringify({
         config: {
           digest: sha256(config),
-          mediaType: 'application/vnd.oci.image.config.v1+json',
+          mediaType: MEDIA_TYPES.ociConfig,
           size: config.length,
         },
         layers: image.Layers.map((path) => {
           const layer = layers.get(path)
           if (!layer) throw new TransshipError('PARTIAL_IMPOSSIBLE', 1, `layer ${path} was not seen in the save stream`)
-          return {digest: layer.diffID, mediaType: 'application/vnd.oci.image.layer.v1.tar', size: layer.size}
+          return {digest: layer.diffID, mediaType: MEDIA_TYPES.ociLayer, size: layer.size}
         }),
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        mediaType: MEDIA_TYPES.ociManifest,
         schemaVersion: 2,
       }),
     )
     const digest = sha256(body)
-    entries.push([`blobs/sha256/${digest.slice('sha256:'.length)}`, body])
+    entries.push([blobName(digest), body])
     for (const tag of image.RepoTags ?? []) {
-      const reference = parseReference(tag)
-      index.manifests.push({
-        annotations: {
-          'io.containerd.image.name': `${reference.domain}/${reference.path}:${reference.tag}`,
-          'org.opencontainers.image.ref.name': reference.tag,
-        },
+      parseReference(tag) // a name that is not a reference is refused before the engine sees it
+      descriptors.push({
+        annotations: nameAnnotations(tag),
         digest,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        mediaType: MEDIA_TYPES.ociManifest,
         size: body.length,
       })
     }
   }
 
   entries.push(
-    ['index.json', Buffer.from(JSON.stringify(index))],
-    ['oci-layout', Buffer.from('{"imageLayoutVersion":"1.0.0"}')],
+    [INDEX_FILE, Buffer.from(JSON.stringify(layoutIndex(descriptors)))],
+    [LAYOUT_FILE, Buffer.from(JSON.stringify(LAYOUT_VERSION))],
   )
   return entries
 }

@@ -5,6 +5,7 @@
  * gzip is pako's (pinned in package.json), not node:zlib: pako reproduces stock zlib byte for byte on any
  * machine, while Node's bundled zlib changes with the Node version, and so would the layer digest.
  */
+import {MEDIA_TYPES} from '@transship/kit/oci'
 import {createHash, type Hash} from 'node:crypto'
 import {createWriteStream} from 'node:fs'
 import {rename, rm} from 'node:fs/promises'
@@ -15,8 +16,8 @@ import {Deflate} from 'pako'
 export type LayerCompression = 'gzip' | 'none'
 
 export const LAYER_MEDIA_TYPES: Record<LayerCompression, string> = {
-  gzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-  none: 'application/vnd.oci.image.layer.v1.tar',
+  gzip: MEDIA_TYPES.ociLayerGzip,
+  none: MEDIA_TYPES.ociLayer,
 }
 
 /** gzip level 6 with no name and mtime 0 in the header: the same bytes for the same input, everywhere. */

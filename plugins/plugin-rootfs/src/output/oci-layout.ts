@@ -5,17 +5,15 @@
  * (`org.opencontainers.image.ref.name`) and full name (`io.containerd.image.name`), as the kit's archives
  * do; an existing layout keeps its other images.
  */
-import {fullName, ImageArchiveWriter, ociManifest, type OutputImage, sha256, tagOf} from '@transship/kit/archive'
+import {ImageArchiveWriter, ociManifest, type OutputImage, sha256} from '@transship/kit/archive'
+import {MEDIA_TYPES, nameAnnotations, OciLayout} from '@transship/kit/oci'
 import {createReadStream, createWriteStream} from 'node:fs'
-import {mkdir, mkdtemp, readFile, rename, rm, writeFile} from 'node:fs/promises'
+import {mkdir, mkdtemp, rename, rm} from 'node:fs/promises'
 import path from 'node:path'
 import {type Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
 import {type LayerBlob, type LayerCompression, writeLayerBlob} from './layer-blob.js'
-
-const INDEX_MEDIA_TYPE = 'application/vnd.oci.image.index.v1+json'
-const MANIFEST_MEDIA_TYPE = 'application/vnd.oci.image.manifest.v1+json'
 
 export interface OciImageSpec {
   compression: LayerCompression
@@ -29,23 +27,6 @@ export interface OciResult {
   configDigest: string
   layer: LayerBlob
   manifestDigest: string
-}
-
-interface IndexDescriptor {
-  annotations?: Record<string, string>
-  digest: string
-  mediaType: string
-  size: number
-}
-
-async function readIndex(dir: string): Promise<IndexDescriptor[]> {
-  try {
-    const index = JSON.parse(await readFile(path.join(dir, 'index.json'), 'utf8')) as {manifests?: IndexDescriptor[]}
-    return index.manifests ?? []
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
-    throw error
-  }
 }
 
 function outputImage(spec: OciImageSpec, layer: LayerBlob): OutputImage {
@@ -65,30 +46,23 @@ export async function writeOciLayout(
   spec: OciImageSpec,
   signal?: AbortSignal,
 ): Promise<OciResult> {
-  const blobs = path.join(dir, 'blobs', 'sha256')
-  await mkdir(blobs, {recursive: true})
-  const blob = await writeLayerBlob(layer, blobs, spec.compression, signal)
+  const layout = new OciLayout(dir, {signal})
+  await mkdir(layout.blobsDir, {recursive: true})
+  const blob = await writeLayerBlob(layer, layout.blobsDir, spec.compression, signal)
   const image = outputImage(spec, blob)
   const manifest = ociManifest(image)
   const manifestDigest = sha256(manifest)
-  await writeFile(path.join(blobs, image.configDigest.slice('sha256:'.length)), image.config)
-  await writeFile(path.join(blobs, manifestDigest.slice('sha256:'.length)), manifest)
-
-  const names = new Set(spec.tags.map((tag) => fullName(tag)))
-  const kept = (await readIndex(dir)).filter(
-    (descriptor) => !names.has(descriptor.annotations?.['io.containerd.image.name'] ?? ''),
+  await layout.writeBlob(image.configDigest, image.config)
+  await layout.writeBlob(manifestDigest, manifest)
+  // the index last: a layout is never left pointing at missing blobs
+  await layout.addToIndex(
+    spec.tags.map((tag) => ({
+      annotations: nameAnnotations(tag),
+      digest: manifestDigest,
+      mediaType: MEDIA_TYPES.ociManifest,
+      size: manifest.length,
+    })),
   )
-  const added = spec.tags.map((tag) => {
-    const annotations: Record<string, string> = {'io.containerd.image.name': fullName(tag)}
-    const ref = tagOf(tag)
-    if (ref) annotations['org.opencontainers.image.ref.name'] = ref
-    return {digest: manifestDigest, mediaType: MANIFEST_MEDIA_TYPE, size: manifest.length, annotations}
-  })
-  const index = {schemaVersion: 2, mediaType: INDEX_MEDIA_TYPE, manifests: [...kept, ...added]}
-  // index.json last, through a temporary name: a layout is never left pointing at missing blobs
-  await writeFile(path.join(dir, 'oci-layout'), JSON.stringify({imageLayoutVersion: '1.0.0'}))
-  await writeFile(path.join(dir, 'index.json.tmp'), JSON.stringify(index))
-  await rename(path.join(dir, 'index.json.tmp'), path.join(dir, 'index.json'))
   return {config: image.config, configDigest: image.configDigest, layer: blob, manifestDigest}
 }
 
@@ -119,7 +93,7 @@ export async function writeOciArchive(
     }
     const writer = new ImageArchiveWriter('oci', [image], {mtime: new Date(spec.epoch * 1000)})
     const written = pipeline(writer.stream, createWriteStream(temporary), {signal})
-    const blobFile = path.join(scratch, 'blobs', 'sha256', result.layer.digest.slice('sha256:'.length))
+    const blobFile = new OciLayout(scratch).blobFile(result.layer.digest)
     await writer.writeLayer(result.layer, createReadStream(blobFile), signal)
     await writer.finish()
     await written

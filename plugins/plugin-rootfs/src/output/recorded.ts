@@ -6,9 +6,10 @@
 import type {Hosts} from '@transship/kit'
 
 import {EngineError} from '@transship/kit'
-import {familiarName, fullName, indexArchive, isArchiveError, METADATA_LIMIT, sha256} from '@transship/kit/archive'
+import {familiarName, fullName, indexArchive, isArchiveError, METADATA_LIMIT} from '@transship/kit/archive'
+import {IMAGE_NAME_ANNOTATION, type ImageConfig, isDigest, OciLayout, type ParsedManifest} from '@transship/kit/oci'
 import {createReadStream} from 'node:fs'
-import {open, readFile, stat} from 'node:fs/promises'
+import {stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import {INPUTS_LABEL} from '../inputs/record.js'
@@ -24,10 +25,6 @@ export type OutputState =
       state: 'present'
     }
   | {reason: string; state: 'absent'}
-
-interface ImageConfigLabels {
-  config?: {Labels?: null | Record<string, string>}
-}
 
 /**
  * The image named `tag` at `output`. `compression` is what an OCI output's layer should be compressed with: an
@@ -88,77 +85,56 @@ async function archiveState(
   return {label: labelOf(image.config), state: 'present'}
 }
 
-interface Descriptor {
-  annotations?: Record<string, string>
-  digest?: string
-  mediaType?: string
-  size?: number
-}
-
 /** The image of an OCI layout directory as rootfs build writes it: the index names it, its blobs are there. */
 async function ociLayoutState(dir: string, tag: string, compression: LayerCompression): Promise<OutputState> {
   const absent = (reason: string): OutputState => ({reason, state: 'absent'})
-  let index: {manifests?: Descriptor[]}
+  const layout = new OciLayout(dir)
+  let index
   try {
-    index = JSON.parse(await readFile(path.join(dir, 'index.json'), 'utf8')) as typeof index
+    index = await layout.index()
   } catch (error) {
-    const {code} = error as NodeJS.ErrnoException
-    if (code === 'ENOENT' || code === 'ENOTDIR') return absent('not built yet')
-    if (error instanceof SyntaxError) return absent(`${dir}/index.json is not JSON`)
+    if (isArchiveError(error)) return absent(`${dir}/index.json is not JSON`)
     throw error
   }
 
+  if (!index) return absent('not built yet')
   const name = fullName(tag)
-  const descriptor = index.manifests?.find((item) => item.annotations?.['io.containerd.image.name'] === name)
-  if (!descriptor?.digest) return absent(`the layout does not hold ${familiarName(tag)}`)
-  const manifestBytes = await readBlob(dir, descriptor.digest)
+  const descriptor = index.manifests?.find((item) => item.annotations?.[IMAGE_NAME_ANNOTATION] === name)
+  if (!isDigest(descriptor?.digest)) return absent(`the layout does not hold ${familiarName(tag)}`)
+  const manifestBytes = await readBlob(layout, descriptor.digest)
   if (!manifestBytes) return absent(`the layout lacks the manifest ${descriptor.digest}`)
-  const manifest = parse<{config?: Descriptor; layers?: Descriptor[]}>(manifestBytes)
-  if (!manifest?.config?.digest || !Array.isArray(manifest.layers)) {
+  const manifest = parse<ParsedManifest>(manifestBytes)
+  if (!isDigest(manifest?.config?.digest) || !Array.isArray(manifest.layers)) {
     return absent(`the manifest ${descriptor.digest} is not an image manifest`)
   }
 
-  const config = await readBlob(dir, manifest.config.digest)
+  const config = await readBlob(layout, manifest.config.digest)
   if (!config) return absent(`the layout lacks the config ${manifest.config.digest}`)
   for (const layer of manifest.layers) {
     if (layer.mediaType !== LAYER_MEDIA_TYPES[compression]) {
       return absent(`its layer is not compressed with ${compression}`)
     }
 
-    const info = layer.digest ? await stat(blobPath(dir, layer.digest)).catch(() => {}) : undefined
-    if (!info || info.size !== layer.size) return absent(`the layout lacks the layer ${layer.digest}`)
+    if (typeof layer.size !== 'number' || !(await layout.hasBlob(layer.digest, layer.size))) {
+      return absent(`the layout lacks the layer ${String(layer.digest)}`)
+    }
   }
 
   return {label: labelOf(config), state: 'present'}
 }
 
-function blobPath(dir: string, digest: string): string {
-  const [algorithm = '', hex = ''] = digest.split(':')
-  return path.join(dir, 'blobs', algorithm, hex)
-}
-
 /** A small blob whose content matches its digest; undefined when it is missing, too large or damaged. */
-async function readBlob(dir: string, digest: string): Promise<Buffer | undefined> {
-  if (!/^sha256:[\da-f]{64}$/.test(digest)) return undefined
-  let handle
+async function readBlob(layout: OciLayout, digest: string): Promise<Buffer | undefined> {
   try {
-    handle = await open(blobPath(dir, digest), 'r')
-  } catch {
-    return undefined
-  }
-
-  try {
-    const {size} = await handle.stat()
-    if (size > METADATA_LIMIT) return undefined
-    const bytes = await handle.readFile()
-    return sha256(bytes) === digest ? bytes : undefined
-  } finally {
-    await handle.close()
+    return await layout.readBlob(digest, 'a blob', {limit: METADATA_LIMIT})
+  } catch (error) {
+    if (isArchiveError(error)) return undefined
+    throw error
   }
 }
 
 function labelOf(config: Buffer): string | undefined {
-  return parse<ImageConfigLabels>(config)?.config?.Labels?.[INPUTS_LABEL]
+  return parse<ImageConfig>(config)?.config?.Labels?.[INPUTS_LABEL]
 }
 
 function parse<T>(bytes: Buffer): T | undefined {

@@ -1,28 +1,45 @@
 /**
- * Where a built image goes, named the way skopeo names image locations: `engine` (the local engine),
- * `engine:HOST` (a host of the recipe, or ssh://user@host), `oci:DIR`, `oci-archive:FILE`,
- * `docker-archive:FILE`. Files and directories need no engine.
+ * Where a built image goes: `engine` (the local engine), `engine:HOST` (a host of the recipe, or
+ * ssh://user@host), or an image location of the kit's (`oci:DIR`, `oci-archive:FILE`, `docker-archive:FILE`,
+ * skopeo's syntax). Files and directories need no engine.
  */
 import {UsageError} from '@transship/kit'
+import {type FileTransport, formatImageLocation, isFileLocation, parseImageLocation} from '@transship/kit/oci'
 import path from 'node:path'
 
-export type OutputTarget =
-  {host: string; kind: 'engine'} | {kind: 'docker-archive' | 'oci' | 'oci-archive'; path: string}
-
-const FILE_KINDS = ['docker-archive', 'oci', 'oci-archive'] as const
+export type OutputTarget = {host: string; kind: 'engine'} | {kind: FileTransport; path: string}
 
 /** Parses an output; relative paths are resolved against `baseDir`. */
 export function parseOutput(value: string, baseDir = process.cwd()): OutputTarget {
   if (value === 'engine') return {host: 'local', kind: 'engine'}
-  const colon = value.indexOf(':')
-  const kind = colon === -1 ? value : value.slice(0, colon)
-  const rest = colon === -1 ? '' : value.slice(colon + 1)
-  if (kind === 'engine' && rest) return {host: rest, kind: 'engine'}
-  if ((FILE_KINDS as readonly string[]).includes(kind) && rest) {
-    return {kind: kind as (typeof FILE_KINDS)[number], path: path.resolve(baseDir, rest)}
+  if (value.startsWith('engine:') && value.length > 'engine:'.length) {
+    return {host: value.slice('engine:'.length), kind: 'engine'}
   }
 
-  throw new UsageError(`"${value}" is not an output`, {
+  const location = isFileLocation(value) ? fileLocation(value) : undefined
+  if (location?.kind === 'engine' || location === undefined) throw invalid(value)
+  if (location.ref !== undefined) {
+    // as in skopeo, what follows the path's colon would name the image: here the tag does
+    throw new UsageError(`"${value}" is not an output: the image is named by its tag, not by the output`, {
+      code: 'ROOTFS_OUTPUT_INVALID',
+      suggestions: [`write ${location.kind}:${location.path} and name the image with --tag (or the recipe's image)`],
+    })
+  }
+
+  return {kind: location.kind, path: path.resolve(baseDir, location.path)}
+}
+
+function fileLocation(value: string): ReturnType<typeof parseImageLocation> | undefined {
+  try {
+    return parseImageLocation(value, {code: 'ROOTFS_OUTPUT_INVALID'})
+  } catch (error) {
+    if (error instanceof UsageError) return undefined
+    throw error
+  }
+}
+
+function invalid(value: string): UsageError {
+  return new UsageError(`"${value}" is not an output`, {
     code: 'ROOTFS_OUTPUT_INVALID',
     suggestions: [
       'give engine, engine:HOST, oci:DIR, oci-archive:FILE or docker-archive:FILE (e.g. oci:out/debian or docker-archive:out/debian.tar)',
@@ -36,7 +53,7 @@ export function formatOutput(target: OutputTarget): string {
     ? target.host === 'local'
       ? 'engine'
       : `engine:${target.host}`
-    : `${target.kind}:${shortPath(target.path)}`
+    : formatImageLocation({kind: target.kind, path: shortPath(target.path)})
 }
 
 /** A path relative to the working directory when it is under it, else absolute. */

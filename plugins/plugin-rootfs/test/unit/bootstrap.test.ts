@@ -7,6 +7,7 @@ import path from 'node:path'
 // vitest is a devDependency of the workspace root, not of this package
 import {afterAll, afterEach, beforeAll, describe, expect, it, vi} from 'vitest'
 
+import {failure} from '../../../../test/helpers/failure.js'
 import {
   bootstrap,
   bootstrapCommand,
@@ -30,16 +31,6 @@ function onPath(name: string): boolean {
 
 function codeOf(error: unknown): string | undefined {
   return error instanceof TransshipError ? error.code : undefined
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-
-  throw new Error('expected a rejection')
 }
 
 function silentLog(lines: string[] = []) {
@@ -215,7 +206,7 @@ esac
 
   it('throws ROOTFS_BOOTSTRAP_FAILED with the last output and debootstrap.log lines', async () => {
     const target = path.join(scratch, 'fail')
-    const error = await rejection(bootstrap({suite: 'fail', tool: 'debootstrap'}, target, {log: silentLog()}))
+    const error = await failure(bootstrap({suite: 'fail', tool: 'debootstrap'}, target, {log: silentLog()}))
     expect(codeOf(error)).toBe('ROOTFS_BOOTSTRAP_FAILED')
     expect((error as TransshipError).exit).toBe(1)
     const {message} = error as Error
@@ -235,7 +226,7 @@ esac
       },
       info() {},
     }
-    const error = await rejection(
+    const error = await failure(
       bootstrap({suite: 'hang', tool: 'debootstrap'}, target, {log, signal: controller.signal}),
     )
     expect(error).toBe(reason)
@@ -245,7 +236,7 @@ esac
 
   it('does not start when already aborted', async () => {
     const reason = new Error('early')
-    const error = await rejection(
+    const error = await failure(
       bootstrap({suite: 'ok', tool: 'debootstrap'}, path.join(scratch, 'early'), {
         log: silentLog(),
         signal: AbortSignal.abort(reason),

@@ -12,6 +12,8 @@ import zlib from 'node:zlib'
 import tar from 'tar-stream'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {sha256} from '../../../../test/helpers/digests.js'
+import {failure} from '../../../../test/helpers/failure.js'
 import {
   buildReport,
   compareConfigs,
@@ -60,10 +62,6 @@ async function layerTar(entries: PackEntry[]): Promise<Buffer> {
 
   pack.finalize()
   return done
-}
-
-function sha256(bytes: Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
 }
 
 interface Layer {
@@ -211,16 +209,6 @@ async function source(input: string): Promise<ImageSource> {
 }
 
 /** The error `promise` rejects with. */
-async function failure(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-
-  throw new Error('expected a failure')
-}
-
 function changedAttributes(report: Awaited<ReturnType<typeof diffImages>>) {
   return report.files.map((difference) =>
     difference.kind === 'changed'

@@ -8,6 +8,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import type {RootfsEntry} from '../../src/source/entry.js'
 
+import {failure} from '../../../../test/helpers/failure.js'
 import {DirectorySource} from '../../src/source/directory.js'
 
 const MTIME = 1_700_000_000
@@ -75,16 +76,6 @@ async function collect(source: DirectorySource): Promise<Plain[]> {
   }
 
   return result
-}
-
-async function failure(promise: Promise<unknown>): Promise<{code?: string; message: string}> {
-  try {
-    await promise
-  } catch (error) {
-    return error as {code?: string; message: string}
-  }
-
-  throw new Error('expected a failure')
 }
 
 describe('DirectorySource', () => {

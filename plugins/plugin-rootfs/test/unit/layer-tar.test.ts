@@ -10,6 +10,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import type {RootfsEntry} from '../../src/source/entry.js'
 
+import {failure} from '../../../../test/helpers/failure.js'
 import {measureLayer, writeLayer} from '../../src/pack/layer-tar.js'
 
 const CAPABILITY = Buffer.from('0100000200200000000000000000000000000000', 'hex')
@@ -102,16 +103,6 @@ function headers(data: Buffer): Buffer[] {
   }
 
   return result
-}
-
-async function failure(promise: Promise<unknown>): Promise<{code?: string; message: string}> {
-  try {
-    await promise
-  } catch (error) {
-    return error as {code?: string; message: string}
-  }
-
-  throw new Error('expected a failure')
 }
 
 describe('measureLayer and writeLayer', () => {

@@ -1,4 +1,3 @@
-import {createHash} from 'node:crypto'
 import {mkdtemp, readdir, readFile, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -10,6 +9,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import type {RootfsEntry} from '../../src/source/entry.js'
 
+import {sha256} from '../../../../test/helpers/digests.js'
 import {imageConfig} from '../../src/image/config.js'
 import {dockerArchive} from '../../src/output/docker-archive.js'
 import {DeterministicGzip, Digester, LAYER_MEDIA_TYPES, writeLayerBlob} from '../../src/output/layer-blob.js'
@@ -25,10 +25,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(work, {force: true, recursive: true})
 })
-
-function sha256(data: Buffer): string {
-  return `sha256:${createHash('sha256').update(data).digest('hex')}`
-}
 
 /** Half compressible, half noise: enough for several deflate blocks. */
 function sample(size: number): Buffer {

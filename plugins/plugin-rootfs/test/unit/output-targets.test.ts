@@ -16,7 +16,6 @@ describe('parseOutput', () => {
     expect(parseOutput('oci:out/debian', BASE)).toEqual({kind: 'oci', path: '/work/recipes/out/debian'})
     expect(parseOutput('oci-archive:../debian.tar', BASE)).toEqual({kind: 'oci-archive', path: '/work/debian.tar'})
     expect(parseOutput('docker-archive:/tmp/d.tar', BASE)).toEqual({kind: 'docker-archive', path: '/tmp/d.tar'})
-    expect(parseOutput('oci:a:b', BASE)).toEqual({kind: 'oci', path: '/work/recipes/a:b'})
     expect(parseOutput('oci:.', BASE)).toEqual({kind: 'oci', path: BASE})
   })
 
@@ -24,8 +23,27 @@ describe('parseOutput', () => {
     expect(parseOutput('oci:out')).toEqual({kind: 'oci', path: path.resolve('out')})
   })
 
+  it('refuses a name after the path (skopeo would read oci:a:b as the layout a, image b): the tag names the image', () => {
+    for (const value of ['oci:a:b', 'oci-archive:out/x.tar:app:1', 'docker-archive:x.tar:app:1']) {
+      expect(() => parseOutput(value, BASE), value).toThrow(
+        expect.objectContaining({code: 'ROOTFS_OUTPUT_INVALID', message: expect.stringContaining('named by its tag')}),
+      )
+    }
+  })
+
   it('refuses what is not an output', () => {
-    for (const value of ['', 'oci', 'oci:', 'docker-archive:', 'engine:', 'tar:x', 'docker:foo', 'Engine', ':x']) {
+    for (const value of [
+      '',
+      'oci',
+      'oci:',
+      'oci::x',
+      'docker-archive:',
+      'engine:',
+      'tar:x',
+      'docker:foo',
+      'Engine',
+      ':x',
+    ]) {
       let error: unknown
       try {
         parseOutput(value, BASE)

@@ -10,6 +10,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import type {RootfsEntry} from '../../src/source/entry.js'
 
+import {failure} from '../../../../test/helpers/failure.js'
 import {openTarballSource, type TarballSource} from '../../src/source/tarball.js'
 
 const CAPABILITY = Buffer.from('0100000200200000000000000000000000000000', 'hex')
@@ -108,16 +109,6 @@ async function collect(source: TarballSource, signal?: AbortSignal): Promise<Pla
   }
 
   return result
-}
-
-async function failure(promise: Promise<unknown>): Promise<{code?: string; exit?: number; message: string}> {
-  try {
-    await promise
-  } catch (error) {
-    return error as {code?: string; exit?: number; message: string}
-  }
-
-  throw new Error('expected a failure')
 }
 
 async function entriesOf(data: Buffer, name = 'rootfs.tar'): Promise<Plain[]> {

@@ -13,6 +13,7 @@ import {
   openImage,
   resolveImageSource,
 } from '@transship/kit/archive'
+import {isFileLocation} from '@transship/kit/oci'
 
 import type {TestResult, VerifyConfig, VerifyReport} from '../config/types.js'
 import type {PathRead} from './containers.js'
@@ -29,12 +30,9 @@ import {
   runFileChecks,
 } from './static-checks.js'
 
-/** The image locations read without an engine. */
-const ARCHIVE_PREFIX = /^(docker-archive|oci-archive|oci):/
-
-/** Whether `target` names an image archive or layout rather than an image on an engine. */
+/** Whether `target` names an image archive or layout (read without an engine) rather than an image on an engine. */
 export function isArchiveTarget(target: string): boolean {
-  return ARCHIVE_PREFIX.test(target)
+  return isFileLocation(target)
 }
 
 /** Refuses what cannot be done without an engine, before anything is read. */

@@ -1,6 +1,5 @@
 // The static checks on an image archive, without an engine: layers applied in order with their whiteouts,
 // symlinks resolved inside the image, hard links, and the usage errors for what needs an engine.
-import {createHash} from 'node:crypto'
 import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
@@ -9,6 +8,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import type {VerifyConfig} from '../../src/config/types.js'
 
+import {sha256} from '../../../../test/helpers/digests.js'
 import {runArchiveVerification} from '../../src/run/archive-driver.js'
 
 type Entry = Partial<tar.Header> & {content?: string; name: string}
@@ -32,8 +32,6 @@ async function tarOf(entries: Entry[]): Promise<Buffer> {
   await done
   return Buffer.concat(chunks)
 }
-
-const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex')
 
 describe('verify on an image archive', () => {
   let dir: string
@@ -67,7 +65,7 @@ describe('verify on an image archive', () => {
       config: {Cmd: ['sh'], Env: ['APP=/opt/old'], ExposedPorts: {'80/tcp': {}}, User: '1000'},
       os: 'linux',
       // eslint-disable-next-line camelcase -- the image config's field
-      rootfs: {diff_ids: [`sha256:${sha(lower)}`, `sha256:${sha(upper)}`], type: 'layers'},
+      rootfs: {diff_ids: [sha256(lower), sha256(upper)], type: 'layers'},
     })
     const manifest = JSON.stringify([{Config: 'config.json', Layers: ['lower.tar', 'upper.tar'], RepoTags: ['t:1']}])
     archive = path.join(dir, 'image.tar')

@@ -21,6 +21,7 @@ import {Readable, Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {sha256Hex} from '../../../../test/helpers/digests.js'
 import {compareManifests, formatDifferences} from '../../src/manifest/compare.js'
 import {
   decodeName,
@@ -61,10 +62,6 @@ function entryOf(manifest: VolumeManifest, entryPath: string): ManifestEntry {
   const entry = manifest.entries.find((candidate) => candidate.path === entryPath)
   if (!entry) throw new Error(`no entry ${entryPath} in ${manifest.entries.map((e) => e.path).join(', ')}`)
   return entry
-}
-
-function sha256(data: Buffer | string): string {
-  return createHash('sha256').update(data).digest('hex')
 }
 
 function digestOf(content: string): string {
@@ -338,7 +335,7 @@ describe('manifestTap', () => {
         },
       }),
     )
-    expect(hash.digest('hex')).toBe(sha256(readFileSync(file)))
+    expect(hash.digest('hex')).toBe(sha256Hex(readFileSync(file)))
     expect(await tap.manifest).toEqual(await manifestOfTar(createReadStream(file)))
   })
 

@@ -1,5 +1,6 @@
-import type {EngineClient, EngineFacts, Logger} from '@transship/kit'
+import type {EngineClient, EngineFacts, Host, Logger} from '@transship/kit'
 
+import {localShell} from '@transship/kit'
 import {mkdtempSync, readdirSync, rmSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -29,6 +30,19 @@ function fakeEngine(id: string, host: string): EngineClient & {calls: string[]} 
   }
 }
 
+/** A host resolved to engine `id`, under the name `name`. */
+function fakeHost(id: string, name: string): Host & {engine: {calls: string[]}} {
+  return {
+    endpoint: {kind: 'unix', socket: '/run/docker.sock'},
+    engine: fakeEngine(id, name),
+    facts: {id} as EngineFacts,
+    id,
+    name,
+    onThisMachine: true,
+    shell: localShell(),
+  }
+}
+
 function recordingLog(): Logger & {warnings: string[]} {
   const warnings: string[] = []
   return {debug() {}, info() {}, warn: (message) => warnings.push(message), warnings}
@@ -52,44 +66,37 @@ describe('the quiesce journal', () => {
   })
 
   it('is found again through the engine, however its host is written', async () => {
-    const first = fakeEngine('ENGINE-1', 'src')
+    const first = fakeHost('ENGINE-1', 'src')
     // a copy that never ends: as if transship were killed with the container stopped
-    const killed = withStopped(
-      first,
-      {host: 'src', id: 'ENGINE-1'},
-      'data',
-      [writer],
-      {log: recordingLog()},
-      () => new Promise(() => {}),
-    )
+    const killed = withStopped(first, 'data', [writer], {log: recordingLog()}, () => new Promise(() => {}))
     killed.catch(() => {})
     await new Promise((resolve) => {
       setTimeout(resolve, 50)
     })
-    expect(first.calls).toEqual(['POST /containers/c0ffee/stop'])
+    expect(first.engine.calls).toEqual(['POST /containers/c0ffee/stop'])
 
     // another engine with the same volume name: not its journal
-    const other = fakeEngine('ENGINE-2', 'unix:///run/other.sock')
-    await finishInterrupted(other, {host: 'unix:///run/other.sock', id: 'ENGINE-2'}, 'data', recordingLog())
-    expect(other.calls).toEqual([])
+    const other = fakeHost('ENGINE-2', 'unix:///run/other.sock')
+    await finishInterrupted(other, 'data', recordingLog())
+    expect(other.engine.calls).toEqual([])
 
-    const again = fakeEngine('ENGINE-1', 'unix:///run/docker.sock')
+    const again = fakeHost('ENGINE-1', 'unix:///run/docker.sock')
     const log = recordingLog()
-    await finishInterrupted(again, {host: 'unix:///run/docker.sock', id: 'ENGINE-1'}, 'data', log)
-    expect(again.calls).toEqual(['POST /containers/c0ffee/start'])
+    await finishInterrupted(again, 'data', log)
+    expect(again.engine.calls).toEqual(['POST /containers/c0ffee/start'])
     expect(log.warnings.join('\n')).toMatch(/earlier copy of data .*interrupted with db stopped: starting it again/)
     // done: the journal is gone
     expect(readdirSync(path.join(cache, 'transship', 'volume-journal'))).toEqual([])
   })
 
   it('starts the containers again when the copy fails, and leaves no journal', async () => {
-    const engine = fakeEngine('ENGINE-1', 'src')
+    const host = fakeHost('ENGINE-1', 'src')
     await expect(
-      withStopped(engine, {host: 'src', id: 'ENGINE-1'}, 'data', [writer], {log: recordingLog()}, async () => {
+      withStopped(host, 'data', [writer], {log: recordingLog()}, async () => {
         throw new Error('copy failed')
       }),
     ).rejects.toThrow('copy failed')
-    expect(engine.calls).toEqual(['POST /containers/c0ffee/stop', 'POST /containers/c0ffee/start'])
+    expect(host.engine.calls).toEqual(['POST /containers/c0ffee/stop', 'POST /containers/c0ffee/start'])
     expect(readdirSync(path.join(cache, 'transship', 'volume-journal'))).toEqual([])
   })
 })

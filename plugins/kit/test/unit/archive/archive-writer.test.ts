@@ -4,7 +4,8 @@ import {pipeline} from 'node:stream/promises'
 import zlib from 'node:zlib'
 import {describe, expect, it} from 'vitest'
 
-import {configFor, hex, layerBytes, readAll, sha256} from '../../../../../test/helpers/archive-fixtures.js'
+import {configFor, layerBytes, readAll} from '../../../../../test/helpers/archive-fixtures.js'
+import {hex, sha256} from '../../../../../test/helpers/digests.js'
 import {
   archiveEntries,
   ArchiveError,

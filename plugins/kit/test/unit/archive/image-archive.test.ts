@@ -5,29 +5,20 @@ import {describe, expect, it} from 'vitest'
 import {
   configFor,
   fixture,
-  hex,
   json,
   layerBytes,
   makeTar,
   readAll,
-  sha256,
   type TarEntry,
 } from '../../../../../test/helpers/archive-fixtures.js'
+import {hex, sha256} from '../../../../../test/helpers/digests.js'
+import {failure} from '../../../../../test/helpers/failure.js'
 import {archiveEntries, ArchiveError, archiveLayers, indexArchive} from '../../../src/archive/index.js'
 
 const TEST_IMAGE_1 = {
   config: 'sha256:6e0b05049ed9c17d02e1a55e80d6599dbfcce7f4f4b022e3c673e685789c470e',
   diffID: 'sha256:8897395fd26dc44ad0e2a834335b33198cb41ac4d98dfddf58eced3853fa7b17',
   path: '555b1001d54ed229f56990845856f080b0707348b26b3aa85aaf58d5570cdee0/layer.tar',
-}
-
-async function failure(promise: Promise<unknown>): Promise<ArchiveError> {
-  const error = await promise.then(
-    () => {},
-    (error_: unknown) => error_,
-  )
-  expect(error).toBeInstanceOf(ArchiveError)
-  return error as ArchiveError
 }
 
 describe('indexArchive: archives written by other tools', () => {
@@ -140,14 +131,14 @@ describe('indexArchive: archives written by other tools', () => {
   })
 
   it('refuses a legacy v1 archive (only `repositories`) as unsupported, saying what it is', async () => {
-    const error = await failure(indexArchive(fixture('no_manifest.tar'), {source: 'no_manifest.tar'}))
+    const error = await failure(indexArchive(fixture('no_manifest.tar'), {source: 'no_manifest.tar'}), ArchiveError)
     expect(error.code).toBe('ARCHIVE_UNSUPPORTED')
     expect(error.exit).toBe(2)
     expect(error.message).toContain('no_manifest.tar is a legacy (v1) Docker image archive')
   })
 
   it('refuses a manifest.json that is `null`', async () => {
-    const error = await failure(indexArchive(fixture('null_manifest.tar'), {source: 'null_manifest.tar'}))
+    const error = await failure(indexArchive(fixture('null_manifest.tar'), {source: 'null_manifest.tar'}), ArchiveError)
     expect(error.code).toBe('ARCHIVE_CORRUPT')
     expect(error.exit).toBe(2)
     expect(error.message).toMatch(/null_manifest\.tar .*manifest\.json is empty/)
@@ -162,7 +153,7 @@ describe('indexArchive: archives written by other tools', () => {
 
 describe('indexArchive: broken input', () => {
   it('a truncated archive: ARCHIVE_TRUNCATED naming the entry it ends in', async () => {
-    const error = await failure(indexArchive(fixture('truncated.tar'), {source: 'truncated.tar'}))
+    const error = await failure(indexArchive(fixture('truncated.tar'), {source: 'truncated.tar'}), ArchiveError)
     expect(error.code).toBe('ARCHIVE_TRUNCATED')
     expect(error.exit).toBe(2)
     expect(error.message).toBe(
@@ -171,13 +162,16 @@ describe('indexArchive: broken input', () => {
   })
 
   it('a layer with garbage bytes: ARCHIVE_CORRUPT, it does not match its diff_id', async () => {
-    const error = await failure(indexArchive(fixture('corrupt-layer.tar'), {source: 'corrupt-layer.tar'}))
+    const error = await failure(indexArchive(fixture('corrupt-layer.tar'), {source: 'corrupt-layer.tar'}), ArchiveError)
     expect(error.code).toBe('ARCHIVE_CORRUPT')
     expect(error.message).toContain(`(${TEST_IMAGE_1.path}) does not match its diff_id`)
   })
 
   it('a damaged tar header: ARCHIVE_CORRUPT naming the entry before it', async () => {
-    const error = await failure(indexArchive(fixture('corrupt-header.tar'), {source: 'corrupt-header.tar'}))
+    const error = await failure(
+      indexArchive(fixture('corrupt-header.tar'), {source: 'corrupt-header.tar'}),
+      ArchiveError,
+    )
     expect(error.code).toBe('ARCHIVE_CORRUPT')
     expect(error.message).toBe(
       `corrupt-header.tar is damaged: the tar header after entry "${TEST_IMAGE_1.path}" has a bad checksum`,
@@ -185,29 +179,32 @@ describe('indexArchive: broken input', () => {
   })
 
   it('a text file: ARCHIVE_NOT_IMAGE', async () => {
-    const error = await failure(indexArchive(fixture('not-an-archive.txt'), {source: 'notes.txt'}))
+    const error = await failure(indexArchive(fixture('not-an-archive.txt'), {source: 'notes.txt'}), ArchiveError)
     expect(error.code).toBe('ARCHIVE_NOT_IMAGE')
     expect(error.exit).toBe(2)
     expect(error.message).toContain('notes.txt is not an image archive')
   })
 
   it('a few bytes of text: ARCHIVE_NOT_IMAGE', async () => {
-    const error = await failure(indexArchive(Readable.from([Buffer.from('hello\n')]), {source: 'hello.txt'}))
+    const error = await failure(
+      indexArchive(Readable.from([Buffer.from('hello\n')]), {source: 'hello.txt'}),
+      ArchiveError,
+    )
     expect(error.code).toBe('ARCHIVE_NOT_IMAGE')
     expect(error.message).toBe('hello.txt is not an image archive: it is shorter than the header of a tar archive')
   })
 
   it('an empty input, and a tar of other files: ARCHIVE_NOT_IMAGE', async () => {
-    expect((await failure(indexArchive(Readable.from([])))).message).toContain('empty')
+    expect((await failure(indexArchive(Readable.from([])), ArchiveError)).message).toContain('empty')
     const other = await makeTar([{content: 'hello', name: 'README'}])
-    const error = await failure(indexArchive(Readable.from([other])))
+    const error = await failure(indexArchive(Readable.from([other])), ArchiveError)
     expect(error.code).toBe('ARCHIVE_NOT_IMAGE')
     expect(error.message).toContain('without manifest.json or index.json')
   })
 
   it('a truncated gzip stream: ARCHIVE_TRUNCATED', async () => {
     const gz = zlib.gzipSync(await readAll(fixture('test_image_1.tar')))
-    const error = await failure(indexArchive(Readable.from([gz.subarray(0, -100)]), {source: 'x.tar.gz'}))
+    const error = await failure(indexArchive(Readable.from([gz.subarray(0, -100)]), {source: 'x.tar.gz'}), ArchiveError)
     expect(error.code).toBe('ARCHIVE_TRUNCATED')
     expect(error.message).toMatch(/^x\.tar\.gz: /)
   })
@@ -226,7 +223,7 @@ describe('indexArchive: what it checks', () => {
       {content: a, name: 'a/layer.tar'},
       {content: manifest(['a/layer.tar', 'b/layer.tar']), name: 'manifest.json'},
     ])
-    const error = await failure(indexArchive(Readable.from([archive])))
+    const error = await failure(indexArchive(Readable.from([archive])), ArchiveError)
     expect(error.code).toBe('ARCHIVE_CORRUPT')
     expect(error.message).toContain('layer 2 is b/layer.tar, but the archive has no such entry')
     const index = await indexArchive(Readable.from([archive]), {partial: true})
@@ -239,16 +236,20 @@ describe('indexArchive: what it checks', () => {
       {content: a, name: 'a/layer.tar'},
       {content: manifest(['a/layer.tar']), name: 'manifest.json'},
     ])
-    expect((await failure(indexArchive(Readable.from([short])))).message).toContain('lists 1 layers, but its config')
+    expect((await failure(indexArchive(Readable.from([short])), ArchiveError)).message).toContain(
+      'lists 1 layers, but its config',
+    )
     const noConfig = await makeTar([{content: manifest([]), name: 'manifest.json'}])
-    expect((await failure(indexArchive(Readable.from([noConfig])))).message).toContain(
+    expect((await failure(indexArchive(Readable.from([noConfig])), ArchiveError)).message).toContain(
       'but the archive has no such entry',
     )
     const wrongBlob = await makeTar([
       {content: a, name: `blobs/sha256/${hex(sha256(b))}`},
       {content: json({manifests: [], schemaVersion: 2}), name: 'index.json'},
     ])
-    expect((await failure(indexArchive(Readable.from([wrongBlob])))).message).toContain('does not hash to its name')
+    expect((await failure(indexArchive(Readable.from([wrongBlob])), ArchiveError)).message).toContain(
+      'does not hash to its name',
+    )
   })
 
   it('follows nested OCI indexes, skips children left out, and takes names from the annotations', async () => {
@@ -388,7 +389,10 @@ describe('indexArchive: paths that leave the archive', () => {
       '"s" leads to d/../../x through the symbolic link d',
     ],
   ] as Array<[TarEntry[], string]>)('refuses %j: ARCHIVE_UNSAFE naming the entry', async (extra, message) => {
-    const error = await failure(indexArchive(Readable.from([await makeTar([...valid(), ...extra])]), {source: 'f.tar'}))
+    const error = await failure(
+      indexArchive(Readable.from([await makeTar([...valid(), ...extra])]), {source: 'f.tar'}),
+      ArchiveError,
+    )
     expect(error.code).toBe('ARCHIVE_UNSAFE')
     expect(error.exit).toBe(2)
     expect(error.message).toContain(`f.tar: entry ${message}`)
@@ -401,6 +405,7 @@ describe('indexArchive: paths that leave the archive', () => {
   ])('refuses manifest.json naming %s / %s outside', async (layer, configPath, message) => {
     const error = await failure(
       indexArchive(Readable.from([await makeTar(valid(layer, configPath))]), {source: 'f.tar'}),
+      ArchiveError,
     )
     expect(error.code).toBe('ARCHIVE_UNSAFE')
     expect(error.message).toBe(`f.tar: ${message}`)

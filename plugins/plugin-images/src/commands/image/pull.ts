@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand, coreServices, hostFlag, openHosts, recipeHostFlags, UsageError} from '@transship/kit'
+import {parseImageLocation} from '@transship/kit/oci'
 import {formatReference, parseReference} from '@transship/kit/reference'
 import {formatBytes} from '@transship/kit/ui'
 import path from 'node:path'
@@ -39,7 +40,8 @@ Credentials come from the recipe's variables or from \`docker login\` (config.js
     host: hostFlag('pull into'),
     output: Flags.string({
       char: 'o',
-      description: 'oci:DIR, oci-archive:FILE or docker-archive:FILE (what Docker 20.10 loads) instead of an engine.',
+      description:
+        'oci:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE[:NAME:TAG] (what Docker 20.10 loads) instead of an engine; REF names the image in the layout (default: its tag).',
     }),
     platform: Flags.string({description: 'os/arch[/variant] of a multi-platform image, e.g. linux/arm64.'}),
   }
@@ -54,17 +56,22 @@ Credentials come from the recipe's variables or from \`docker login\` (config.js
     const image = formatReference(reference)
     let result: PullResult
     if (this.flags.output) {
-      const match = /^(oci|oci-archive|docker-archive):(.+)$/.exec(this.flags.output)
-      if (!match) {
+      const location = parseImageLocation(this.flags.output, {code: 'FLAG_INVALID'})
+      if (location.kind === 'engine') {
         throw new UsageError(`-o ${this.flags.output}: give oci:DIR, oci-archive:FILE or docker-archive:FILE`, {
           code: 'FLAG_INVALID',
         })
       }
 
-      const target = path.resolve(match[2]!)
-      const options = {allPlatforms: this.flags['all-platforms'], platform: this.flags.platform, signal: this.signal}
+      const target = path.resolve(location.path)
+      const options = {
+        allPlatforms: this.flags['all-platforms'],
+        platform: this.flags.platform,
+        ref: location.ref,
+        signal: this.signal,
+      }
       const pull = {'docker-archive': pullToDockerArchive, oci: pullToLayout, 'oci-archive': pullToArchive}[
-        match[1] as 'docker-archive' | 'oci' | 'oci-archive'
+        location.kind
       ]
       const report = await pull(client, reference, target, options)
       result = {...report, image, into: this.flags.output, seconds: (performance.now() - started) / 1000}

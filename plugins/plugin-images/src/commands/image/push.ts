@@ -1,9 +1,9 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand, coreServices, hostFlag, openHosts, recipeHostFlags} from '@transship/kit'
+import {isFileLocation, parseImageLocation} from '@transship/kit/oci'
 import {checkImageOrId, parseReference} from '@transship/kit/reference'
 import {formatBytes, formatTable} from '@transship/kit/ui'
 
-import {parseLayoutLocation} from '../../registry/layout-source.js'
 import {pushImage, type PushResult} from '../../registry/push-image.js'
 import {Registries} from '../../registry/registries.js'
 
@@ -42,10 +42,14 @@ Straight pushes keep the manifest and blob digests of the input exactly (nothing
     // every name is checked before a registry or an engine is asked anything
     if (this.flags.as !== undefined) parseReference(this.flags.as)
     if (this.flags.to?.includes('/')) parseReference(this.flags.to)
-    for (const source of argv as string[]) if (!parseLayoutLocation(source)) checkImageOrId(source)
+    for (const source of argv as string[]) {
+      const location = parseImageLocation(source)
+      if (location.kind === 'engine') checkImageOrId(location.ref)
+    }
+
     const services = await coreServices(this.config)
     await using registries = new Registries(await services.recipeRegistries(this.flags.recipe), this.logger())
-    const needsEngine = (argv as string[]).some((source) => !/^(oci|oci-archive|docker-archive):/.test(source))
+    const needsEngine = (argv as string[]).some((source) => !isFileLocation(source))
     await using hosts = needsEngine ? await openHosts(this.config, this.flags, [this.flags.host]) : undefined
     const results: PushResult[] = []
     for (const source of argv as string[]) {

@@ -6,8 +6,10 @@ import {afterEach, describe, expect, it} from 'vitest'
 
 import type {RegistryClient, RegistryEndpoint} from '../../../src/registry/types.js'
 
+import {sha256} from '../../../../../test/helpers/digests.js'
+import {failure} from '../../../../../test/helpers/failure.js'
 import {openRegistry, type RegistryClientOptions} from '../../../src/registry/client.js'
-import {type FakeRegistry, type FakeRegistryOptions, sha256, startFakeRegistry} from './fake-registry.js'
+import {type FakeRegistry, type FakeRegistryOptions, startFakeRegistry} from './fake-registry.js'
 
 const PASSWORD = 'hunter2-very-secret'
 let registry: FakeRegistry | undefined
@@ -39,15 +41,6 @@ const manifest = Buffer.from(
   JSON.stringify({mediaType: 'application/vnd.oci.image.manifest.v1+json', schemaVersion: 2}),
 )
 const OCI = 'application/vnd.oci.image.manifest.v1+json'
-
-async function rejection(promise: Promise<unknown>): Promise<TransshipError> {
-  const error = await promise.then(
-    () => {},
-    (error_: unknown) => error_,
-  )
-  expect(error).toBeInstanceOf(TransshipError)
-  return error as TransshipError
-}
 
 function expectNoSecret(error: TransshipError) {
   const shown = `${error.message}\n${JSON.stringify(error)}\n${error.suggestions.join('\n')}`
@@ -100,7 +93,7 @@ describe('registry client: authentication', () => {
   it('pulls anonymously when the registry allows it, and asks for a login when not', async () => {
     const {client} = await start({auth: {...bearer, anonymousPull: true}})
     expect(await client.getManifest('team/app', '1')).toBeUndefined()
-    const error = await rejection(client.putManifest('team/app', '1', manifest, OCI))
+    const error = await failure(client.putManifest('team/app', '1', manifest, OCI), TransshipError)
     expect(error).toBeInstanceOf(AuthError)
     expect(error).toMatchObject({code: 'REGISTRY_AUTH_REQUIRED', exit: 4})
     expect(error.suggestions.join(',')).toMatch(/docker login 127\.0\.0\.1:\d+/)
@@ -121,7 +114,7 @@ describe('registry client: authentication', () => {
     }
     for (const kind of ['bearer', 'basic'] as const) {
       const {client} = await start({auth: {kind, password: 'the-right-one', username: 'alice'}}, wrong)
-      const error = await rejection(client.getManifest('app', 'v1'))
+      const error = await failure(client.getManifest('app', 'v1'), TransshipError)
       expect(error).toBeInstanceOf(AuthError)
       expect(error).toMatchObject({code: 'REGISTRY_UNAUTHORIZED', exit: 4})
       expect(error.suggestions.join(',')).toMatch(/docker login 127\.0\.0\.1:\d+, or the variables named in the recipe/)
@@ -135,7 +128,7 @@ describe('registry client: authentication', () => {
 
   it('says which repository and action a 403 denied', async () => {
     const {client} = await start({auth: {...bearer, readOnly: ['team/locked']}}, login)
-    const error = await rejection(client.putManifest('team/locked', '1', manifest, OCI))
+    const error = await failure(client.putManifest('team/locked', '1', manifest, OCI), TransshipError)
     expect(error).toMatchObject({
       code: 'REGISTRY_DENIED',
       details: {action: 'push', repository: 'team/locked'},
@@ -146,7 +139,7 @@ describe('registry client: authentication', () => {
 
   it('classifies registry errors by their code, with the codes in details', async () => {
     const {client} = await start({}, login)
-    const error = await rejection(client.putManifest('app', '1', Buffer.from('not json'), OCI))
+    const error = await failure(client.putManifest('app', '1', Buffer.from('not json'), OCI), TransshipError)
     expect(error).toMatchObject({
       code: 'REGISTRY_MANIFEST_INVALID',
       details: {errors: [{code: 'MANIFEST_INVALID'}], status: 400},
@@ -169,7 +162,7 @@ describe('registry client: transport', () => {
       {host: `127.0.0.1:${port}`, insecure: false, name: 'gone', url: `http://127.0.0.1:${port}`},
       {backoffMs: 1, log: {debug: (m) => debug.push(m)}, retries: 2},
     )
-    const error = await rejection(client.ping())
+    const error = await failure(client.ping(), TransshipError)
     expect(error).toBeInstanceOf(UnreachableError)
     expect(error).toMatchObject({code: 'REGISTRY_UNREACHABLE', details: {cause: 'ECONNREFUSED'}, exit: 3})
     expect(error.message).toMatch(new RegExp(`127\\.0\\.0\\.1:${port}: ECONNREFUSED`))

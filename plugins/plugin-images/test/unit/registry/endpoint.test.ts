@@ -4,6 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {describe, expect, it} from 'vitest'
 
+import {thrown} from '../../../../../test/helpers/failure.js'
 import {parseChallenges} from '../../../src/registry/auth.js'
 import {isLoopbackHost, registryEndpoint} from '../../../src/registry/endpoint.js'
 
@@ -44,12 +45,11 @@ describe('registryEndpoint', () => {
   })
 
   it('refuses plain HTTP without insecure, and bad URLs', () => {
-    const error = catchError(() => registryEndpoint('r', {url: 'http://r.lan:5000'}))
-    expect(error).toBeInstanceOf(UsageError)
+    const error = thrown(() => registryEndpoint('r', {url: 'http://r.lan:5000'}), UsageError)
     expect(error).toMatchObject({code: 'REGISTRY_INSECURE_REQUIRED'})
-    expect((error as UsageError).suggestions.join(',')).toMatch(/insecure: true/)
-    expect(catchError(() => registryEndpoint('r', {url: 'ftp://r.lan'}))).toMatchObject({code: 'REGISTRY_URL_INVALID'})
-    expect(catchError(() => registryEndpoint('r', {url: 'r.lan?x=1'}))).toMatchObject({code: 'REGISTRY_URL_INVALID'})
+    expect(error.suggestions.join(',')).toMatch(/insecure: true/)
+    expect(thrown(() => registryEndpoint('r', {url: 'ftp://r.lan'}))).toMatchObject({code: 'REGISTRY_URL_INVALID'})
+    expect(thrown(() => registryEndpoint('r', {url: 'r.lan?x=1'}))).toMatchObject({code: 'REGISTRY_URL_INVALID'})
   })
 
   it('reads the CA file, and says when it is missing', async () => {
@@ -57,8 +57,7 @@ describe('registryEndpoint', () => {
     const file = path.join(dir, 'ca.pem')
     await writeFile(file, '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n')
     expect(registryEndpoint('r', {ca: file, url: 'r.lan'}).ca).toMatch(/BEGIN CERTIFICATE/)
-    const missing = catchError(() => registryEndpoint('r', {ca: path.join(dir, 'nope.pem'), url: 'r.lan'}))
-    expect(missing).toBeInstanceOf(UsageError)
+    const missing = thrown(() => registryEndpoint('r', {ca: path.join(dir, 'nope.pem'), url: 'r.lan'}), UsageError)
     expect(missing).toMatchObject({code: 'REGISTRY_CA_MISSING'})
   })
 })
@@ -83,13 +82,3 @@ describe('parseChallenges', () => {
     expect(parseChallenges()).toEqual([])
   })
 })
-
-function catchError(fn: () => unknown): unknown {
-  try {
-    fn()
-  } catch (error) {
-    return error
-  }
-
-  throw new Error('expected an error')
-}

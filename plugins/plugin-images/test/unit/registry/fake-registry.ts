@@ -2,9 +2,11 @@
 import type {AddressInfo} from 'node:net'
 
 // A fake OCI Distribution registry, just enough for the client's unit tests.
-import {createHash, randomUUID} from 'node:crypto'
+import {randomUUID} from 'node:crypto'
 import http, {type IncomingMessage, type ServerResponse} from 'node:http'
 import https from 'node:https'
+
+import {sha256} from '../../../../../test/helpers/digests.js'
 
 export interface FakeRegistryOptions {
   auth?: {
@@ -48,10 +50,6 @@ export interface FakeRegistry {
   tokenRequests: {authorization?: string; body?: string; method: string; query: string}[]
   uploads: Map<string, Upload>
   url: string
-}
-
-export function sha256(data: Buffer | string): string {
-  return `sha256:${createHash('sha256').update(data).digest('hex')}`
 }
 
 export async function startFakeRegistry(options: FakeRegistryOptions = {}): Promise<FakeRegistry> {

@@ -1,25 +1,22 @@
-import {createHash} from 'node:crypto'
 import {describe, expect, it} from 'vitest'
 
 import type {SourceImage} from '../../../src/transfer/images.js'
 
+import {sha256, sha256Hex} from '../../../../../test/helpers/digests.js'
 import {chainIds} from '../../../src/transfer/chain.js'
 import {goJson, type LayerPathCache, LayerResolver} from '../../../src/transfer/layer-resolver.js'
 
-const digest = (text: string) => `sha256:${createHash('sha256').update(text).digest('hex')}`
-const hex = (text: string) => digest(text).slice(7)
-
 function image(ref: string, layers: string[], created = '2026-01-01T00:00:00Z'): SourceImage {
-  const diffIDs = layers.map((layer) => digest(layer))
-  return {chains: chainIds(diffIDs), created, diffIDs, id: digest(`config ${ref}`), ref}
+  const diffIDs = layers.map((layer) => sha256(layer))
+  return {chains: chainIds(diffIDs), created, diffIDs, id: sha256(`config ${ref}`), ref}
 }
 
 const json = (value: unknown) => Buffer.from(JSON.stringify(value))
 
 describe('chain IDs', () => {
   it('follow Docker: the base diffID, then sha256 of "<parent chain> <diffID>"', () => {
-    const [a, b] = [digest('a'), digest('b')]
-    expect(chainIds([a, b])).toEqual([a, `sha256:${createHash('sha256').update(`${a} ${b}`).digest('hex')}`])
+    const [a, b] = [sha256('a'), sha256('b')]
+    expect(chainIds([a, b])).toEqual([a, sha256(`${a} ${b}`)])
   })
 })
 
@@ -27,8 +24,11 @@ describe('LayerResolver', () => {
   it('names OCI blobs by digest: an uncompressed layer blob is its diffID', () => {
     const app = image('app:1', ['base', 'top'])
     const resolver = new LayerResolver([app], new Map())
-    expect(resolver.resolve(`blobs/sha256/${hex('top')}`)).toEqual({chains: [app.chains[1]], diffID: digest('top')})
-    expect(resolver.resolve(`blobs/sha256/${hex('unrelated')}`)).toBeUndefined()
+    expect(resolver.resolve(`blobs/sha256/${sha256Hex('top')}`)).toEqual({
+      chains: [app.chains[1]],
+      diffID: sha256('top'),
+    })
+    expect(resolver.resolve(`blobs/sha256/${sha256Hex('unrelated')}`)).toBeUndefined()
   })
 
   it('follows the parent links of legacy v1 directories: base, next, top', () => {
@@ -38,9 +38,9 @@ describe('LayerResolver', () => {
     resolver.noteLegacyJson(`${base}/json`, json({created: '1970-01-01T00:00:00Z', id: base}))
     resolver.noteLegacyJson(`${middle}/json`, json({created: '1970-01-01T00:00:00Z', id: middle, parent: base}))
     resolver.noteLegacyJson(`${top}/json`, json({config: {}, created: app.created, id: top, parent: middle}))
-    expect(resolver.resolve(`${base}/layer.tar`)?.diffID).toBe(digest('base'))
-    expect(resolver.resolve(`${middle}/layer.tar`)?.diffID).toBe(digest('middle'))
-    expect(resolver.resolve(`${top}/layer.tar`)?.diffID).toBe(digest('top'))
+    expect(resolver.resolve(`${base}/layer.tar`)?.diffID).toBe(sha256('base'))
+    expect(resolver.resolve(`${middle}/layer.tar`)?.diffID).toBe(sha256('middle'))
+    expect(resolver.resolve(`${top}/layer.tar`)?.diffID).toBe(sha256('top'))
   })
 
   it('leaves a layer unresolved when its parent comes later, and learns the mapping for next time', () => {
@@ -58,7 +58,7 @@ describe('LayerResolver', () => {
       new Map([['c.json', config]]),
     )
     const next = new LayerResolver([app], cache)
-    expect(next.resolve(`${middle}/layer.tar`)).toEqual({chains: [app.chains[1]], diffID: digest('middle')})
+    expect(next.resolve(`${middle}/layer.tar`)).toEqual({chains: [app.chains[1]], diffID: sha256('middle')})
   })
 
   it('does not guess between two images whose bases differ', () => {

@@ -37,9 +37,10 @@ export default class VolumeVerify extends BaseCommand<typeof VolumeVerify> {
     if (flags.as !== undefined) checkVolumeName(flags.as, '--as')
     const againstFile = existsSync(flags.against)
     await using hosts = await openHosts(this.config, flags, againstFile ? [flags.on] : [flags.on, flags.against])
-    const read = async (host: string, name: string) => {
-      const volume = await requireVolume(await hosts.engine(host, this.signal), name, this.signal)
-      return readVolumeManifest(await tarEnd(hosts, host, this.signal), volume.Mountpoint, this.signal)
+    const read = async (name: string, volumeName: string) => {
+      const host = await hosts.host(name, this.signal)
+      const volume = await requireVolume(host.engine, volumeName, this.signal)
+      return readVolumeManifest(await tarEnd(host, this.signal), volume.Mountpoint, this.signal)
     }
 
     const mine = await read(flags.on, this.args.name)

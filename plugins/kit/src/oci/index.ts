@@ -1,0 +1,5 @@
+export * from './digest.js'
+export * from './layout.js'
+export * from './location.js'
+export * from './media-types.js'
+export * from './types.js'
