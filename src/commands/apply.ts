@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand, InterruptedError, ProgressReporter, StepFailedError} from '@transship/kit'
+import {BaseCommand, InterruptedError, StepFailedError} from '@transship/kit'
+import {ProgressReporter} from '@transship/kit/ui'
 
 import {hostFlags, recipeArg} from '../flags.js'
 import {applyPlan, type StepReport} from '../plan/apply.js'

@@ -1,6 +1,7 @@
 import type {EngineClient, EngineFacts, EngineMessage, EngineRequest} from '@transship/kit'
 
-import {compareApiVersions, EngineError, readMessages, UnreachableError} from '@transship/kit'
+import {compareApiVersions, EngineError, UnreachableError} from '@transship/kit'
+import {readMessages} from '@transship/kit/engine'
 import createDebug from 'debug'
 import http, {type IncomingMessage} from 'node:http'
 import {Readable} from 'node:stream'

@@ -1,6 +1,6 @@
 import type {Hosts, ImageProduct, Step} from '@transship/kit'
 
-import {formatBytes, formatDuration, formatTable} from '@transship/kit'
+import {formatBytes, formatDuration, formatTable} from '@transship/kit/ui'
 
 import type {StepReport} from '../plan/apply.js'
 

@@ -1,6 +1,7 @@
 // `image save` and `image load` against real engines: every layout and compression saved from Docker 20.10
 // and loaded into 20.10 (local and over SSH) and 26.1 (containerd store); archives written by other tools;
 // broken files refused before the engine is touched; an interrupted save leaves no file.
+import {archiveEntries, detectCompression} from '@transship/kit/archive'
 import {spawn} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {createReadStream} from 'node:fs'
@@ -11,8 +12,6 @@ import {Readable} from 'node:stream'
 import {fileURLToPath} from 'node:url'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {detectCompression} from '../../plugins/kit/src/archive/compression.js'
-import {archiveEntries} from '../../plugins/kit/src/archive/image-archive.js'
 import {configFor, json, makeTar, readAll, type TarEntry} from '../helpers/archive-fixtures.js'
 import {repoRoot, transship} from '../helpers/cli.js'
 import {hex, sha256} from '../helpers/digests.js'

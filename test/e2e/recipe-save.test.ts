@@ -1,14 +1,13 @@
 // `images[].save` of recipes against real engines: apply writes the archive (next to the recipe), it loads
 // elsewhere, and a second apply finds the file holds the images and does nothing; several images with one file
 // make one archive, also from a host over SSH; a file that lost an image or is damaged is written again.
+import {detectCompression, indexArchive} from '@transship/kit/archive'
 import {createReadStream} from 'node:fs'
 import {copyFile, mkdtemp, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, expect, it} from 'vitest'
 
-import {detectCompression} from '../../plugins/kit/src/archive/compression.js'
-import {indexArchive} from '../../plugins/kit/src/archive/image-archive.js'
 import {repoRoot, transship} from '../helpers/cli.js'
 import {exists, head} from '../helpers/files.js'
 import {imageId, layers} from '../helpers/images.js'

@@ -2,7 +2,7 @@
 // The volume commands against real engines: a local one (classic) and one reached over SSH (remote). Every
 // engine of the bed runs on this machine, so each volume's Mountpoint is a local path: what landed is checked
 // here with lstat, sha256, readlink and the xattrs of every path, not with transship's own manifest.
-import {readXattrs, writeXattrs} from '@transship/kit'
+import {readXattrs, writeXattrs} from '@transship/kit/native'
 import {type ChildProcess, spawn} from 'node:child_process'
 import {createHash, randomBytes} from 'node:crypto'
 import {once} from 'node:events'

@@ -7,10 +7,8 @@ import {ExitCode, InterruptedError, isTransshipError, RecipeError, type Transshi
 import {configureNative} from './native/addon.js'
 import {writeJsonEvent} from './ui/progress.js'
 
-export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<
-  (typeof BaseCommand)['baseFlags'] & T['flags']
->
-export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
+type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
+type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
 
 /**
  * What every transship command shares: --json and --debug, an AbortSignal that Ctrl-C fires (a second
@@ -107,7 +105,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
  * An expected failure, for people: recipe issues one per line (`file:line:col path: message`, as compilers
  * print them), anything else as `Error: …` followed by what to try. The stack only with --debug.
  */
-export function renderError(error: TransshipError, debug: boolean): string {
+function renderError(error: TransshipError, debug: boolean): string {
   const lines = error instanceof RecipeError ? [error.message] : [`Error: ${error.message}`]
   for (const suggestion of error.suggestions) lines.push(`  Try: ${suggestion}`)
   if (debug && error.stack) lines.push(error.stack)

@@ -1,8 +1,8 @@
 import type {Interfaces} from '@oclif/core'
-import type {Hosts} from '@transship/kit'
 
 import {Flags} from '@oclif/core'
-import {coreServices} from '@transship/kit'
+
+import {coreServices, type Hosts} from './plugin-api.js'
 
 /** The flags of the image commands that reach hosts: which host, through which recipe, and the host key. */
 export const recipeHostFlags = {

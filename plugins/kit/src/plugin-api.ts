@@ -8,7 +8,6 @@ import type {Interfaces} from '@oclif/core'
 import type {ZodType} from 'zod'
 
 import type {EngineClient, EngineFacts} from './engine.js'
-import type {RegistryAuthSpec} from './registry/types.js'
 
 export interface Logger {
   debug(message: string): void
@@ -106,6 +105,14 @@ export interface RecipeContext {
   registries: string[]
   /** the recipe's registries by name (`ca` made absolute) */
   registrySpecs: Record<string, RecipeRegistry>
+}
+
+/** How to authenticate: what the recipe names (environment variable names only, never secrets). */
+export interface RegistryAuthSpec {
+  passwordEnv?: string
+  tokenEnv?: string
+  username?: string
+  usernameEnv?: string
 }
 
 /** A registry as a recipe declares it: where, how to trust it, and the names of the variables holding credentials. */

@@ -24,11 +24,11 @@ export interface ImageReference {
 }
 
 /** Longest name (registry host and path), as distribution/reference's NameTotalLengthMax. */
-export const NAME_MAX_LENGTH = 255
+const NAME_MAX_LENGTH = 255
 /** Longest tag. */
-export const TAG_MAX_LENGTH = 128
+const TAG_MAX_LENGTH = 128
 /** Longest reference: a longest name, tag and (sha512) digest. */
-export const REFERENCE_MAX_LENGTH = NAME_MAX_LENGTH + 1 + TAG_MAX_LENGTH + 1 + 'sha512:'.length + 128
+const REFERENCE_MAX_LENGTH = NAME_MAX_LENGTH + 1 + TAG_MAX_LENGTH + 1 + 'sha512:'.length + 128
 
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/
 const DOMAIN_PART = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])'
@@ -71,7 +71,7 @@ export function showReference(value: string): string {
   return `${JSON.stringify(value.slice(0, 60)).slice(0, -1)}…" (${value.length} characters)`
 }
 
-export function invalidReference(value: string, why: string): UsageError {
+function invalidReference(value: string, why: string): UsageError {
   return new UsageError(`${showReference(value)} is not a valid image reference: ${why}`, {
     code: 'REFERENCE_INVALID',
     details: {reference: value.length <= 100 ? value : `${value.slice(0, 60)}…`, why},

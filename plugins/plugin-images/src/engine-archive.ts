@@ -1,18 +1,8 @@
 import type {IncomingMessage} from 'node:http'
 
-import {
-  type ArchiveFormat,
-  type ArchiveLayer,
-  compareApiVersions,
-  type Compression,
-  type EngineClient,
-  type EngineFacts,
-  type EngineLoadResult,
-  ExitCode,
-  familiarName,
-  fullName,
-  TransshipError,
-} from '@transship/kit'
+import {compareApiVersions, type EngineClient, type EngineFacts, ExitCode, TransshipError} from '@transship/kit'
+import {type ArchiveFormat, type ArchiveLayer, type Compression, familiarName, fullName} from '@transship/kit/archive'
+import {type EngineLoadResult} from '@transship/kit/engine'
 
 import {inspectImage} from './image-store.js'
 

@@ -1,14 +1,5 @@
-import {
-  type EngineClient,
-  EngineError,
-  ExitCode,
-  formatReference,
-  type ImageReference,
-  parseReference,
-  repositoryName,
-  TransshipError,
-  UsageError,
-} from '@transship/kit'
+import {type EngineClient, EngineError, ExitCode, TransshipError, UsageError} from '@transship/kit'
+import {formatReference, type ImageReference, parseReference, repositoryName} from '@transship/kit/reference'
 
 import {requireImage} from './image-store.js'
 

@@ -1,3 +1,4 @@
+import {type EngineClient, type EngineFacts, type Progress, UsageError} from '@transship/kit'
 import {
   archiveEntries,
   ArchiveError,
@@ -9,22 +10,17 @@ import {
   counted,
   decompressor,
   detectCompression,
-  type EngineClient,
-  type EngineFacts,
-  engineLoad,
-  type EngineLoadResult,
   ImageArchiveWriter,
   indexArchive,
   isLoadableTag,
   ociManifest,
   type OutputImage,
   peek,
-  type Progress,
   requireCompressor,
-  sha256,
   tap,
-  UsageError,
-} from '@transship/kit'
+} from '@transship/kit/archive'
+import {engineLoad, type EngineLoadResult} from '@transship/kit/engine'
+import {sha256} from '@transship/kit/oci'
 import {createReadStream} from 'node:fs'
 import {open, stat} from 'node:fs/promises'
 import {PassThrough, type Readable} from 'node:stream'

@@ -1,3 +1,4 @@
+import {type EngineClient, type Progress, type ProgressTask, TransshipError, UsageError, ExitCode} from '@transship/kit'
 import {
   archiveEntries,
   type ArchiveFormat,
@@ -7,18 +8,12 @@ import {
   type Compression,
   compressor,
   counted,
-  type EngineClient,
-  ExitCode,
   ImageArchiveWriter,
   indexArchive,
   type OutputImage,
-  type Progress,
-  type ProgressTask,
   requireCompressor,
   tap,
-  TransshipError,
-  UsageError,
-} from '@transship/kit'
+} from '@transship/kit/archive'
 import {createWriteStream} from 'node:fs'
 import {rename, rm, stat} from 'node:fs/promises'
 import path from 'node:path'

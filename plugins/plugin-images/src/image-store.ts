@@ -1,6 +1,8 @@
-import type {EngineClient, ImageReference} from '@transship/kit'
+import type {EngineClient} from '@transship/kit'
+import type {ImageReference} from '@transship/kit/reference'
 
-import {EngineError, ExitCode, parseReference, repositoryName, TransshipError} from '@transship/kit'
+import {EngineError, TransshipError, ExitCode} from '@transship/kit'
+import {parseReference, repositoryName} from '@transship/kit/reference'
 
 export interface ImageSummary {
   Created: number

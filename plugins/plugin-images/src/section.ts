@@ -1,18 +1,10 @@
-import type {ImageReference, PlanContext, Reference, SectionProvider, Step} from '@transship/kit'
+import type {PlanContext, Reference, SectionProvider, Step} from '@transship/kit'
+import type {ImageReference} from '@transship/kit/reference'
 
-import {
-  ExitCode,
-  formatBytes,
-  formatReference,
-  indexArchive,
-  isArchiveError,
-  parseReference,
-  referenceProblem,
-  requireCompressor,
-  showReference,
-  TransshipError,
-  UsageError,
-} from '@transship/kit'
+import {TransshipError, UsageError, ExitCode} from '@transship/kit'
+import {indexArchive, isArchiveError, requireCompressor} from '@transship/kit/archive'
+import {formatReference, parseReference, referenceProblem, showReference} from '@transship/kit/reference'
+import {formatBytes} from '@transship/kit/ui'
 import {createReadStream} from 'node:fs'
 import {mkdir, stat} from 'node:fs/promises'
 import path from 'node:path'

@@ -5,7 +5,9 @@
  */
 import type {EngineClient, Hosts, Logger} from '@transship/kit'
 
-import {engineLoad, ExitCode, formatBytes, TransshipError, UsageError} from '@transship/kit'
+import {ExitCode, TransshipError, UsageError} from '@transship/kit'
+import {engineLoad} from '@transship/kit/engine'
+import {formatBytes} from '@transship/kit/ui'
 import {createWriteStream} from 'node:fs'
 import {mkdir, mkdtemp, rename, rm} from 'node:fs/promises'
 import path from 'node:path'

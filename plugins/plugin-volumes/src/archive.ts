@@ -7,7 +7,8 @@
  */
 import type {Hosts, Logger} from '@transship/kit'
 
-import {compressor, decompressed, ExitCode, shellQuote, TransshipError, UsageError} from '@transship/kit'
+import {ExitCode, shellQuote, TransshipError, UsageError} from '@transship/kit'
+import {compressor, decompressed} from '@transship/kit/archive'
 import {createReadStream, createWriteStream} from 'node:fs'
 import {mkdtemp, rename, rm} from 'node:fs/promises'
 import os from 'node:os'

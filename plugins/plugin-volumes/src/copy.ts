@@ -7,7 +7,8 @@
  */
 import type {EngineClient, Hosts, Logger, RemoteShell} from '@transship/kit'
 
-import {byteCounter, ExitCode, sameEngine, shellQuote, TransshipError, UsageError} from '@transship/kit'
+import {ExitCode, sameEngine, shellQuote, TransshipError, UsageError} from '@transship/kit'
+import {byteCounter} from '@transship/kit/archive'
 import path from 'node:path'
 import {type Readable, type Transform} from 'node:stream'
 import {pipeline} from 'node:stream/promises'

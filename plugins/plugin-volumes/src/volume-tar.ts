@@ -6,7 +6,8 @@
  */
 import type {Host, RemoteShell} from '@transship/kit'
 
-import {compressor, decompressor, hasCommand, shellQuote, UsageError} from '@transship/kit'
+import {shellQuote, UsageError} from '@transship/kit'
+import {compressor, decompressor, hasCommand} from '@transship/kit/archive'
 import {pipeline, type Readable, type Writable} from 'node:stream'
 
 const COMMON = "--xattrs --xattrs-include='*' --acls --numeric-owner"

@@ -1,13 +1,6 @@
 import {Flags} from '@oclif/core'
-import {
-  BaseCommand,
-  ExitCode,
-  type ExitOf,
-  formatBytes,
-  formatTable,
-  isTransshipError,
-  TransshipError,
-} from '@transship/kit'
+import {BaseCommand, ExitCode, isTransshipError, TransshipError, type ExitOf} from '@transship/kit'
+import {formatBytes, formatTable} from '@transship/kit/ui'
 
 import {hostFlags, recipeArg} from '../../flags.js'
 import {openHosts, readRecipe} from '../../services.js'

@@ -41,11 +41,6 @@ export function detectCompression(head: Buffer): Compression {
   return 'none'
 }
 
-/** The usual file name suffix of a compression ('' for none). */
-export function compressionSuffix(kind: Compression): string {
-  return {bzip2: '.bz2', gzip: '.gz', none: '', xz: '.xz', zstd: '.zst'}[kind]
-}
-
 /**
  * Peeks at the first bytes of `input` and returns it decompressed: gzip with node:zlib, bzip2, xz and zstd with
  * the `bzip2`, `xz` and `zstd` commands. A stream that is not compressed is returned as it is. Errors of the
@@ -143,7 +138,7 @@ async function lookUp(name: string): Promise<boolean> {
 }
 
 /** The error for a compressor that is not installed. */
-export function missingTool(kind: keyof typeof TOOLS): UsageError {
+function missingTool(kind: keyof typeof TOOLS): UsageError {
   const tool = TOOLS[kind]
   return new UsageError(`${kind} data needs the \`${tool.command}\` command, which is not installed`, {
     code: 'COMPRESSOR_MISSING',

@@ -8,7 +8,7 @@
  */
 import {ArchiveError} from './errors.js'
 
-export interface StoredEntry {
+interface StoredEntry {
   /** for links: the target as stored */
   linkname?: string
   /** the name as stored in the tar header (not normalised) */

@@ -66,7 +66,7 @@ export interface ArchiveIndex {
   images: ArchiveImage[]
 }
 
-export interface ArchiveEntryHeader {
+interface ArchiveEntryHeader {
   /** for links: the path (hard link) or relative target (symbolic link) */
   linkname?: string
   /** normalised: no leading `./` or `/` */
@@ -77,18 +77,18 @@ export interface ArchiveEntryHeader {
   type: string
 }
 
-export interface ArchiveEntry {
+interface ArchiveEntry {
   header: ArchiveEntryHeader
   stream: Readable
 }
 
-export interface ArchiveReadOptions {
+interface ArchiveReadOptions {
   signal?: AbortSignal
   /** what the archive is, for messages: a file name, `stdin`, `the engine's save stream` */
   source?: string
 }
 
-export interface IndexArchiveOptions extends ArchiveReadOptions {
+interface IndexArchiveOptions extends ArchiveReadOptions {
   /**
    * Accept layers that the manifests list but the archive leaves out (a partial archive, see
    * ImageArchiveWriter): they are reported with `missing: true`. Without it they are ARCHIVE_CORRUPT.

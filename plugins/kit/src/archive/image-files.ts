@@ -64,7 +64,7 @@ export interface ImageSummary {
 /** The largest file content kept in memory when asked for (FilesOptions.contents). */
 export const CONTENT_LIMIT = 64 * 1024 * 1024
 
-export interface FilesOptions {
+interface FilesOptions {
   cache?: LayerCache
   /** the paths (normalised: no leading `/`) whose content to keep, if regular files of at most CONTENT_LIMIT */
   contents?: ReadonlySet<string>
@@ -96,7 +96,7 @@ export interface OpenedImage {
 }
 
 /** The error code of a bad image input (`rootfs diff` has its own). */
-export interface ImageInputOptions {
+interface ImageInputOptions {
   code?: UsageCode
 }
 

@@ -175,11 +175,3 @@ export function tap(side: Writable, options: {holdEnd?: () => Promise<unknown>} 
     },
   })
 }
-
-/** Reads and discards the rest of a stream. */
-export async function drain(stream: AsyncIterable<unknown> & Readable): Promise<void> {
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars
-  for await (const _ of stream) {
-    // discard
-  }
-}

@@ -47,7 +47,7 @@ export interface NativeAddon {
 }
 
 /** An Error thrown by the addon: like Node's fs errors, classify it by `code`. */
-export interface NativeError extends Error {
+interface NativeError extends Error {
   /** the xattr name, for the xattr calls */
   attribute?: string
   /** errno name: ENOENT, ENOTSUP, EPERM, ENODATA, ... */
@@ -58,7 +58,7 @@ export interface NativeError extends Error {
   syscall: string
 }
 
-export interface NativeStatus {
+interface NativeStatus {
   available: boolean
   /** why it is not available */
   reason?: string
@@ -68,7 +68,7 @@ export interface NativeStatus {
 export const NATIVE_VERSION = 1
 
 /** Where the addon is built, under the transship package's root. */
-export function nativeAddonPath(root: string): string {
+function nativeAddonPath(root: string): string {
   return path.join(root, 'native', 'build', 'Release', 'transship_native.node')
 }
 
@@ -140,11 +140,6 @@ function current(): Loaded {
   }
 
   return loaded
-}
-
-/** The addon, or undefined when it was not built or cannot be loaded (see nativeStatus()). */
-export function nativeAddon(): NativeAddon | undefined {
-  return current().addon
 }
 
 /** The file the addon is loaded from. */

@@ -5,7 +5,7 @@
  */
 import {requireNative} from './addon.js'
 
-export interface DataSegment {
+interface DataSegment {
   length: number
   offset: number
 }

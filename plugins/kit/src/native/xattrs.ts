@@ -25,7 +25,7 @@ export function readXattrs(path: NativePath): Map<string, Buffer> {
   return xattrs
 }
 
-export interface WriteXattrsOptions {
+interface WriteXattrsOptions {
   /** also remove the attributes of `path` that are not in `xattrs` (default false: only set) */
   exact?: boolean
 }

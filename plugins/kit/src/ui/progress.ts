@@ -4,7 +4,7 @@ import type {Progress, ProgressTask} from '../plugin-api.js'
 
 import {formatBytes, formatDuration} from './format.js'
 
-export interface ProgressOptions {
+interface ProgressOptions {
   /** JSON-lines events instead of bars (also chosen when the stream is not a terminal) */
   json: boolean
   /** where progress goes: stderr, so that stdout stays the command's result */

@@ -4,10 +4,14 @@
  * registry, so a push under another name tags it first (and removes that tag again when it was made only
  * for the push: see PUSH_MARKER_REPOSITORY).
  */
-import type {EngineClient, EngineMessage, ImageReference, Logger, RegistryCredentials} from '@transship/kit'
+import type {EngineClient, EngineMessage, Logger} from '@transship/kit'
+import type {ImageReference} from '@transship/kit/reference'
 
-import {EngineError, ExitCode, formatReference, TransshipError} from '@transship/kit'
+import {EngineError, ExitCode, TransshipError} from '@transship/kit'
+import {formatReference} from '@transship/kit/reference'
 import {createHash} from 'node:crypto'
+
+import type {RegistryCredentials} from './types.js'
 
 import {inspectImage, requireImage, tagImage} from '../image-store.js'
 import {engineAuthHeader} from './registries.js'

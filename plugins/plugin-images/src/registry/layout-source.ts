@@ -6,6 +6,7 @@
  * is pushed byte for byte; a docker-archive has none, so an OCI manifest is written for it, naming the blobs
  * as they are (layers stay uncompressed unless asked).
  */
+import {UsageError} from '@transship/kit'
 import {
   ArchiveError,
   type ArchiveImage,
@@ -17,8 +18,7 @@ import {
   ociManifest,
   sha256,
   type TarIndexEntry,
-  UsageError,
-} from '@transship/kit'
+} from '@transship/kit/archive'
 import {
   blobName,
   type Descriptor,

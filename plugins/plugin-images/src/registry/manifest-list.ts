@@ -5,20 +5,17 @@
  * brought into the list's repository first (their blobs mounted, their manifests put by digest), since a
  * registry only accepts an index whose manifests its repository holds.
  */
-import {
-  formatReference,
-  type ImageReference,
-  parseReference,
-  type RegistryClient,
-  sha256,
-  UsageError,
-} from '@transship/kit'
+import {UsageError} from '@transship/kit'
+import {sha256} from '@transship/kit/archive'
 import {type Descriptor, type ImageManifest, isIndexMediaType, MEDIA_TYPES, type Platform} from '@transship/kit/oci'
+import {formatReference, type ImageReference, parseReference} from '@transship/kit/reference'
 import {mkdir, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {PassThrough, type Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
+
+import type {RegistryClient} from './types.js'
 
 import {type Registries} from './registries.js'
 

@@ -4,9 +4,10 @@
  * byte. A multi-platform image gives the manifest of one platform (this machine's unless asked), or the
  * whole index with every platform.
  */
-import type {ImageReference, RegistryClient} from '@transship/kit'
+import type {ImageReference} from '@transship/kit/reference'
 
-import {decompressed, formatReference, ImageArchiveWriter, parseReference, UsageError} from '@transship/kit'
+import {UsageError} from '@transship/kit'
+import {decompressed, ImageArchiveWriter} from '@transship/kit/archive'
 import {
   type Descriptor,
   type ImageIndex,
@@ -17,11 +18,14 @@ import {
   OciLayout,
   platformOf,
 } from '@transship/kit/oci'
+import {formatReference, parseReference} from '@transship/kit/reference'
 import {createReadStream, createWriteStream} from 'node:fs'
 import {mkdir, mkdtemp, readdir, readFile, rename, rm, stat} from 'node:fs/promises'
 import path from 'node:path'
 import {pipeline} from 'node:stream/promises'
 import tar from 'tar-stream'
+
+import type {RegistryClient} from './types.js'
 
 export interface PullOptions {
   /** every platform of a multi-platform image (default: one) */

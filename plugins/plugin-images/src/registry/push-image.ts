@@ -4,10 +4,12 @@
  * message); an image on disk (`oci:DIR`, `oci-archive:FILE`, `docker-archive:FILE`) goes straight to the
  * registry, no engine involved. Either way the result is checked against the registry afterwards.
  */
-import type {Hosts, ImageReference} from '@transship/kit'
+import type {Hosts} from '@transship/kit'
+import type {ImageReference} from '@transship/kit/reference'
 
-import {ExitCode, formatReference, parseReference, TransshipError} from '@transship/kit'
+import {ExitCode, TransshipError} from '@transship/kit'
 import {parseImageLocation} from '@transship/kit/oci'
+import {formatReference, parseReference} from '@transship/kit/reference'
 
 import {pushThroughEngine} from './engine-registry.js'
 import {openImageLayout} from './layout-source.js'

@@ -4,10 +4,11 @@
  * is skipped (HEAD); one that another repository of the registry has is mounted from it; the rest are
  * uploaded a few at a time, each retried and resumed by the client.
  */
-import type {RegistryClient} from '@transship/kit'
 
 import {ExitCode, TransshipError} from '@transship/kit'
 import {type Descriptor, isIndexMediaType} from '@transship/kit/oci'
+
+import type {RegistryClient} from './types.js'
 
 import {blobLocations} from './blob-locations.js'
 import {type ImageLayout} from './layout-source.js'

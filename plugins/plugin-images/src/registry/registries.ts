@@ -3,17 +3,14 @@
  * the variables that hold credentials), and any other a reference names by host (trusted as Docker trusts
  * it, with the credentials `docker login` stored). One client per registry.
  */
-import {
-  type ImageReference,
-  openRegistry,
-  parseReference,
-  type RecipeRegistry,
-  type RegistryClient,
-  type RegistryCredentials,
-  registryEndpoint,
-  resolveCredentials,
-  UsageError,
-} from '@transship/kit'
+import {type RecipeRegistry, UsageError} from '@transship/kit'
+import {type ImageReference, parseReference} from '@transship/kit/reference'
+
+import type {RegistryClient, RegistryCredentials} from './types.js'
+
+import {openRegistry} from './client.js'
+import {resolveCredentials} from './credentials.js'
+import {registryEndpoint} from './endpoint.js'
 
 export interface Logger {
   debug(message: string): void

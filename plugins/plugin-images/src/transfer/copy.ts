@@ -1,6 +1,7 @@
 import type {Host, Hosts, Logger, Progress, RemoteShell} from '@transship/kit'
 
-import {ExitCode, hasCommand, TransshipError} from '@transship/kit'
+import {TransshipError, ExitCode} from '@transship/kit'
+import {hasCommand} from '@transship/kit/archive'
 
 import {archiveSupport} from '../engine-archive.js'
 import {inspectImage} from '../image-store.js'

@@ -1,17 +1,8 @@
 import type {EngineClient, EngineMessage, Progress, ProgressTask, RemoteShell} from '@transship/kit'
 
-import {
-  compressor,
-  decompressor,
-  EngineError,
-  ExitCode,
-  fullName,
-  parseReference,
-  readMessages,
-  sha256,
-  shellQuote,
-  TransshipError,
-} from '@transship/kit'
+import {EngineError, shellQuote, TransshipError, ExitCode} from '@transship/kit'
+import {compressor, decompressor, fullName, sha256} from '@transship/kit/archive'
+import {readMessages} from '@transship/kit/engine'
 import {
   blobName,
   type Descriptor,
@@ -22,6 +13,7 @@ import {
   MEDIA_TYPES,
   nameAnnotations,
 } from '@transship/kit/oci'
+import {parseReference} from '@transship/kit/reference'
 import {once} from 'node:events'
 import path from 'node:path'
 import {PassThrough, type Readable, Transform} from 'node:stream'

@@ -2,9 +2,9 @@
  * Comparison of two images for `rootfs diff`: their configs key by key and their flattened file lists path by
  * path. Pure: the readers (image-files.ts) give the inputs, the command prints formatReport().
  */
-import type {FileInfo, FileTree, ImageSummary} from '@transship/kit'
+import type {FileInfo, FileTree, ImageSummary} from '@transship/kit/archive'
 
-export type {FileInfo, FileTree, ImageSummary} from '@transship/kit'
+export type {FileInfo, FileTree, ImageSummary} from '@transship/kit/archive'
 
 export type FileAttribute = keyof FileInfo
 

@@ -2,13 +2,13 @@
  * `rootfs diff`'s comparison of two images; reading them (archives, OCI layouts, engines) is the kit's
  * image-files module, re-exported here.
  */
+import {type EngineClient} from '@transship/kit'
 import {
-  type EngineClient,
   type ImageSource,
   type LayerCache,
   openImage,
   resolveImageSource as resolveKitImageSource,
-} from '@transship/kit'
+} from '@transship/kit/archive'
 
 import {buildReport, type DiffReport, type FileTree} from './compare.js'
 
@@ -21,7 +21,7 @@ export {
   type OpenedImage,
   openImage,
   readLayer,
-} from '@transship/kit'
+} from '@transship/kit/archive'
 
 /** What an argument of `rootfs diff` names (see the kit's resolveImageSource); a bad one is ROOTFS_DIFF_INPUT. */
 export async function resolveImageSource(input: string): Promise<ImageSource> {

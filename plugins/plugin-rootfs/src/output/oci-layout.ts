@@ -5,7 +5,7 @@
  * (`org.opencontainers.image.ref.name`) and full name (`io.containerd.image.name`), as the kit's archives
  * do; an existing layout keeps its other images.
  */
-import {ImageArchiveWriter, ociManifest, type OutputImage, sha256} from '@transship/kit'
+import {ImageArchiveWriter, ociManifest, type OutputImage, sha256} from '@transship/kit/archive'
 import {MEDIA_TYPES, nameAnnotations, OciLayout} from '@transship/kit/oci'
 import {createReadStream, createWriteStream} from 'node:fs'
 import {mkdir, mkdtemp, rename, rm} from 'node:fs/promises'

@@ -5,7 +5,8 @@
  */
 import type {Hosts} from '@transship/kit'
 
-import {EngineError, familiarName, fullName, indexArchive, isArchiveError, METADATA_LIMIT} from '@transship/kit'
+import {EngineError} from '@transship/kit'
+import {familiarName, fullName, indexArchive, isArchiveError, METADATA_LIMIT} from '@transship/kit/archive'
 import {IMAGE_NAME_ANNOTATION, type ImageConfig, isDigest, OciLayout, type ParsedManifest} from '@transship/kit/oci'
 import {createReadStream} from 'node:fs'
 import {stat} from 'node:fs/promises'

@@ -1,4 +1,5 @@
-import {ExitCode, hasCommand, TransshipError, UsageError} from '@transship/kit'
+import {ExitCode, TransshipError, UsageError} from '@transship/kit'
+import {hasCommand} from '@transship/kit/archive'
 import {execFile, spawn} from 'node:child_process'
 import {access, constants, open, readdir, readFile, realpath, rm} from 'node:fs/promises'
 import path from 'node:path'

@@ -7,7 +7,8 @@
  */
 import type {Logger} from '@transship/kit'
 
-import {nativeStatus, readXattrs, requireNative, UsageError} from '@transship/kit'
+import {UsageError} from '@transship/kit'
+import {nativeStatus, readXattrs, requireNative} from '@transship/kit/native'
 import {createReadStream, readFileSync, type Stats} from 'node:fs'
 import {lstat, readdir, readlink} from 'node:fs/promises'
 import path from 'node:path'

@@ -1,4 +1,5 @@
-import {COMPRESSION_MAGIC_LENGTH, detectCompression, requireCompressor, UsageError} from '@transship/kit'
+import {UsageError} from '@transship/kit'
+import {COMPRESSION_MAGIC_LENGTH, detectCompression, requireCompressor} from '@transship/kit/archive'
 import {readTar, type TarEntry, type TarEntryType} from '@transship/kit/tar'
 import {createReadStream, createWriteStream} from 'node:fs'
 import {mkdtemp, open, rm, stat} from 'node:fs/promises'

@@ -1,6 +1,7 @@
 import type {IncomingMessage} from 'node:http'
 
-import {type EngineClient, EngineError, ImageArchiveWriter, isTransshipError, type OutputImage} from '@transship/kit'
+import {type EngineClient, EngineError, isTransshipError} from '@transship/kit'
+import {ImageArchiveWriter, type OutputImage} from '@transship/kit/archive'
 import {createHash} from 'node:crypto'
 import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'

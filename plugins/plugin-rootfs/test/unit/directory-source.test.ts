@@ -1,4 +1,4 @@
-import {requireNative, writeXattrs} from '@transship/kit'
+import {requireNative, writeXattrs} from '@transship/kit/native'
 import {chmod, link, mkdir, mkdtemp, rm, symlink, utimes, writeFile} from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'

@@ -1,4 +1,4 @@
-import {readXattrs} from '@transship/kit'
+import {readXattrs} from '@transship/kit/native'
 import {execFileSync} from 'node:child_process'
 import {lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'

@@ -1,7 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {
   BaseCommand,
-  checkImageOrId,
   coreServices,
   ExitCode,
   openHosts,
@@ -9,6 +8,7 @@ import {
   TransshipError,
   UsageError,
 } from '@transship/kit'
+import {checkImageOrId} from '@transship/kit/reference'
 import {writeFile} from 'node:fs/promises'
 
 import type {VerifyConfig, VerifyReport} from '../config/types.js'

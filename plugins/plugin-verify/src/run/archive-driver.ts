@@ -4,6 +4,7 @@
  * their whiteouts applied (the kit's image-files), into a map of file metadata; a second pass keeps the content
  * of the files the content and license tests read. Command and wait tests need an engine: a usage error.
  */
+import {UsageError} from '@transship/kit'
 import {
   type FileInfo,
   type ImageSource,
@@ -11,8 +12,7 @@ import {
   type OpenedImage,
   openImage,
   resolveImageSource,
-  UsageError,
-} from '@transship/kit'
+} from '@transship/kit/archive'
 import {isFileLocation} from '@transship/kit/oci'
 
 import type {TestResult, VerifyConfig, VerifyReport} from '../config/types.js'

@@ -1,4 +1,4 @@
-import {ArchiveError, type ArchiveErrorCode} from '@transship/kit'
+import {ArchiveError, type ArchiveErrorCode} from '@transship/kit/archive'
 import {decodeTarName, type TarEntry, TarFramer} from '@transship/kit/tar'
 import {addAbortSignal, Readable, Transform, type TransformCallback} from 'node:stream'
 

@@ -1,4 +1,4 @@
-import {ArchiveError} from '@transship/kit'
+import {ArchiveError} from '@transship/kit/archive'
 import {execFileSync, spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {

@@ -1,4 +1,4 @@
-import {type NativeAddon, requireNative} from '@transship/kit'
+import {type NativeAddon, requireNative} from '@transship/kit/native'
 import {spawnSync} from 'node:child_process'
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'

@@ -1,4 +1,4 @@
-import {dataSegments} from '@transship/kit'
+import {dataSegments} from '@transship/kit/native'
 import {closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync} from 'node:fs'
 import path from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'

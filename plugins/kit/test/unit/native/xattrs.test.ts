@@ -1,4 +1,4 @@
-import {readXattrs, writeXattrs} from '@transship/kit'
+import {readXattrs, writeXattrs} from '@transship/kit/native'
 import {copyFileSync, lstatSync, symlinkSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'

@@ -1,4 +1,5 @@
-import {checkImageOrId, formatReference, parseReference, referenceProblem, UsageError} from '@transship/kit'
+import {UsageError} from '@transship/kit'
+import {checkImageOrId, formatReference, parseReference, referenceProblem} from '@transship/kit/reference'
 import {describe, expect, it} from 'vitest'
 
 const SHA256 = `sha256:${'a'.repeat(64)}`

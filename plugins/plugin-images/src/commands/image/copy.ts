@@ -1,16 +1,7 @@
 import {Args, Flags} from '@oclif/core'
-import {
-  BaseCommand,
-  ExitCode,
-  formatBytes,
-  formatDuration,
-  formatTable,
-  openHosts,
-  parseReference,
-  ProgressReporter,
-  recipeHostFlags,
-  TransshipError,
-} from '@transship/kit'
+import {BaseCommand, openHosts, recipeHostFlags, TransshipError, ExitCode} from '@transship/kit'
+import {parseReference} from '@transship/kit/reference'
+import {formatBytes, formatDuration, formatTable, ProgressReporter} from '@transship/kit/ui'
 
 import {copyImages, type HostCopyReport} from '../../transfer/copy.js'
 

@@ -1,13 +1,7 @@
 import {Args, Flags} from '@oclif/core'
-import {
-  BaseCommand,
-  checkImageOrId,
-  formatBytes,
-  formatTable,
-  hostFlag,
-  openHosts,
-  recipeHostFlags,
-} from '@transship/kit'
+import {BaseCommand, hostFlag, openHosts, recipeHostFlags} from '@transship/kit'
+import {checkImageOrId} from '@transship/kit/reference'
+import {formatBytes, formatTable} from '@transship/kit/ui'
 
 import {type HistoryResult, imageHistory} from '../../image-history.js'
 

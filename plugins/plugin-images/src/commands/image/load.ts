@@ -1,15 +1,7 @@
 import {Args} from '@oclif/core'
-import {
-  type ArchiveFormat,
-  BaseCommand,
-  type Compression,
-  formatTable,
-  hostFlag,
-  openHosts,
-  ProgressReporter,
-  recipeHostFlags,
-  UsageError,
-} from '@transship/kit'
+import {BaseCommand, hostFlag, openHosts, recipeHostFlags, UsageError} from '@transship/kit'
+import {type ArchiveFormat, type Compression} from '@transship/kit/archive'
+import {formatTable, ProgressReporter} from '@transship/kit/ui'
 
 import {
   checkArchiveFile,

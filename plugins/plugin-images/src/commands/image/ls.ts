@@ -1,4 +1,5 @@
-import {BaseCommand, formatBytes, formatTable, hostFlag, openHosts, recipeHostFlags} from '@transship/kit'
+import {BaseCommand, hostFlag, openHosts, recipeHostFlags} from '@transship/kit'
+import {formatBytes, formatTable} from '@transship/kit/ui'
 
 import {listImages} from '../../image-store.js'
 

@@ -1,16 +1,8 @@
 import {Args, Flags} from '@oclif/core'
-import {
-  BaseCommand,
-  coreServices,
-  formatBytes,
-  formatReference,
-  hostFlag,
-  openHosts,
-  parseReference,
-  recipeHostFlags,
-  UsageError,
-} from '@transship/kit'
+import {BaseCommand, coreServices, hostFlag, openHosts, recipeHostFlags, UsageError} from '@transship/kit'
 import {parseImageLocation} from '@transship/kit/oci'
+import {formatReference, parseReference} from '@transship/kit/reference'
+import {formatBytes} from '@transship/kit/ui'
 import path from 'node:path'
 
 import {pullThroughEngine} from '../../registry/engine-registry.js'

@@ -1,16 +1,8 @@
 import {Args, Flags} from '@oclif/core'
-import {
-  BaseCommand,
-  checkImageOrId,
-  coreServices,
-  formatBytes,
-  formatTable,
-  hostFlag,
-  openHosts,
-  parseReference,
-  recipeHostFlags,
-} from '@transship/kit'
+import {BaseCommand, coreServices, hostFlag, openHosts, recipeHostFlags} from '@transship/kit'
 import {isFileLocation, parseImageLocation} from '@transship/kit/oci'
+import {checkImageOrId, parseReference} from '@transship/kit/reference'
+import {formatBytes, formatTable} from '@transship/kit/ui'
 
 import {pushImage, type PushResult} from '../../registry/push-image.js'
 import {Registries} from '../../registry/registries.js'

@@ -1,17 +1,8 @@
 import {Args, Flags} from '@oclif/core'
-import {
-  type ArchiveFormat,
-  BaseCommand,
-  checkImageOrId,
-  type Compression,
-  formatBytes,
-  hostFlag,
-  openHosts,
-  ProgressReporter,
-  recipeHostFlags,
-  requireCompressor,
-  UsageError,
-} from '@transship/kit'
+import {BaseCommand, hostFlag, openHosts, recipeHostFlags, UsageError} from '@transship/kit'
+import {type ArchiveFormat, type Compression, requireCompressor} from '@transship/kit/archive'
+import {checkImageOrId} from '@transship/kit/reference'
+import {formatBytes, ProgressReporter} from '@transship/kit/ui'
 
 import {checkOutputFile, outputChoice, saveImages, type SaveResult} from '../../image-save.js'
 

@@ -1,13 +1,6 @@
 import {Args} from '@oclif/core'
-import {
-  BaseCommand,
-  checkImageOrId,
-  formatReference,
-  hostFlag,
-  openHosts,
-  parseReference,
-  recipeHostFlags,
-} from '@transship/kit'
+import {BaseCommand, hostFlag, openHosts, recipeHostFlags} from '@transship/kit'
+import {checkImageOrId, formatReference, parseReference} from '@transship/kit/reference'
 
 import {requireImage, tagImage} from '../../image-store.js'
 

@@ -1,6 +1,7 @@
 import type {EngineClient, EngineMessage, EngineRequest} from '@transship/kit'
 
-import {EngineError, InterruptedError, parseReference} from '@transship/kit'
+import {EngineError, InterruptedError} from '@transship/kit'
+import {parseReference} from '@transship/kit/reference'
 import {describe, expect, it} from 'vitest'
 
 import {pushMarker, pushThroughEngine} from '../../../src/registry/engine-registry.js'

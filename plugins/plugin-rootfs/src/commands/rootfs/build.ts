@@ -1,14 +1,7 @@
 import {Args, Flags} from '@oclif/core'
-import {
-  BaseCommand,
-  coreServices,
-  formatBytes,
-  formatTable,
-  openHosts,
-  parseReference,
-  recipeHostFlags,
-  UsageError,
-} from '@transship/kit'
+import {BaseCommand, coreServices, openHosts, recipeHostFlags, UsageError} from '@transship/kit'
+import {parseReference} from '@transship/kit/reference'
+import {formatBytes, formatTable} from '@transship/kit/ui'
 
 import {type BuildRequest, type BuildResult, buildRootfs, type RootfsInput} from '../../build.js'
 import {type ImageConfigInput, imageConfigSchema} from '../../image/config.js'

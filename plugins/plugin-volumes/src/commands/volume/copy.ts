@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, formatBytes, openHosts, recipeHostFlags} from '@transship/kit'
+import {BaseCommand, openHosts, recipeHostFlags} from '@transship/kit'
+import {formatBytes} from '@transship/kit/ui'
 
 import {copyVolume, type VolumeCopyReport} from '../../copy.js'
 

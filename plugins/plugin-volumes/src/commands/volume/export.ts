@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, formatBytes, hostFlag, openHosts, recipeHostFlags} from '@transship/kit'
+import {BaseCommand, hostFlag, openHosts, recipeHostFlags} from '@transship/kit'
+import {formatBytes} from '@transship/kit/ui'
 
 import {exportVolume} from '../../archive.js'
 

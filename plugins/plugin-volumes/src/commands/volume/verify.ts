@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, decompressed, ExitCode, openHosts, recipeHostFlags, TransshipError} from '@transship/kit'
+import {BaseCommand, ExitCode, openHosts, recipeHostFlags, TransshipError} from '@transship/kit'
+import {decompressed} from '@transship/kit/archive'
 import {createReadStream, existsSync} from 'node:fs'
 
 import {INCOMPLETE_MARKER, readVolumeManifest} from '../../copy.js'

@@ -1,5 +1,6 @@
 import {Args} from '@oclif/core'
-import {BaseCommand, coreServices, parseReference, recipeHostFlags} from '@transship/kit'
+import {BaseCommand, coreServices, recipeHostFlags} from '@transship/kit'
+import {parseReference} from '@transship/kit/reference'
 
 import {createList, type ManifestListDraft} from '../../../registry/manifest-list.js'
 import {Registries} from '../../../registry/registries.js'

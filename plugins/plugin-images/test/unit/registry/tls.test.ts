@@ -1,3 +1,4 @@
+import {UnreachableError} from '@transship/kit'
 import {execFileSync} from 'node:child_process'
 import {mkdtemp, readFile, rm} from 'node:fs/promises'
 import os from 'node:os'
@@ -6,7 +7,6 @@ import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 
 import type {RegistryClient} from '../../../src/registry/types.js'
 
-import {UnreachableError} from '../../../src/errors.js'
 import {openRegistry} from '../../../src/registry/client.js'
 import {registryEndpoint} from '../../../src/registry/endpoint.js'
 import {type FakeRegistry, startFakeRegistry} from './fake-registry.js'

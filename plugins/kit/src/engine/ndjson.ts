@@ -1,8 +1,8 @@
 import type {Readable} from 'node:stream'
 
-import type {EngineMessage} from './engine.js'
+import type {EngineMessage} from '../engine.js'
 
-import {EngineError} from './errors.js'
+import {EngineError} from '../errors.js'
 
 /** A line longer than this is not an engine progress message; refuse rather than buffer without bound. */
 const MAX_LINE = 1024 * 1024

@@ -25,14 +25,6 @@ export interface RegistryEndpoint {
   url: string
 }
 
-/** How to authenticate: what the recipe names (environment variable names only, never secrets). */
-export interface RegistryAuthSpec {
-  passwordEnv?: string
-  tokenEnv?: string
-  username?: string
-  usernameEnv?: string
-}
-
 /** Credentials, once resolved. Never printed, logged, put in --json output or in an error. */
 export type RegistryCredentials = {identityToken: string} | {password: string; username: string}
 

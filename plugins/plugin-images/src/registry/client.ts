@@ -1,5 +1,6 @@
 import type {IncomingHttpHeaders} from 'node:http'
 
+import {ExitCode, TransshipError, UnreachableError, type ErrorCode} from '@transship/kit'
 import {createHash} from 'node:crypto'
 import {pipeline, Readable, Transform} from 'node:stream'
 import {setTimeout as sleep} from 'node:timers/promises'
@@ -8,7 +9,6 @@ import {Agent, type Dispatcher, request} from 'undici'
 
 import type {BlobUploadOptions, ManifestResult, RegistryClient, RegistryCredentials, RegistryEndpoint} from './types.js'
 
-import {type ErrorCode, ExitCode, TransshipError, UnreachableError} from '../errors.js'
 import {type AuthContext, RegistryAuthenticator} from './auth.js'
 
 export interface RegistryClientOptions {
@@ -23,7 +23,7 @@ export interface RegistryClientOptions {
   retries?: number
 }
 
-export const MANIFEST_MEDIA_TYPES = [
+const MANIFEST_MEDIA_TYPES = [
   'application/vnd.oci.image.manifest.v1+json',
   'application/vnd.oci.image.index.v1+json',
   'application/vnd.docker.distribution.manifest.v2+json',

@@ -1,6 +1,6 @@
 import type {Readable} from 'node:stream'
 
-import type {EngineClient} from './engine.js'
+import type {EngineClient} from '../engine.js'
 
 export interface EngineLoadResult {
   /** image IDs the engine reported for images without a name */

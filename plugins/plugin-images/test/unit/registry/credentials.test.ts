@@ -1,9 +1,9 @@
+import {UsageError} from '@transship/kit'
 import {chmod, mkdir, mkdtemp, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {beforeAll, describe, expect, it} from 'vitest'
 
-import {UsageError} from '../../../src/errors.js'
 import {resolveCredentials} from '../../../src/registry/credentials.js'
 
 let dir: string

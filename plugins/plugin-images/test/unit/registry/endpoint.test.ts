@@ -1,10 +1,10 @@
+import {UsageError} from '@transship/kit'
 import {mkdtemp, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {describe, expect, it} from 'vitest'
 
 import {thrown} from '../../../../../test/helpers/failure.js'
-import {UsageError} from '../../../src/errors.js'
 import {parseChallenges} from '../../../src/registry/auth.js'
 import {isLoopbackHost, registryEndpoint} from '../../../src/registry/endpoint.js'
 

@@ -1,11 +1,11 @@
 import type {IncomingHttpHeaders} from 'node:http'
 
+import {AuthError, ExitCode, TransshipError} from '@transship/kit'
+
 import type {RegistryCredentials} from './types.js'
 
-import {AuthError, ExitCode, TransshipError} from '../errors.js'
-
 /** One challenge of a `WWW-Authenticate` header: its scheme (lower case) and parameters. */
-export interface AuthChallenge {
+interface AuthChallenge {
   params: Record<string, string>
   scheme: string
 }
@@ -103,8 +103,7 @@ class Scanner {
 }
 
 /** What went into a request's Authorization header, to judge a 401 reply. */
-export type SentAuth =
-  {cached: boolean; credentialed: boolean; key: string; kind: 'bearer'} | {kind: 'basic'} | {kind: 'none'}
+type SentAuth = {cached: boolean; credentialed: boolean; key: string; kind: 'bearer'} | {kind: 'basic'} | {kind: 'none'}
 
 /** Why a request is made: the token scopes it needs and what to name in errors. */
 export interface AuthContext {
@@ -115,18 +114,18 @@ export interface AuthContext {
 }
 
 /** A minimal response, as the client's transport gives it. */
-export interface TokenResponse {
+interface TokenResponse {
   body: {dump(): Promise<void>; text(): Promise<string>}
   headers: IncomingHttpHeaders
   statusCode: number
 }
 
-export type TokenTransport = (
+type TokenTransport = (
   url: string,
   init: {body?: string; headers: Record<string, string>; method: 'GET' | 'POST'; signal?: AbortSignal},
 ) => Promise<TokenResponse>
 
-export interface AuthenticatorOptions {
+interface AuthenticatorOptions {
   credentials?: () => Promise<RegistryCredentials | undefined>
   /** host as the user logs in to it (`docker login HOST`) */
   host: string

@@ -1,14 +1,16 @@
+import type {RegistryAuthSpec} from '@transship/kit'
+
+import {AuthError, UsageError} from '@transship/kit'
 import {spawn} from 'node:child_process'
 import {readFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 
-import type {RegistryAuthSpec, RegistryCredentials} from './types.js'
+import type {RegistryCredentials} from './types.js'
 
-import {AuthError, UsageError} from '../errors.js'
 import {isDockerHub} from './endpoint.js'
 
-export interface CredentialOptions {
+interface CredentialOptions {
   /** where `config.json` is; default `$DOCKER_CONFIG`, else `~/.docker` */
   dockerConfigDir?: string
   /** the environment the recipe's variables (and credential helpers' PATH) come from; default process.env */

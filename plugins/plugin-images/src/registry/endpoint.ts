@@ -1,11 +1,10 @@
+import {UsageError} from '@transship/kit'
 import {readFileSync} from 'node:fs'
 
 import type {RegistryEndpoint} from './types.js'
 
-import {UsageError} from '../errors.js'
-
 /** A recipe's `registries:` entry, as far as where and how to trust the registry goes. */
-export interface RegistrySpec {
+interface RegistrySpec {
   /** PEM file of a CA the registry's certificate is checked against (besides the system's) */
   ca?: string
   insecure?: boolean

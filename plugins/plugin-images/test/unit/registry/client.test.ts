@@ -1,3 +1,4 @@
+import {AuthError, TransshipError, UnreachableError} from '@transship/kit'
 import {createServer} from 'node:net'
 import {Readable} from 'node:stream'
 import {text} from 'node:stream/consumers'
@@ -7,7 +8,6 @@ import type {RegistryClient, RegistryEndpoint} from '../../../src/registry/types
 
 import {sha256} from '../../../../../test/helpers/digests.js'
 import {failure} from '../../../../../test/helpers/failure.js'
-import {AuthError, TransshipError, UnreachableError} from '../../../src/errors.js'
 import {openRegistry, type RegistryClientOptions} from '../../../src/registry/client.js'
 import {type FakeRegistry, type FakeRegistryOptions, startFakeRegistry} from './fake-registry.js'
 

@@ -1,0 +1,2 @@
+export * from './image-load.js'
+export * from './ndjson.js'

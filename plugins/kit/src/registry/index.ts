@@ -1,5 +1,0 @@
-export * from './auth.js'
-export * from './client.js'
-export * from './credentials.js'
-export * from './endpoint.js'
-export type * from './types.js'
