@@ -1,6 +1,6 @@
 import type {Hosts, Logger, PlanContext, PlannedImage, PlannedProducts, SectionProvider, Step} from '@transship/kit'
 
-import {StepFailedError, TransshipError, ExitCode} from '@transship/kit'
+import {ExitCode, StepFailedError, TransshipError} from '@transship/kit'
 import {formatReference, parseReference} from '@transship/kit/reference'
 
 export interface Plan {

@@ -1,4 +1,4 @@
-import {type EngineClient, type Progress, type ProgressTask, TransshipError, UsageError, ExitCode} from '@transship/kit'
+import {type EngineClient, ExitCode, type Progress, type ProgressTask, TransshipError, UsageError} from '@transship/kit'
 import {
   archiveEntries,
   type ArchiveFormat,

@@ -1,7 +1,7 @@
 import type {EngineClient} from '@transship/kit'
 import type {ImageReference} from '@transship/kit/reference'
 
-import {EngineError, TransshipError, ExitCode} from '@transship/kit'
+import {EngineError, ExitCode, TransshipError} from '@transship/kit'
 import {parseReference, repositoryName} from '@transship/kit/reference'
 
 export interface ImageSummary {

@@ -1,7 +1,7 @@
 import type {PlanContext, Reference, SectionProvider, Step} from '@transship/kit'
 import type {ImageReference} from '@transship/kit/reference'
 
-import {TransshipError, UsageError, ExitCode} from '@transship/kit'
+import {ExitCode, TransshipError, UsageError} from '@transship/kit'
 import {indexArchive, isArchiveError, requireCompressor} from '@transship/kit/archive'
 import {formatReference, parseReference, referenceProblem, showReference} from '@transship/kit/reference'
 import {formatBytes} from '@transship/kit/ui'

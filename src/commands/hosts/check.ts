@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand, ExitCode, isTransshipError, TransshipError, type ExitOf} from '@transship/kit'
+import {BaseCommand, ExitCode, type ExitOf, isTransshipError, TransshipError} from '@transship/kit'
 import {formatBytes, formatTable} from '@transship/kit/ui'
 
 import {hostFlags, recipeArg} from '../../flags.js'

@@ -1,6 +1,6 @@
 import type {IncomingHttpHeaders} from 'node:http'
 
-import {ExitCode, TransshipError, UnreachableError, type ErrorCode} from '@transship/kit'
+import {type ErrorCode, ExitCode, TransshipError, UnreachableError} from '@transship/kit'
 import {createHash} from 'node:crypto'
 import {pipeline, Readable, Transform} from 'node:stream'
 import {setTimeout as sleep} from 'node:timers/promises'

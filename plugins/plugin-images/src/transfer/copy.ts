@@ -1,6 +1,6 @@
 import type {Host, Hosts, Logger, Progress, RemoteShell} from '@transship/kit'
 
-import {TransshipError, ExitCode} from '@transship/kit'
+import {ExitCode, TransshipError} from '@transship/kit'
 import {hasCommand} from '@transship/kit/archive'
 
 import {archiveSupport} from '../engine-archive.js'

@@ -1,6 +1,6 @@
 import type {EngineClient, EngineMessage, Progress, ProgressTask, RemoteShell} from '@transship/kit'
 
-import {EngineError, shellQuote, TransshipError, ExitCode} from '@transship/kit'
+import {EngineError, ExitCode, shellQuote, TransshipError} from '@transship/kit'
 import {compressor, decompressor, fullName, sha256} from '@transship/kit/archive'
 import {readMessages} from '@transship/kit/engine'
 import {

@@ -1,5 +1,5 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, openHosts, recipeHostFlags, TransshipError, ExitCode} from '@transship/kit'
+import {BaseCommand, ExitCode, openHosts, recipeHostFlags, TransshipError} from '@transship/kit'
 import {parseReference} from '@transship/kit/reference'
 import {formatBytes, formatDuration, formatTable, ProgressReporter} from '@transship/kit/ui'
 
