@@ -4,7 +4,7 @@ import {localShell} from '@transship/kit'
 import {mkdtempSync, readdirSync, rmSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+import {afterEach, beforeEach, describe, expect, it, vi} from 'vitest'
 
 import {finishInterrupted, withStopped} from '../../src/quiesce.js'
 
@@ -70,10 +70,9 @@ describe('the quiesce journal', () => {
     // a copy that never ends: as if transship were killed with the container stopped
     const killed = withStopped(first, 'data', [writer], {log: recordingLog()}, () => new Promise(() => {}))
     killed.catch(() => {})
-    await new Promise((resolve) => {
-      setTimeout(resolve, 50)
-    })
-    expect(first.engine.calls).toEqual(['POST /containers/c0ffee/stop'])
+    // the copy is under way once the container is stopped (the journal is written before the stop), however
+    // long that takes on a loaded machine
+    await vi.waitFor(() => expect(first.engine.calls).toEqual(['POST /containers/c0ffee/stop']), {timeout: 5000})
 
     // another engine with the same volume name: not its journal
     const other = fakeHost('ENGINE-2', 'unix:///run/other.sock')
