@@ -2,7 +2,7 @@ import type {EngineClient, EngineMessage, EngineRequest} from '@transship/kit'
 
 import {EngineError, InterruptedError} from '@transship/kit'
 import {parseReference} from '@transship/kit/reference'
-import {describe, expect, it} from 'vitest'
+import {describe, expect, it, vi} from 'vitest'
 
 import {pushMarker, pushThroughEngine} from '../../../src/registry/engine-registry.js'
 
@@ -63,6 +63,11 @@ function fakeEngine(options: {deleteStatus?: number; pushEnds?: boolean} = {}) {
   return {engine, names, requests}
 }
 
+/** Until the engine was asked to push: the name is made by then, and Ctrl-C comes during the push. */
+async function pushStarted(requests: string[]): Promise<void> {
+  await vi.waitFor(() => expect(requests.some((request) => /^POST .*\/push$/.test(request))).toBe(true))
+}
+
 describe('a push through an engine under another name', () => {
   const target = parseReference('localhost:5000/team/app:1')
   const name = 'localhost:5000/team/app:1'
@@ -76,12 +81,10 @@ describe('a push through an engine under another name', () => {
   })
 
   it('removes the name it made and its marker when Ctrl-C aborts the push', async () => {
-    const {engine, names} = fakeEngine()
+    const {engine, names, requests} = fakeEngine()
     const controller = new AbortController()
     const pushing = pushThroughEngine(engine, 'app:1', target, undefined, {signal: controller.signal})
-    await new Promise((resolve) => {
-      setTimeout(resolve, 20)
-    })
+    await pushStarted(requests)
     expect(names.get(name)).toBe(SOURCE_ID)
     expect(names.get(pushMarker(name))).toBe(SOURCE_ID)
     controller.abort(new InterruptedError())
@@ -90,16 +93,14 @@ describe('a push through an engine under another name', () => {
   })
 
   it('warns, naming what is left and how to remove it, when the engine does not remove it', async () => {
-    const {engine, names} = fakeEngine({deleteStatus: 500})
+    const {engine, names, requests} = fakeEngine({deleteStatus: 500})
     const warnings: string[] = []
     const controller = new AbortController()
     const pushing = pushThroughEngine(engine, 'app:1', target, undefined, {
       log: {debug() {}, warn: (message) => warnings.push(message)},
       signal: controller.signal,
     })
-    await new Promise((resolve) => {
-      setTimeout(resolve, 20)
-    })
+    await pushStarted(requests)
     controller.abort(new InterruptedError())
     await expect(pushing).rejects.toBeInstanceOf(InterruptedError)
     expect(names.get(name)).toBe(SOURCE_ID)
@@ -114,9 +115,7 @@ describe('a push through an engine under another name', () => {
     leftover.names.set(pushMarker(name), SOURCE_ID)
     const controller = new AbortController()
     const pushing = pushThroughEngine(leftover.engine, 'app:1', target, undefined, {signal: controller.signal})
-    await new Promise((resolve) => {
-      setTimeout(resolve, 20)
-    })
+    await pushStarted(leftover.requests)
     controller.abort(new InterruptedError())
     await expect(pushing).rejects.toBeInstanceOf(InterruptedError)
     expect([...leftover.names.keys()]).toEqual(['app:1'])
@@ -125,9 +124,7 @@ describe('a push through an engine under another name', () => {
     users.names.set(name, SOURCE_ID)
     const other = new AbortController()
     const userPush = pushThroughEngine(users.engine, 'app:1', target, undefined, {signal: other.signal})
-    await new Promise((resolve) => {
-      setTimeout(resolve, 20)
-    })
+    await pushStarted(users.requests)
     other.abort(new InterruptedError())
     await expect(userPush).rejects.toBeInstanceOf(InterruptedError)
     expect([...users.names.keys()].sort()).toEqual(['app:1', name])
