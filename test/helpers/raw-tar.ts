@@ -1,7 +1,7 @@
 // Tar archives byte by byte, for tests that need entries no well-behaved tar writes (hostile names, GNU.sparse
 // records on anything, lone zero blocks, claims of sizes that are not there). Deterministic: the same call gives
 // the same bytes.
-const BLOCK = 512
+import {TAR_BLOCK as BLOCK, encodePaxRecord, encodeTarHeader} from '@transship/kit/tar'
 
 export interface RawHeader {
   devmajor?: number
@@ -20,36 +20,17 @@ export interface RawHeader {
   uid?: number
 }
 
-function field(block: Buffer, offset: number, length: number, value: Buffer | string): void {
-  const bytes = Buffer.isBuffer(value) ? value : Buffer.from(value)
-  if (bytes.length > length) throw new Error(`tar field too long: ${bytes.toString()}`)
-  bytes.copy(block, offset)
-}
-
-function octal(block: Buffer, offset: number, length: number, value: number): void {
-  field(block, offset, length, `${value.toString(8).padStart(length - 1, '0')}\0`)
-}
-
 /** One ustar header block, with its checksum. */
 export function header(spec: RawHeader, dataLength = 0): Buffer {
-  const block = Buffer.alloc(BLOCK)
-  field(block, 0, 100, spec.name)
-  octal(block, 100, 8, spec.mode ?? (spec.type === '5' ? 0o755 : 0o644))
-  octal(block, 108, 8, spec.uid ?? 0)
-  octal(block, 116, 8, spec.gid ?? 0)
-  octal(block, 124, 12, spec.size ?? dataLength)
-  octal(block, 136, 12, spec.mtime ?? 1_700_000_000)
-  block[156] = (spec.type ?? '0').codePointAt(0)!
-  if (spec.linkname) field(block, 157, 100, spec.linkname)
-  field(block, 257, 8, 'ustar\u000000')
-  octal(block, 329, 8, spec.devmajor ?? 0)
-  octal(block, 337, 8, spec.devminor ?? 0)
-  if (spec.prefix) field(block, 345, 155, spec.prefix)
-  block.fill(0x20, 148, 156)
-  let sum = 0
-  for (const byte of block) sum += byte
-  field(block, 148, 8, `${sum.toString(8).padStart(6, '0')}\0 `)
-  return block
+  return encodeTarHeader({
+    ...spec,
+    gid: spec.gid ?? 0,
+    mode: spec.mode ?? (spec.type === '5' ? 0o755 : 0o644),
+    mtime: spec.mtime ?? 1_700_000_000,
+    size: spec.size ?? dataLength,
+    typeflag: spec.type ?? '0',
+    uid: spec.uid ?? 0,
+  })
 }
 
 function padded(data: Buffer): Buffer {
@@ -59,14 +40,7 @@ function padded(data: Buffer): Buffer {
 
 /** The payload of a pax header: `LEN key=value\n` records. */
 export function paxPayload(records: Record<string, Buffer | string>): Buffer {
-  return Buffer.concat(
-    Object.entries(records).map(([key, value]) => {
-      const body = Buffer.concat([Buffer.from(` ${key}=`), Buffer.from(value), Buffer.from('\n')])
-      let length = body.length + 1
-      while (String(length).length + body.length !== length) length = String(length).length + body.length
-      return Buffer.concat([Buffer.from(String(length)), body])
-    }),
-  )
+  return Buffer.concat(Object.entries(records).map(([key, value]) => encodePaxRecord(key, value)))
 }
 
 /** An entry: its pax header (when records are given), its header and its data, padded to blocks. */

@@ -226,3 +226,62 @@ export function decodeTarName(raw: Uint8Array): string {
 
   return text
 }
+
+/** What a ustar header block says; each value must fit its field (writers move what does not into pax records). */
+export interface TarHeaderFields {
+  devmajor?: number
+  devminor?: number
+  gid: number
+  linkname?: Buffer | string
+  mode: number
+  mtime: number
+  /** the name field (≤ 100 bytes); a longer path is split into `prefix` and name, or goes into a pax record */
+  name: Buffer | string
+  prefix?: Buffer | string
+  size: number
+  /** '0' file, '1' hard link, '2' symlink, '3' char, '4' block, '5' directory, '6' fifo, 'x' pax, 'g' global... */
+  typeflag: string
+  uid: number
+}
+
+function writeField(block: Buffer, offset: number, length: number, value: Buffer | string): void {
+  const bytes = Buffer.isBuffer(value) ? value : Buffer.from(value)
+  // a value that does not fit is the writer's bug: truncating it would write another name or number
+  if (bytes.length > length) throw new RangeError(`a tar header field of ${length} bytes cannot hold ${bytes.length}`)
+  bytes.copy(block, offset)
+}
+
+function writeOctal(block: Buffer, offset: number, length: number, value: number): void {
+  writeField(block, offset, length, `${value.toString(8).padStart(length - 1, '0')}\0`)
+}
+
+/** One ustar header block, with its checksum. */
+export function encodeTarHeader(fields: TarHeaderFields): Buffer {
+  const block = Buffer.alloc(TAR_BLOCK)
+  writeField(block, 0, 100, fields.name)
+  writeOctal(block, 100, 8, fields.mode)
+  writeOctal(block, 108, 8, fields.uid)
+  writeOctal(block, 116, 8, fields.gid)
+  writeOctal(block, 124, 12, fields.size)
+  writeOctal(block, 136, 12, fields.mtime)
+  writeField(block, 156, 1, fields.typeflag)
+  if (fields.linkname) writeField(block, 157, 100, fields.linkname)
+  writeField(block, 257, 8, 'ustar\u000000')
+  writeOctal(block, 329, 8, fields.devmajor ?? 0)
+  writeOctal(block, 337, 8, fields.devminor ?? 0)
+  if (fields.prefix) writeField(block, 345, 155, fields.prefix)
+  // the checksum is computed with its own field read as eight spaces
+  block.fill(0x20, 148, 156)
+  let sum = 0
+  for (const byte of block) sum += byte
+  writeField(block, 148, 8, `${sum.toString(8).padStart(6, '0')}\0 `)
+  return block
+}
+
+/** One pax record: `LENGTH KEY=VALUE\n`, where LENGTH counts the whole record, its own digits included. */
+export function encodePaxRecord(key: string, value: Buffer | string): Buffer {
+  const body = Buffer.concat([Buffer.from(` ${key}=`), Buffer.from(value), Buffer.from('\n')])
+  let length = body.length + 1
+  while (String(length).length + body.length !== length) length = String(length).length + body.length
+  return Buffer.concat([Buffer.from(String(length)), body])
+}

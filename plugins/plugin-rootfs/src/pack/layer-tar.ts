@@ -11,11 +11,11 @@
  * with binary bytes nor a mode of 0.
  */
 import {UsageError} from '@transship/kit'
+import {encodePaxRecord, encodeTarHeader, TAR_BLOCK} from '@transship/kit/tar'
 import {Readable} from 'node:stream'
 
 import type {RootfsEntry} from '../source/entry.js'
 
-const BLOCK = 512
 /** ustar's numeric fields: 7 octal digits for ids, 11 for the size */
 const MAX_ID = 0o777_7777
 const MAX_SIZE = 0o777_7777_7777
@@ -59,7 +59,7 @@ interface EncodedEntry {
 }
 
 function padded(size: number): number {
-  return Math.ceil(size / BLOCK) * BLOCK
+  return Math.ceil(size / TAR_BLOCK) * TAR_BLOCK
 }
 
 function isPlainAscii(value: string): boolean {
@@ -78,40 +78,10 @@ function ustarSplit(name: string): [prefix: string, name: string] | undefined {
   return undefined
 }
 
-/** One PAX record: `LEN KEY=VALUE\n`, where LEN counts the whole record including its own digits. */
-function paxRecord(key: string, value: Buffer): Buffer {
-  const body = Buffer.concat([Buffer.from(` ${key}=`), value, Buffer.from('\n')])
-  let length = body.length + 1
-  while (String(length).length + body.length !== length) length = String(length).length + body.length
-  return Buffer.concat([Buffer.from(String(length)), body])
-}
-
-function octal(header: Buffer, value: number, offset: number, width: number): void {
-  header.write(`${value.toString(8).padStart(width - 1, '0')}\0`, offset, width, 'ascii')
-}
-
 /** A ustar header block. Fields must already fit (encode() moves what does not into PAX records). */
 function ustarHeader(fields: HeaderFields): Buffer {
-  const header = Buffer.alloc(BLOCK)
   const [prefix, name] = ustarSplit(fields.name) ?? ['', fields.name.slice(0, 100)]
-  header.write(name, 0, 100, 'ascii')
-  octal(header, fields.mode % 0o1_0000, 100, 8)
-  octal(header, fields.uid, 108, 8)
-  octal(header, fields.gid, 116, 8)
-  octal(header, fields.size, 124, 12)
-  octal(header, fields.mtime, 136, 12)
-  header.write(TYPEFLAGS[fields.type], 156, 1, 'ascii')
-  header.write(fields.linkname, 157, 100, 'ascii')
-  header.write('ustar\u000000', 257, 8, 'ascii')
-  octal(header, fields.devmajor, 329, 8)
-  octal(header, fields.devminor, 337, 8)
-  header.write(prefix, 345, 155, 'ascii')
-  // the checksum is computed with its own field read as eight spaces
-  header.fill(' ', 148, 156)
-  let sum = 0
-  for (const byte of header) sum += byte
-  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'ascii')
-  return header
+  return encodeTarHeader({...fields, mode: fields.mode % 0o1_0000, name, prefix, typeflag: TYPEFLAGS[fields.type]})
 }
 
 function sanitised(value: string, keep: 'end' | 'start'): string {
@@ -126,21 +96,21 @@ function encode(entry: RootfsEntry): EncodedEntry {
   let headerName = name
   let linkname = entry.linkname ?? ''
   if (!ustarSplit(name)) {
-    records.push(paxRecord('path', Buffer.from(name)))
+    records.push(encodePaxRecord('path', Buffer.from(name)))
     // the ustar field is only a fallback for readers without PAX: keep it recognisable and in range
     headerName = `PaxHeaders/${sanitised(name, 'end')}`
   }
 
   if (!(isPlainAscii(linkname) && linkname.length <= 100)) {
-    records.push(paxRecord('linkpath', Buffer.from(linkname)))
+    records.push(encodePaxRecord('linkpath', Buffer.from(linkname)))
     linkname = sanitised(linkname, 'start')
   }
 
-  if (entry.uid > MAX_ID) records.push(paxRecord('uid', Buffer.from(String(entry.uid))))
-  if (entry.gid > MAX_ID) records.push(paxRecord('gid', Buffer.from(String(entry.gid))))
+  if (entry.uid > MAX_ID) records.push(encodePaxRecord('uid', Buffer.from(String(entry.uid))))
+  if (entry.gid > MAX_ID) records.push(encodePaxRecord('gid', Buffer.from(String(entry.gid))))
   const size = entry.type === 'file' ? entry.size : 0
-  if (size > MAX_SIZE) records.push(paxRecord('size', Buffer.from(String(size))))
-  for (const [key, value] of entry.xattrs) records.push(paxRecord(`SCHILY.xattr.${key}`, value))
+  if (size > MAX_SIZE) records.push(encodePaxRecord('size', Buffer.from(String(size))))
+  for (const [key, value] of entry.xattrs) records.push(encodePaxRecord(`SCHILY.xattr.${key}`, value))
 
   const header = ustarHeader({
     devmajor: entry.devmajor ?? 0,
@@ -179,7 +149,7 @@ function entryBytes(entry: RootfsEntry): number {
 
 /** The exact size of the layer tar of `entries` (ended by two zero blocks), reading no content. */
 export async function measureLayer(entries: AsyncIterable<RootfsEntry>): Promise<LayerMeasure> {
-  let size = 2 * BLOCK
+  let size = 2 * TAR_BLOCK
   let count = 0
   let newestMtime: number | undefined
   for await (const entry of entries) {
@@ -250,7 +220,7 @@ async function* layerChunks(entries: AsyncIterable<RootfsEntry>, signal?: AbortS
     if (pendingBytes >= CHUNK) yield take()
   }
 
-  add(Buffer.alloc(2 * BLOCK))
+  add(Buffer.alloc(2 * TAR_BLOCK))
   yield take()
 }
 
