@@ -43,10 +43,6 @@ export class TarError extends ArchiveError {
   }
 }
 
-export function isTarError(error: unknown): error is TarError {
-  return error instanceof TarError
-}
-
 /** The ArchiveError code of a reason. */
 export function tarErrorCode(reason: TarErrorReason): ArchiveErrorCode {
   if (reason === 'empty' || reason === 'truncated') return 'ARCHIVE_TRUNCATED'

@@ -1,5 +1,5 @@
 // Loading YAML (and JSON) files against a zod schema, with every problem positioned: see load.ts.
-export {describeValue, MAX_ISSUES, printable, quote, REQUIRED_MESSAGE} from './issues.js'
+export {describeValue, MAX_ISSUES, quote, REQUIRED_MESSAGE} from './issues.js'
 export {
   loadYamlFile,
   type LoadYamlOptions,

@@ -57,7 +57,7 @@ export function literal(value: unknown): string {
  * What an issue's value was expected to be, from the issue's fields: `a string`, `"push" or "pull"`;
  * undefined for an issue of another kind.
  */
-export function expectedOf(issue: ZodIssue): string | undefined {
+function expectedOf(issue: ZodIssue): string | undefined {
   switch (issue.code) {
     case 'invalid_type': {
       return expectedNoun(issue.expected)
