@@ -10,8 +10,9 @@
  *
  * Libraries that plugins may use are subpaths, each listed in package.json's exports:
  * `@transship/kit/archive` (image archives, compression, stream helpers), `/engine` (NDJSON replies, image
- * load), `/native` (xattrs, sparse files, the native addon), `/reference` (image references), `/tar` (tar
- * framing), `/ui` (byte, duration and table formats, progress), `/yaml` (YAML files with positioned issues).
+ * load), `/native` (xattrs, sparse files, the native addon), `/oci` (media types, descriptors, image
+ * locations, OCI layouts), `/reference` (image references), `/tar` (the tar header codec and framing), `/ui`
+ * (byte, duration and table formats, progress), `/yaml` (YAML files with positioned issues).
  * A library with one user lives in that plugin instead.
  */
 export * from './base-command.js'
