@@ -38,7 +38,7 @@ export interface TarStreamEntry {
 export async function* readTar(
   input: AsyncIterable<Buffer | Uint8Array> | Readable,
   options: TarReadOptions = {},
-): AsyncGenerator<TarStreamEntry> {
+): AsyncGenerator<TarStreamEntry, void> {
   const {signal} = options
   signal?.throwIfAborted()
   const reader = new TarReader(options)

@@ -9,9 +9,8 @@ import type {Readable} from 'node:stream'
 
 import {EngineError} from '@transship/kit'
 import {CONTENT_LIMIT} from '@transship/kit/archive'
+import {decodeTarName, readTar, type TarEntry, type TarEntryType, type TarReadOptions} from '@transship/kit/tar'
 import {createHash} from 'node:crypto'
-import {pipeline} from 'node:stream/promises'
-import tar from 'tar-stream'
 
 import {ownerLabels} from './leftovers.js'
 
@@ -284,7 +283,8 @@ export async function execCapture(
   return {...output, exitCode: inspected.ExitCode ?? -1}
 }
 
-export type EntryType = tar.Header['type']
+/** undefined for the types tar has beyond POSIX's eight (GNU dump directories, volume labels, ...) */
+export type EntryType = TarEntryType | undefined
 
 /** What the archive API says about one path (the path itself: a symlink is not followed). */
 export interface PathEntry {
@@ -331,43 +331,45 @@ export async function readPath(
   }
 
   const resolvedTarget = pathStat(reply)?.linkTarget || undefined
-  const extract = tar.extract()
-  const feeding = feed(reply, extract)
+  const entries = readTar(reply, archiveReadOptions(path, signal))
   try {
-    const first = await extract[Symbol.asyncIterator]().next()
+    // only the first entry: a directory's tar is cut off there
+    const first = await entries.next()
     if (first.done) return undefined
-    return await readEntry(first.value, path, want, resolvedTarget)
+    return await readEntry(first.value.entry, first.value.open, path, want, resolvedTarget)
   } finally {
+    await entries.return()
     reply.destroy()
-    extract.destroy()
-    await feeding
   }
 }
 
-type TarEntry = tar.Extract extends AsyncIterable<infer S> ? S : never
+/** How the engine's archive of a container path is read: as Docker writes it, its errors naming the path. */
+function archiveReadOptions(path: string, signal: AbortSignal): TarReadOptions {
+  return {endMarker: 'optional', label: `the engine's archive of ${path}`, signal}
+}
 
 async function readEntry(
   entry: TarEntry,
+  open: () => Readable,
   path: string,
   want: {content?: boolean; sha256?: boolean},
   resolvedTarget: string | undefined,
 ): Promise<PathRead> {
-  const {header} = entry
   const result: PathRead = {
-    gid: header.gid,
-    linkname: header.linkname ?? '',
+    gid: entry.gid,
+    linkname: decodeTarName(entry.linkname),
     // eslint-disable-next-line no-bitwise -- the permission, setuid, setgid and sticky bits
-    mode: header.mode & 0o7777,
+    mode: entry.mode & 0o7777,
     resolvedTarget,
-    size: header.size,
-    type: header.type,
-    uid: header.uid,
+    size: entry.declaredSize,
+    type: entry.type,
+    uid: entry.uid,
   }
-  if (header.type !== 'file' || (!want.content && !want.sha256)) return result
+  if (entry.type !== 'file' || (!want.content && !want.sha256)) return result
   const hash = createHash('sha256')
   const chunks: Buffer[] = []
   let length = 0
-  for await (const chunk of entry as AsyncIterable<Buffer>) {
+  for await (const chunk of open() as AsyncIterable<Buffer>) {
     hash.update(chunk)
     if (want.content && length < MAX_CONTENT_BYTES) chunks.push(chunk)
     length += chunk.length
@@ -386,27 +388,23 @@ async function readEntry(
 }
 
 /**
- * The entry headers of the archive of `path` of a container, streamed (bodies are skipped, never kept).
- * @yields each header
+ * The names and types of the entries of the archive of `path` of a container, streamed (bodies are skipped,
+ * never kept).
+ * @yields each entry's name (as stored, a directory's with its trailing `/`) and type
  */
 export async function* archiveHeaders(
   engine: EngineClient,
   id: string,
   path: string,
   signal: AbortSignal,
-): AsyncGenerator<tar.Header> {
+): AsyncGenerator<{name: string; type: EntryType}> {
   const reply = await engine.stream({path: `/containers/${id}/archive`, query: {path}, signal})
-  const extract = tar.extract()
-  const feeding = feed(reply, extract)
   try {
-    for await (const entry of extract) {
-      yield entry.header
-      entry.resume()
+    for await (const {entry} of readTar(reply, archiveReadOptions(path, signal))) {
+      yield {name: decodeTarName(entry.name), type: entry.type}
     }
   } finally {
     reply.destroy()
-    extract.destroy()
-    await feeding
   }
 }
 
@@ -419,9 +417,4 @@ function pathStat(reply: IncomingMessage): undefined | {linkTarget?: string; mod
   } catch {
     return undefined
   }
-}
-
-/** Writes the reply into the extractor; settles (never rejects) when either side ends or is destroyed. */
-async function feed(source: Readable, extract: tar.Extract): Promise<void> {
-  await pipeline(source, extract as unknown as NodeJS.WritableStream).catch(() => {})
 }
