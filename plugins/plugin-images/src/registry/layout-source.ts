@@ -16,7 +16,6 @@ import {
   indexArchive,
   indexTarFile,
   ociManifest,
-  sha256,
   type TarIndexEntry,
 } from '@transship/kit/archive'
 import {
@@ -30,6 +29,7 @@ import {
   MEDIA_TYPES,
   OciLayout,
   type ParsedManifest,
+  sha256,
 } from '@transship/kit/oci'
 import {createReadStream, createWriteStream} from 'node:fs'
 import {mkdtemp, open, rm, stat} from 'node:fs/promises'

@@ -1,7 +1,7 @@
 import type {EngineClient, EngineMessage, Progress, ProgressTask, RemoteShell} from '@transship/kit'
 
 import {EngineError, ExitCode, shellQuote, TransshipError} from '@transship/kit'
-import {compressor, decompressor, fullName, sha256} from '@transship/kit/archive'
+import {compressor, decompressor, fullName} from '@transship/kit/archive'
 import {readMessages} from '@transship/kit/engine'
 import {
   blobName,
@@ -12,6 +12,7 @@ import {
   layoutIndex,
   MEDIA_TYPES,
   nameAnnotations,
+  sha256,
 } from '@transship/kit/oci'
 import {parseReference} from '@transship/kit/reference'
 import {once} from 'node:events'

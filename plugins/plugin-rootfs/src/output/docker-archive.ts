@@ -4,7 +4,7 @@
  * layer has streamed through), then manifest.json. Engines read manifest.json after the whole archive, so
  * this order works for both image stores, and nothing is written to disk on the way.
  */
-import {sha256} from '@transship/kit/archive'
+import {sha256} from '@transship/kit/oci'
 import {PassThrough, type Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import tar from 'tar-stream'

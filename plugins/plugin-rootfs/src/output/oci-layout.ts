@@ -5,8 +5,8 @@
  * (`org.opencontainers.image.ref.name`) and full name (`io.containerd.image.name`), as the kit's archives
  * do; an existing layout keeps its other images.
  */
-import {ImageArchiveWriter, ociManifest, type OutputImage, sha256} from '@transship/kit/archive'
-import {MEDIA_TYPES, nameAnnotations, OciLayout} from '@transship/kit/oci'
+import {ImageArchiveWriter, ociManifest, type OutputImage} from '@transship/kit/archive'
+import {MEDIA_TYPES, nameAnnotations, OciLayout, sha256} from '@transship/kit/oci'
 import {createReadStream, createWriteStream} from 'node:fs'
 import {mkdir, mkdtemp, rename, rm} from 'node:fs/promises'
 import path from 'node:path'
