@@ -1,4 +1,5 @@
 import type {
+  HostAccess,
   EngineClient,
   EngineFacts,
   Host,
@@ -26,7 +27,9 @@ import {formatHostEndpoint, isOnThisMachine} from './host-endpoint.js'
 /** A host as a recipe (or a flag) declares it. */
 export interface HostSpec {
   acceptNewHostKey?: boolean
+  access?: HostAccess
   engine?: string
+  helperImage?: string
   identityFile?: string
   knownHosts?: string
   ssh?: string
@@ -132,7 +135,9 @@ export class RunHosts implements AsyncDisposable, Hosts {
     const known = this.hosts.get(name)
     if (known && known.connection === connection) return known.host
     const shell = connection ? sshShell(connection, engineSocketOf(endpoint)) : localShell(engineSocketOf(endpoint))
-    const host: Host = {endpoint, engine, facts, id, name, onThisMachine: isOnThisMachine(endpoint), shell}
+    const spec = this.spec(name)
+    const access = {helperImage: spec.helperImage, mode: spec.access}
+    const host: Host = {access, endpoint, engine, facts, id, name, onThisMachine: isOnThisMachine(endpoint), shell}
     this.hosts.set(name, {connection, host})
     return host
   }

@@ -194,6 +194,12 @@ export const hostSpecSchema = z
       .boolean()
       .optional()
       .describe('trust and record the SSH host key on first connection when known_hosts has none (default false)'),
+    access: z
+      .enum(['auto', 'root', 'sudo', 'engine'])
+      .optional()
+      .describe(
+        'how volume data on this host is read and written: root (the SSH user is root), sudo (sudo -n, no password), engine (a helper container on its engine: for users of the docker group), or auto (default: the first of those that works)',
+      ),
     description: z.string().optional().describe('free text, for people'),
     engine: z
       .string()
@@ -208,6 +214,11 @@ export const hostSpecSchema = z
       .describe(
         'the Docker engine: without ssh, "local" (default: DOCKER_HOST or the current docker context), unix:///path or a socket path; with ssh, the remote socket path (default /var/run/docker.sock)',
       ),
+    helperImage: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('image of the helper container for access: engine (needs GNU tar; default debian:bookworm-slim)'),
     identityFile: path('private key file for SSH (default: ssh-agent and ~/.ssh/config)').optional(),
     knownHosts: path('known_hosts file that SSH host keys are checked against (default ~/.ssh/known_hosts)').optional(),
     ssh: z

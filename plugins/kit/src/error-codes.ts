@@ -224,6 +224,7 @@ export const ERROR_CODES = {
     meaning: 'the destination volume is not empty; nothing was changed (exit 1 in `apply`)',
   },
   VOLUME_NOT_FOUND: {exit: Usage, meaning: 'the host has no volume of that name'},
+  VOLUME_PRESYNC_WITHOUT_QUIESCE: {exit: Usage, meaning: 'presync asked without quiesce: stop'},
   VOLUME_READ_FAILED: {exit: Failed, meaning: 'reading a volume failed'},
   VOLUME_SAME: {exit: Usage, meaning: 'source and destination are the same volume on the same engine'},
   VOLUME_TAR_MISSING: {exit: Usage, meaning: 'the volume host has no GNU tar'},

@@ -64,10 +64,26 @@ export type HostEndpoint =
   | {kind: 'unix'; socket: string}
 
 /**
+ * How data on a host (a volume's files) is read and written: as the SSH user when it is root, through
+ * `sudo -n`, or by a helper container on the host's engine (for users of the docker group); `auto` picks the
+ * first that works, in that order.
+ */
+export type HostAccess = 'auto' | 'engine' | 'root' | 'sudo'
+
+/** A host's data access as the recipe says it. */
+export interface HostAccessSpec {
+  /** the image of the helper container for `engine` access (default: the volumes plugin's) */
+  helperImage?: string
+  mode?: HostAccess
+}
+
+/**
  * A host of a run, resolved once: its engine connected and identified. Services take this, not the name the
  * user wrote: `name` is for messages, `id` says which engine it is, however it was written.
  */
 export interface Host {
+  /** how its data is reached, as the recipe says (default: auto) */
+  readonly access?: HostAccessSpec
   readonly endpoint: HostEndpoint
   readonly engine: EngineClient
   readonly facts: EngineFacts

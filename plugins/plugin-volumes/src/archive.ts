@@ -17,13 +17,13 @@ import {type Readable, type Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
 import {archiveChecker} from './archive-check.js'
-import {emptyVolume, INCOMPLETE_MARKER, mustRun, readVolumeManifest} from './copy.js'
+import {emptyVolume, INCOMPLETE_MARKER, mustRun} from './destination.js'
 import {compareManifests, formatDifferences} from './manifest/compare.js'
 import {manifestOfTar, manifestTap, type VolumeManifest} from './manifest/tar-manifest.js'
 import {containerName, describeUsers, finishInterrupted, isActive, withStopped} from './quiesce.js'
 import {checkVolumeName} from './volume-name.js'
 import {createVolumeLike, inspectVolume, requireVolume, type VolumeUser, volumeUsers} from './volume-store.js'
-import {readTar, requireGnuTar, TAR_FILE_CHANGED, tarEnd, writeTar} from './volume-tar.js'
+import {readTar, readVolumeManifest, requireGnuTar, TAR_FILE_CHANGED, tarEnd, writeTar} from './volume-tar.js'
 
 function compressionOf(file: string): 'bzip2' | 'gzip' | 'none' | 'xz' | 'zstd' {
   if (/\.(tgz|gz)$/.test(file)) return 'gzip'

@@ -1,22 +1,25 @@
 /**
- * A volume from one host to another: the source's GNU tar streams the data through transship (which builds
- * the content manifest on the way) into the destination's GNU tar; then the destination is read back and
- * its manifest compared with the source's, file by file. The destination is created like the source
- * (driver, options, labels); until the comparison passes it holds a `.transship-incomplete` marker, so a
- * failed copy never looks finished. The source is only read.
+ * A volume from one host to another. Each host's data is reached as its access says (root, sudo -n, or a helper
+ * container on its engine: access/volume-end.ts); the data moves as one tar stream relayed unopened (a full
+ * copy), or as only what differs (a sync: the hosts' rsync when both have it, else the changed files); the proof
+ * compares listings and hashes made on each host (volume-proof.ts), so the data crosses once. The destination is
+ * created like the source (driver, options, labels); until the proof passes it holds a `.transship-incomplete`
+ * marker, so a cut copy never looks finished, and the next run finishes it by sending only what is missing.
+ *
+ * With `quiesce: stop` the containers that use the volume are stopped for the copy and started again however it
+ * ends; with `presync` too, the data is first copied while they run, and they are stopped only for the final
+ * delta and its proof: the report gives that window (`downtimeSeconds`).
  */
-import type {EngineClient, Hosts, Logger, RemoteShell} from '@transship/kit'
+import type {Host, HostAccess, Hosts, Logger} from '@transship/kit'
 
-import {ExitCode, sameEngine, shellQuote, TransshipError, UsageError} from '@transship/kit'
-import {byteCounter} from '@transship/kit/archive'
-import path from 'node:path'
-import {type Readable, type Transform} from 'node:stream'
-import {pipeline} from 'node:stream/promises'
+import {sameEngine, UsageError} from '@transship/kit'
 
-import {compareManifests, formatDifferences} from './manifest/compare.js'
-import {manifestOfTar, manifestTap, type VolumeManifest} from './manifest/tar-manifest.js'
+import {openVolumeEnd, type VolumeEnd} from './access/volume-end.js'
+import {destinationState, emptyVolume, finishDestination, markIncomplete} from './destination.js'
+import {listVolume} from './manifest/host-listing.js'
 import {containerName, describeUsers, finishInterrupted, isActive, withStopped} from './quiesce.js'
 import {checkVolumeName} from './volume-name.js'
+import {listingEnd, proveEqual, readSide} from './volume-proof.js'
 import {
   createVolumeLike,
   inspectVolume,
@@ -25,21 +28,38 @@ import {
   type VolumeUser,
   volumeUsers,
 } from './volume-store.js'
-import {readTar, requireGnuTar, TAR_FILE_CHANGED, type TarEnd, tarEnd, type TarProcess, writeTar} from './volume-tar.js'
+import {
+  sendAll,
+  sendByRsync,
+  sendDelta,
+  type Sent,
+  syncDelta,
+  tarEndOf,
+  type TransferContext,
+  type TransferMethod,
+} from './volume-transfer.js'
 
-export const INCOMPLETE_MARKER = '.transship-incomplete'
+export {INCOMPLETE_MARKER} from './destination.js'
 
 export type CopyMode = 'create' | 'replace' | 'sync'
 
 export interface VolumeCopyRequest {
+  /** how each host's data is reached (default: the host's `access`, else auto) */
+  access?: {from?: HostAccess; to?: HostAccess}
   /** the destination volume's name (default: the same) */
   as?: string
+  /** a sync compares contents (hashes on both hosts), not only size and mtime */
+  checksum?: boolean
   from: string
   /** seconds containers get to stop (quiesce: stop) */
   grace?: number
+  /** the helper image for engine access (default: the host's `helperImage`, else DEFAULT_HELPER_IMAGE) */
+  helperImage?: string
   /** create (default): destination absent or empty; replace: overwrite it; sync: send only what differs */
   mode?: CopyMode
   name: string
+  /** with quiesce stop: copy while the containers run, then stop them only for the final delta and the proof */
+  presync?: boolean
   /**
    * stop the containers that use the volume for the copy, and start them again after: on the source, and on the
    * destination when the volume there is used by containers
@@ -50,11 +70,34 @@ export interface VolumeCopyRequest {
   to: string
 }
 
+/** One pass of data: what was sent, how, and how long it took. */
+export interface PassReport {
+  bytes: number
+  method: TransferMethod
+  removed: number
+  seconds: number
+}
+
 export interface VolumeCopyReport {
-  /** bytes of the tar stream sent */
+  /** how each side's data was reached */
+  access: {destination: string; source: string}
+  /** bytes that crossed from the source to the destination, all passes (as on the wire: compressed when it was) */
   bytes: number
   destination: string
+  /** the source's containers were stopped from this many seconds (stop → start); absent when none were */
+  downtimeSeconds?: number
+  /** entries of the volume */
   files: number
+  /** files whose contents were hashed on both hosts and found equal */
+  hashed: number
+  /** what the access paths could not keep (empty when nothing) */
+  limits: string[]
+  /** how the (last) data pass was sent */
+  method: TransferMethod
+  /** the pass made while the containers ran (presync) */
+  presync?: PassReport
+  /** entries removed from the destination (sync) */
+  removed: number
   seconds: number
   source: string
   /** containers stopped and started again: on the source */
@@ -70,49 +113,240 @@ export interface CopyContext {
   signal: AbortSignal
 }
 
-async function isEmpty(shell: RemoteShell, mountpoint: string, signal: AbortSignal): Promise<boolean> {
-  const {stdout} = await shell.run(
-    `find ${shellQuote(mountpoint)} -mindepth 1 -maxdepth 1 ! -name ${shellQuote(INCOMPLETE_MARKER)} -print -quit`,
-    {signal},
-  )
-  return stdout.trim() === ''
+function accessOf(host: Host, requested: HostAccess | undefined): HostAccess {
+  return requested ?? host.access?.mode ?? 'auto'
 }
 
-/** Runs a command on a host's shell; a non-zero exit is VOLUME_COMMAND_FAILED with its stderr. */
-export async function mustRun(shell: RemoteShell, host: string, command: string, signal: AbortSignal): Promise<void> {
-  const result = await shell.run(command, {signal})
-  if (result.code !== 0) {
-    throw new TransshipError(
-      'VOLUME_COMMAND_FAILED',
-      ExitCode.Failed,
-      `${host}: ${command} failed: ${result.stderr.trim()}`,
+/** zstd on the wire when the data leaves this machine and both ends can (de)compress it. */
+function wireOf(source: {end: VolumeEnd; host: Host}, destination: {end: VolumeEnd; host: Host}) {
+  const apart = !(source.host.onThisMachine && destination.host.onThisMachine)
+  return apart && source.end.tools.zstd && destination.end.tools.zstd ? ('zstd' as const) : ('none' as const)
+}
+
+interface Sides {
+  destination: VolumeEnd
+  destinationVolume: VolumeInfo
+  source: VolumeEnd
+  wire: 'none' | 'zstd'
+}
+
+/**
+ * One pass of data. `full`: everything as one tar (the destination is empty). Else a sync from the two listings:
+ * the hosts' rsync when both have it, else the changed entries as one tar.
+ */
+async function pass(
+  sides: Sides,
+  how: {checksum?: boolean; full: boolean},
+  context: TransferContext,
+): Promise<PassReport & {sent: Sent['sent']}> {
+  const started = performance.now()
+  const source = {end: tarEndOf(sides.source, sides.wire), root: sides.source.root}
+  const destination = {end: tarEndOf(sides.destination, sides.wire), root: sides.destination.root}
+  let sent: Sent
+  if (how.full) {
+    sent = await sendAll(source, destination, context)
+  } else if (sides.source.tools.rsync && sides.destination.tools.rsync) {
+    sent = await sendByRsync(sides.source, sides.destination, {...context, checksum: how.checksum})
+  } else {
+    const [wanted, present] = await Promise.all(
+      [sides.source, sides.destination].map((end) =>
+        how.checksum ? readSide(end, context.signal) : listVolume(listingEnd(end), {signal: context.signal}),
+      ),
     )
+    const delta = syncDelta(wanted!, present!)
+    context.log.info(
+      `sync: ${delta.files.length} files to send, ${delta.remove.length} entries to remove, of ${wanted!.entries.length}`,
+    )
+    sent = await sendDelta(source, destination, delta, context)
+  }
+
+  return {...sent, seconds: (performance.now() - started) / 1000}
+}
+
+/**
+ * The data pass that ends the copy, and its proof: a full copy hashes the source while the data is sent, and
+ * then the destination; a sync hashes the files it sent on both sides (all of them with checksum).
+ */
+async function passAndProve(
+  sides: Sides,
+  how: {checksum?: boolean; full: boolean; names: {destination: string; source: string}; sourceQuiet: boolean},
+  context: TransferContext,
+) {
+  const {signal} = context
+  // a source nobody writes to can be hashed while it is read for sending; one being written is hashed after
+  const early = how.full && how.sourceQuiet ? readSide(sides.source, signal) : undefined
+  early?.catch(() => {})
+  const sent = await pass(sides, how, context)
+  const hash = how.full || how.checksum ? 'all' : sent.sent
+  const proof = await proveEqual(
+    {end: sides.source, manifest: hash === 'all' ? early : undefined, name: how.names.source},
+    {end: sides.destination, name: how.names.destination},
+    {hash, signal},
+  )
+  return {proof, sent}
+}
+
+export async function copyVolume(request: VolumeCopyRequest, context: CopyContext): Promise<VolumeCopyReport> {
+  const {hosts, log, signal} = context
+  checkVolumeName(request.name)
+  if (request.as !== undefined) checkVolumeName(request.as, '--as')
+  if (request.presync && request.quiesce !== 'stop') {
+    throw new UsageError('presync copies while the containers run and stops them for the final delta: it needs quiesce: stop', {
+      code: 'VOLUME_PRESYNC_WITHOUT_QUIESCE',
+      suggestions: ['add --quiesce stop (quiesce: stop), or leave presync out'],
+    })
+  }
+
+  const destinationName = request.as ?? request.name
+  const started = performance.now()
+  const [sourceHost, destinationHost] = await Promise.all([
+    hosts.host(request.from, signal),
+    hosts.host(request.to, signal),
+  ])
+  if (sameEngine(sourceHost, destinationHost) && destinationName === request.name) {
+    throw new UsageError(
+      `${request.from} and ${request.to} are the same engine: ${request.name} would be copied onto itself`,
+      {code: 'VOLUME_SAME', suggestions: ['name the copy with --as (as:)']},
+    )
+  }
+
+  await finishInterrupted(sourceHost, request.name, log)
+  await finishInterrupted(destinationHost, destinationName, log)
+  const sourceVolume = await requireVolume(sourceHost.engine, request.name, signal, {anyDriver: true})
+  const users = await volumeUsers(sourceHost.engine, request.name, signal)
+  const running = users.filter((user) => isActive(user))
+  const quiesce = request.quiesce === 'stop'
+  if (running.length > 0 && !quiesce) {
+    const names = running.map((user) => containerName(user)).join(', ')
+    if (request.strict) {
+      throw new UsageError(`${request.name} is in use by ${names} on ${request.from}`, {
+        code: 'VOLUME_IN_USE',
+        suggestions: ['say `quiesce: stop` (--quiesce stop) to stop them for the copy and start them again after'],
+      })
+    }
+
+    log.warn(
+      `${request.name} is in use by ${names} on ${request.from}: the copy may catch files mid-write, and then its proof fails (quiesce: stop avoids it)`,
+    )
+  }
+
+  const destinationUsers = await checkDestinationUsers(destinationHost, destinationName, request, signal)
+  const source = await openVolumeEnd(sourceHost, sourceVolume, {
+    access: accessOf(sourceHost, request.access?.from),
+    helperImage: request.helperImage ?? sourceHost.access?.helperImage,
+    readOnly: true,
+    signal,
+  })
+  try {
+    const opened = await openDestination(destinationHost, sourceVolume, request, signal)
+    try {
+      return await copyBetween(
+        {host: sourceHost, running, users},
+        {host: destinationHost, users: destinationUsers},
+        {opened, source},
+        {request, started},
+        context,
+      )
+    } finally {
+      await opened.end.close()
+    }
+  } finally {
+    await source.close()
+  }
+}
+
+/** The copy between two opened ends, its containers stopped as asked. */
+async function copyBetween(
+  from: {host: Host; running: VolumeUser[]; users: VolumeUser[]},
+  to: {host: Host; users: VolumeUser[]},
+  ends: {opened: Awaited<ReturnType<typeof openDestination>>; source: VolumeEnd},
+  what: {request: VolumeCopyRequest; started: number},
+  context: CopyContext,
+): Promise<VolumeCopyReport> {
+  const {log, signal} = context
+  const {request, started} = what
+  const {opened, source} = ends
+  const {host: sourceHost, running, users} = from
+  const {host: destinationHost, users: destinationUsers} = to
+  const destinationName = request.as ?? request.name
+  const quiesce = request.quiesce === 'stop'
+  const destination = opened.end
+  const {unfinished} = opened
+  const mode = request.mode ?? 'create'
+  if (unfinished && mode === 'create') log.warn(`${destinationName} on ${request.to} holds an unfinished copy: sending only what is missing`)
+  const sides: Sides = {
+    destination,
+    destinationVolume: opened.volume,
+    source,
+    wire: wireOf({end: source, host: sourceHost}, {end: destination, host: destinationHost}),
+  }
+  const names = {destination: destinationName, source: request.name}
+  const limits = [...new Set([...source.limits, ...destination.limits])]
+  for (const limit of limits) log.warn(`not kept: ${limit}`)
+
+  const transfer = {log, signal}
+  const options = {grace: request.grace, log}
+  let presync: PassReport | undefined
+  let downtimeSeconds: number | undefined
+  const result = await withStopped(
+    destinationHost,
+    destinationName,
+    quiesce ? destinationUsers : [],
+    {...options, purpose: `the copy of ${request.name} into ${destinationName}`},
+    async () => {
+      await markIncomplete(destination.shell, request.to, destination.root, signal)
+      if (mode === 'replace') await emptyVolume(destination.shell, request.to, destination.root, signal)
+      let empty = mode === 'replace' || opened.empty
+      if (request.presync && running.length > 0) {
+        log.info(`presync: copying ${request.name} while ${running.map((user) => containerName(user)).join(', ')} run`)
+        const first = await pass(sides, {checksum: false, full: empty}, transfer)
+        presync = {bytes: first.bytes, method: first.method, removed: first.removed, seconds: first.seconds}
+        empty = false
+      }
+
+      const stoppedAt = performance.now()
+      const last = await withStopped(sourceHost, request.name, quiesce ? users : [], options, () =>
+        passAndProve(
+          sides,
+          {checksum: request.checksum, full: empty, names, sourceQuiet: quiesce || running.length === 0},
+          transfer,
+        ),
+      )
+      if (quiesce && running.length > 0) downtimeSeconds = (performance.now() - stoppedAt) / 1000
+      const root = last.proof.source.entries.find((entry) => entry.path === '.')
+      await finishDestination(destination.shell, request.to, destination.root, root?.mtime, signal)
+      return last
+    },
+  )
+  const {proof, sent} = result
+  return {
+    access: {destination: destination.describe, source: source.describe},
+    bytes: sent.bytes + (presync?.bytes ?? 0),
+    destination: `${request.to}:${destinationName}`,
+    downtimeSeconds,
+    files: proof.source.entries.length,
+    hashed: proof.hashed,
+    limits,
+    method: sent.method,
+    presync,
+    removed: sent.removed + (presync?.removed ?? 0),
+    seconds: (performance.now() - started) / 1000,
+    source: `${request.from}:${request.name}`,
+    stopped: quiesce ? running.map((user) => containerName(user)) : [],
+    stoppedAtDestination: quiesce ? destinationUsers.filter((user) => isActive(user)).map((user) => containerName(user)) : [],
+    verified: true,
   }
 }
 
 /**
- * What is at the destination before anything is touched: the volume (or undefined) and the containers that use
- * it. Refuses (exit 2, nothing changed) a destination that `create` would overwrite, and one that containers use
- * while its data would change under them, unless they are to be stopped.
+ * The containers that use the destination volume, refused (exit 2, nothing changed) when its data would change
+ * under them and they are not to be stopped.
  */
-async function checkDestination(
-  engine: EngineClient,
-  shell: RemoteShell,
-  request: VolumeCopyRequest,
-  signal: AbortSignal,
-): Promise<{users: VolumeUser[]; volume: undefined | VolumeInfo}> {
-  const name = request.as ?? request.name
+async function checkDestinationUsers(host: Host, name: string, request: VolumeCopyRequest, signal: AbortSignal) {
+  const volume = await inspectVolume(host.engine, name, signal)
+  if (!volume) return []
   const mode = request.mode ?? 'create'
-  const volume = await inspectVolume(engine, name, signal)
-  if (!volume) return {users: [], volume}
-  if (mode === 'create' && !(await isEmpty(shell, volume.Mountpoint, signal))) {
-    throw new UsageError(`${name} on ${request.to} is not empty: nothing was copied`, {
-      code: 'VOLUME_NOT_EMPTY',
-      suggestions: ['say `mode: replace` (--mode replace) to overwrite it, or `mode: sync` to make it equal'],
-    })
-  }
-
-  const users = await volumeUsers(engine, name, signal)
+  const users = await volumeUsers(host.engine, name, signal)
   // create fills an empty volume (a stopped user loses nothing); replace and sync delete what is there
   const inTheWay = mode === 'create' ? users.filter((user) => isActive(user)) : users
   if (inTheWay.length > 0 && request.quiesce !== 'stop') {
@@ -131,348 +365,38 @@ async function checkDestination(
     )
   }
 
-  return {users, volume}
+  return users
 }
 
-/** Makes the destination ready for the mode (created, marked unfinished, emptied for replace); resolves to it. */
-async function prepareDestination(
-  engine: EngineClient,
-  shell: RemoteShell,
-  request: VolumeCopyRequest,
-  existing: undefined | VolumeInfo,
-  source: VolumeInfo,
-  signal: AbortSignal,
-): Promise<VolumeInfo> {
+/**
+ * The destination's end: the volume as it is (refused when `create` would overwrite data that no earlier copy
+ * left unfinished), or created like the source (and removed again if its end cannot be opened).
+ */
+async function openDestination(host: Host, like: VolumeInfo, request: VolumeCopyRequest, signal: AbortSignal) {
   const name = request.as ?? request.name
-  const destination = existing ?? (await createVolumeLike(engine, name, source, signal))
-  const mountpoint = shellQuote(destination.Mountpoint)
-  await mustRun(shell, request.to, `touch ${mountpoint}/${INCOMPLETE_MARKER}`, signal)
-  if ((request.mode ?? 'create') === 'replace') await emptyVolume(shell, request.to, destination.Mountpoint, signal)
-  return destination
-}
-
-/** Removes everything in a volume but the unfinished marker. */
-export async function emptyVolume(
-  shell: RemoteShell,
-  host: string,
-  mountpoint: string,
-  signal: AbortSignal,
-): Promise<void> {
-  const empty = `find ${shellQuote(mountpoint)} -mindepth 1 -maxdepth 1 ! -name ${shellQuote(INCOMPLETE_MARKER)} -exec rm -rf -- {} +`
-  // a writer that is just ending (an interrupted copy's tar) may add a file while the directory is emptied
-  const first = await shell.run(empty, {signal})
-  if (first.code !== 0) {
-    await new Promise((resolve) => {
-      setTimeout(resolve, 1000)
-    })
-    await mustRun(shell, host, empty, signal)
-  }
-}
-
-/**
- * Streams a reading tar into a writing one through `stages`; resolves to the bytes sent. A stream that breaks
- * is explained by the tars' own exit statuses when they have one (a tar that failed says why), else reported
- * as the transfer that broke.
- */
-async function pump(
-  reader: TarProcess & {stdout: Readable},
-  writer: TarProcess & {stdin: NodeJS.WritableStream},
-  stages: Transform[],
-  hosts: {from: string; to: string},
-  log: Logger,
-  signal: AbortSignal,
-): Promise<number> {
-  let bytes = 0
-  let broken: Error | undefined
+  const existing = await inspectVolume(host.engine, name, signal)
+  const volume = existing ?? (await createVolumeLike(host.engine, name, like, signal))
+  let end: VolumeEnd
   try {
-    await pipeline(
-      [
-        reader.stdout,
-        ...stages,
-        byteCounter((n) => {
-          bytes += n
-        }),
-        writer.stdin,
-      ],
-      {signal},
-    )
-  } catch (error) {
-    if (signal.aborted) throw error
-    broken = error as Error
-  }
-
-  const [read, wrote] = await Promise.all([reader.exit, writer.exit])
-  // what transship itself found (a damaged stream, a lost connection) is the cause; the tars' failures follow it
-  if (broken instanceof TransshipError) throw broken
-  const readFailed = read.code !== 0 && read.code !== TAR_FILE_CHANGED
-  // a reading tar killed by SIGPIPE was cut short by what broke downstream: that is the story to tell
-  const cutShort = read.signal === 'PIPE' || read.signal === 'SIGPIPE'
-  if (readFailed && !cutShort) {
-    throw new TransshipError(
-      'VOLUME_READ_FAILED',
-      ExitCode.Failed,
-      `${hosts.from}: tar failed reading the volume (exit ${read.code ?? read.signal}): ${read.stderr.trim()}`,
-    )
-  }
-
-  if (wrote.code !== 0) {
-    throw new TransshipError(
-      'VOLUME_WRITE_FAILED',
-      ExitCode.Failed,
-      `${hosts.to}: tar failed writing the volume (exit ${wrote.code ?? wrote.signal}): ${wrote.stderr.trim()}`,
-    )
-  }
-
-  if (broken || readFailed) {
-    throw new TransshipError(
-      'VOLUME_TRANSFER_FAILED',
-      ExitCode.Failed,
-      `the stream from ${hosts.from} to ${hosts.to} broke: ${broken?.message ?? 'the reading tar was cut short'} (reading tar: exit ${read.code ?? read.signal}; writing tar: exit 0)`,
-      {
-        cause: broken,
-        suggestions: ['run the copy again with --mode replace (or mode: sync): the destination is marked unfinished'],
-      },
-    )
-  }
-
-  if (read.code === TAR_FILE_CHANGED) {
-    log.warn(`${hosts.from}: files changed while they were read (${read.stderr.trim()}); the comparison will tell`)
-  }
-
-  return bytes
-}
-
-/** Streams the source volume into the destination; resolves to the source's manifest and the bytes sent. */
-async function transfer(
-  source: {end: TarEnd; mountpoint: string},
-  destination: {end: TarEnd; mountpoint: string},
-  log: Logger,
-  signal: AbortSignal,
-) {
-  const reader = readTar(source.end, source.mountpoint, {signal})
-  const writer = writeTar(destination.end, destination.mountpoint, {signal})
-  const tap = manifestTap()
-  const bytes = await pump(reader, writer, [tap.stream], {from: source.end.host, to: destination.end.host}, log, signal)
-  return {bytes, manifest: await tap.manifest}
-}
-
-/** A manifest path as the bytes tar knows it by (`\\xNN` escapes back to bytes). */
-function rawPath(manifestPath: string): Buffer {
-  const parts: Buffer[] = []
-  let text = ''
-  for (let i = 0; i < manifestPath.length; i++) {
-    const escape = /^\\x([\dA-F]{2})/.exec(manifestPath.slice(i))
-    if (escape) {
-      parts.push(Buffer.from(text), Buffer.from([Number.parseInt(escape[1]!, 16)]))
-      text = ''
-      i += 3
-    } else {
-      text += manifestPath[i]
-    }
-  }
-
-  parts.push(Buffer.from(text))
-  return Buffer.concat(parts)
-}
-
-function nulList(paths: string[]): Buffer {
-  return Buffer.concat(paths.flatMap((item) => [Buffer.from('./'), rawPath(item), Buffer.from([0])]))
-}
-
-/**
- * mode sync: the destination made equal to the source by sending only what differs. Both volumes are read
- * for their manifests; paths only in the destination are removed; changed and new paths (with their
- * directories, whose times the changes disturb) are sent as one tar of just those entries.
- */
-async function syncTransfer(
-  source: {end: TarEnd; mountpoint: string},
-  destination: {end: TarEnd; mountpoint: string},
-  log: Logger,
-  signal: AbortSignal,
-) {
-  const [wanted, present] = await Promise.all([
-    readVolumeManifest(source.end, source.mountpoint, signal),
-    readVolumeManifest(destination.end, destination.mountpoint, signal),
-  ])
-  const comparison = compareManifests(wanted, present, {
-    ignore: (item) => item === INCOMPLETE_MARKER,
-    limit: Number.MAX_SAFE_INTEGER,
-  })
-  const removed = comparison.differences.filter((item) => item.kind === 'only-in-destination').map((item) => item.path)
-  const touched = new Set(
-    comparison.differences.filter((item) => item.kind !== 'only-in-destination').map((item) => item.path),
-  )
-  // a hard link group goes whole; the directories holding any change get their times back
-  for (const entry of wanted.entries) {
-    if (entry.hardlinkOf && (touched.has(entry.path) || touched.has(entry.hardlinkOf))) {
-      touched.add(entry.path)
-      touched.add(entry.hardlinkOf)
-    }
-  }
-
-  for (const changed of [...touched, ...removed]) {
-    for (let parent = path.posix.dirname(changed); ; parent = path.posix.dirname(parent)) {
-      touched.add(parent === '' ? '.' : parent)
-      if (parent === '.' || parent === '/' || parent === '') break
-    }
-  }
-
-  if (removed.length > 0) {
-    const remover = destination.end.shell.exec(`cd ${shellQuote(destination.mountpoint)} && xargs -0 rm -rf --`, {
+    end = await openVolumeEnd(host, volume, {
+      access: accessOf(host, request.access?.to),
+      helperImage: request.helperImage ?? host.access?.helperImage,
+      readOnly: false,
       signal,
     })
-    remover.stdout.on('error', () => {})
-    remover.stdout.resume()
-    const deepestFirst = [...removed].sort((a, b) => b.split('/').length - a.split('/').length)
-    remover.stdin.end(nulList(deepestFirst))
-    const exit = await remover.exit
-    if (exit.code !== 0)
-      throw new TransshipError('VOLUME_WRITE_FAILED', ExitCode.Failed, `${destination.end.host}: ${exit.stderr.trim()}`)
+  } catch (error) {
+    if (!existing) await host.engine.json({method: 'DELETE', path: `/volumes/${encodeURIComponent(name)}`}).catch(() => {})
+    throw error
   }
 
-  // in the source's order, so a hard link's target comes before it and directories before their files
-  const order = wanted.entries.map((entry) => entry.path).filter((item) => touched.has(item))
-  log.info(`sync: ${order.length} entries to send, ${removed.length} to remove, of ${wanted.entries.length}`)
-  const reader = readTar(source.end, source.mountpoint, {files: nulList(order), signal})
-  const writer = writeTar(destination.end, destination.mountpoint, {signal})
-  const bytes = await pump(reader, writer, [], {from: source.end.host, to: destination.end.host}, log, signal)
-  return {bytes, manifest: wanted}
-}
-
-/** The manifest of a volume as its host's tar reads it now. */
-export async function readVolumeManifest(end: TarEnd, mountpoint: string, signal: AbortSignal) {
-  const {host} = end
-  const reader = readTar(end, mountpoint, {signal})
-  const [manifest, exit] = await Promise.all([manifestOfTar(reader.stdout, {signal}), reader.exit])
-  if (exit.code !== 0 && exit.code !== TAR_FILE_CHANGED) {
-    throw new TransshipError(
-      'VOLUME_READ_FAILED',
-      ExitCode.Failed,
-      `${host}: tar failed reading the volume: ${exit.stderr.trim()}`,
-    )
+  const state = existing ? await destinationState(end.shell, end.root, signal) : {empty: true, unfinished: false}
+  if ((request.mode ?? 'create') === 'create' && !state.empty && !state.unfinished) {
+    await end.close()
+    throw new UsageError(`${name} on ${request.to} is not empty: nothing was copied`, {
+      code: 'VOLUME_NOT_EMPTY',
+      suggestions: ['say `mode: replace` (--mode replace) to overwrite it, or `mode: sync` to make it equal'],
+    })
   }
 
-  return manifest
-}
-
-export async function copyVolume(request: VolumeCopyRequest, context: CopyContext): Promise<VolumeCopyReport> {
-  const {hosts, log, signal} = context
-  checkVolumeName(request.name)
-  if (request.as !== undefined) checkVolumeName(request.as, '--as')
-  const destinationName = request.as ?? request.name
-  const started = performance.now()
-  const [sourceHost, destinationHost] = await Promise.all([
-    hosts.host(request.from, signal),
-    hosts.host(request.to, signal),
-  ])
-  const sourceEngine = sourceHost.engine
-  const destinationEngine = destinationHost.engine
-  if (sameEngine(sourceHost, destinationHost) && destinationName === request.name) {
-    throw new UsageError(
-      `${request.from} and ${request.to} are the same engine: ${request.name} would be copied onto itself`,
-      {
-        code: 'VOLUME_SAME',
-        suggestions: ['name the copy with --as (as:)'],
-      },
-    )
-  }
-
-  const [sourceEnd, destinationEnd] = await Promise.all([tarEnd(sourceHost, signal), tarEnd(destinationHost, signal)])
-  const sourceShell = sourceEnd.shell
-  const destinationShell = destinationEnd.shell
-  await finishInterrupted(sourceHost, request.name, log)
-  await finishInterrupted(destinationHost, destinationName, log)
-  const source = await requireVolume(sourceEngine, request.name, signal)
-  await requireGnuTar(sourceShell, request.from, signal)
-  await requireGnuTar(destinationShell, request.to, signal)
-  const users = await volumeUsers(sourceEngine, request.name, signal)
-  const running = users.filter((user) => isActive(user))
-  if (running.length > 0 && request.quiesce !== 'stop') {
-    const names = running.map((user) => containerName(user)).join(', ')
-    if (request.strict) {
-      throw new UsageError(`${request.name} is in use by ${names} on ${request.from}`, {
-        code: 'VOLUME_IN_USE',
-        suggestions: ['say `quiesce: stop` (--quiesce stop) to stop them for the copy and start them again after'],
-      })
-    }
-
-    log.warn(
-      `${request.name} is in use by ${names} on ${request.from}: the copy may catch files mid-write (quiesce: stop avoids it)`,
-    )
-  }
-
-  const existing = await checkDestination(destinationEngine, destinationShell, request, signal)
-  const quiesce = request.quiesce === 'stop'
-  const options = {grace: request.grace, log}
-  // the destination's containers stay stopped until its data is in place and proven; the source's only while read
-  const sent = await withStopped(
-    destinationHost,
-    destinationName,
-    quiesce ? existing.users : [],
-    {...options, purpose: `the copy of ${request.name} into ${destinationName}`},
-    async () => {
-      const destination = await prepareDestination(
-        destinationEngine,
-        destinationShell,
-        request,
-        existing.volume,
-        source,
-        signal,
-      )
-      const copied = await withStopped(sourceHost, request.name, quiesce ? users : [], options, () =>
-        (request.mode === 'sync' ? syncTransfer : transfer)(
-          {end: sourceEnd, mountpoint: source.Mountpoint},
-          {end: destinationEnd, mountpoint: destination.Mountpoint},
-          log,
-          signal,
-        ),
-      )
-      await proveAndFinish(copied.manifest, destination, {request, shell: destinationShell}, destinationEnd, signal)
-      return copied
-    },
-  )
-  return {
-    bytes: sent.bytes,
-    destination: `${request.to}:${destinationName}`,
-    files: sent.manifest.entries.length,
-    seconds: (performance.now() - started) / 1000,
-    source: `${request.from}:${request.name}`,
-    stopped: quiesce ? running.map((user) => containerName(user)) : [],
-    stoppedAtDestination: quiesce
-      ? existing.users.filter((user) => isActive(user)).map((user) => containerName(user))
-      : [],
-    verified: true,
-  }
-}
-
-/** Reads the destination back and compares it with what was sent; then removes the unfinished marker. */
-async function proveAndFinish(
-  sent: VolumeManifest,
-  destination: VolumeInfo,
-  context: {request: VolumeCopyRequest; shell: RemoteShell},
-  destinationEnd: TarEnd,
-  signal: AbortSignal,
-): Promise<void> {
-  const {request, shell} = context
-  const destinationName = request.as ?? request.name
-  const landed = await readVolumeManifest(destinationEnd, destination.Mountpoint, signal)
-  const comparison = compareManifests(sent, landed, {ignore: (item) => item === INCOMPLETE_MARKER})
-  if (!comparison.equal) {
-    throw new TransshipError(
-      'VOLUME_VERIFY_FAILED',
-      ExitCode.Verify,
-      `${destinationName} on ${request.to} differs from ${request.name} on ${request.from}:\n${formatDifferences(comparison).join('\n')}`,
-      {details: {differences: comparison.differences}},
-    )
-  }
-
-  // removing the marker touches the volume's root: give it back the source's time
-  const root = sent.entries.find((entry) => entry.path === '.')
-  const mountpoint = shellQuote(destination.Mountpoint)
-  await mustRun(
-    shell,
-    request.to,
-    `rm -f ${mountpoint}/${INCOMPLETE_MARKER}${root ? ` && touch -m -d @${root.mtime} ${mountpoint}` : ''}`,
-    signal,
-  )
+  return {end, volume, ...state}
 }

@@ -1,25 +1,34 @@
-import type {Reference, SectionProvider, Step} from '@transship/kit'
+import type {Hosts, Reference, SectionProvider, Step} from '@transship/kit'
 
 import {ExitCode, TransshipError} from '@transship/kit'
+import {formatBytes} from '@transship/kit/ui'
 import {z} from 'zod'
 
-import {copyVolume, INCOMPLETE_MARKER, readVolumeManifest} from './copy.js'
-import {compareManifests, formatDifferences} from './manifest/compare.js'
+import {copyVolume} from './copy.js'
 import {volumeNameSchema as volumeName} from './volume-name.js'
-import {inspectVolume, requireVolume} from './volume-store.js'
-import {tarEnd} from './volume-tar.js'
+import {estimateCopy, type PlanSides, proveExisting} from './volume-plan.js'
 
 export const volumeSchema = z.strictObject({
   as: volumeName.optional().describe('Name of the volume at the destination (default: the same).'),
+  checksum: z
+    .boolean()
+    .optional()
+    .describe('mode sync: compare contents (hashed on each host), not only size and mtime.'),
   from: z.string().min(1).describe('Host that has the volume.'),
   grace: z.number().int().min(0).optional().describe('Seconds containers get to stop (quiesce: stop; default 10).'),
   mode: z
     .enum(['create', 'replace', 'sync'])
     .optional()
     .describe(
-      'create (default): the destination must be absent or empty (a copy already there is verified); replace: overwrite it; sync: make it equal, sending only what differs.',
+      'create (default): the destination must be absent or empty (a copy already there is verified, an unfinished one finished); replace: overwrite it; sync: make it equal, sending only what differs.',
     ),
   name: volumeName.describe('The volume.'),
+  presync: z
+    .boolean()
+    .optional()
+    .describe(
+      'With quiesce: stop, copy while the containers run, then stop them only for the final delta and its proof (the report gives that downtime).',
+    ),
   quiesce: z
     .enum(['none', 'stop'])
     .optional()
@@ -30,80 +39,94 @@ export const volumeSchema = z.strictObject({
   to: z.string().min(1).describe('Host to copy it to.'),
 })
 
-export const volumesSchema = z.array(volumeSchema).describe('Volumes copied host to host, verified file by file.')
+export const volumesSchema = z
+  .array(
+    volumeSchema.refine((spec) => !spec.presync || spec.quiesce === 'stop', {
+      message: 'presync needs quiesce: stop (it stops the containers for the final delta)',
+      path: ['presync'],
+    }),
+  )
+  .describe('Volumes copied host to host, verified file by file.')
 
 export type VolumeSpec = z.infer<typeof volumeSchema>
+
+const METHOD = {files: 'changed files', rsync: "hosts' rsync", tar: 'one tar stream'}
 
 export const volumesSection: SectionProvider<VolumeSpec[]> = {
   async plan(volumes, context) {
     const steps: Step[] = []
     for (const spec of volumes) {
       const destinationName = spec.as ?? spec.name
-      const sourceEngine = await context.hosts.engine(spec.from, context.signal)
-      await requireVolume(sourceEngine, spec.name, context.signal)
-      const destination = await inspectVolume(
-        await context.hosts.engine(spec.to, context.signal),
-        destinationName,
-        context.signal,
-      )
+      const {signal} = context
+      const sides = async (hosts: Hosts, signal: AbortSignal): Promise<PlanSides> => ({
+        access: {},
+        destination: {host: await hosts.host(spec.to, signal), name: destinationName},
+        mode: spec.mode ?? 'create',
+        signal,
+        source: {host: await hosts.host(spec.from, signal), name: spec.name},
+      })
+      const estimate = await estimateCopy(await sides(context.hosts, signal))
       const id = `volumes:${spec.from}:${spec.name}:${spec.to}:${destinationName}`
-      if (destination && (spec.mode ?? 'create') === 'create') {
+      const detail = {
+        access: estimate.access,
+        bytes: estimate.bytes,
+        files: estimate.files,
+        from: spec.from,
+        limits: estimate.limits,
+        method: estimate.method,
+        name: spec.name,
+        remove: estimate.remove,
+        to: spec.to,
+      }
+      const notKept = estimate.limits.length > 0 ? `; not kept: ${estimate.limits.join('; ')}` : ''
+      const reach = `${spec.from}: ${estimate.access.source}; ${spec.to}: ${estimate.access.destination}`
+      if (estimate.destination === 'present' && (spec.mode ?? 'create') === 'create') {
         // already copied (or made by someone else): prove it equals the source instead of refusing
         steps.push({
-          detail: {from: spec.from, name: spec.name, to: spec.to},
+          detail,
           host: spec.to,
           id,
           async run({hosts, signal}) {
-            const read = async (name: string, volumeName: string) => {
-              const host = await hosts.host(name, signal)
-              const volume = await requireVolume(host.engine, volumeName, signal)
-              return readVolumeManifest(await tarEnd(host, signal), volume.Mountpoint, signal)
-            }
-
-            const comparison = compareManifests(
-              await read(spec.from, spec.name),
-              await read(spec.to, destinationName),
-              {
-                ignore: (path) => path === INCOMPLETE_MARKER,
-              },
-            )
-            if (!comparison.equal) {
+            try {
+              const proof = await proveExisting(await sides(hosts, signal))
+              return {
+                summary: `${destinationName} on ${spec.to} equals the source (${proof.comparison.counts.compared} entries, ${proof.hashed} files hashed on both hosts)`,
+              }
+            } catch (error) {
+              if (!(error instanceof TransshipError) || error.code !== 'VOLUME_VERIFY_FAILED') throw error
               throw new TransshipError(
                 'VOLUME_NOT_EMPTY',
                 ExitCode.Failed,
-                `${destinationName} on ${spec.to} exists and differs from ${spec.name} on ${spec.from} (mode create does not overwrite; say mode: replace):\n${formatDifferences(comparison).join('\n')}`,
+                `${destinationName} on ${spec.to} exists and differs from ${spec.name} on ${spec.from} (mode create does not overwrite; say mode: replace, or mode: sync):\n${error.message}`,
               )
-            }
-
-            return {
-              summary: `${destinationName} on ${spec.to} equals the source (${comparison.counts.compared} entries)`,
             }
           },
           section: 'volumes',
-          title: `verify volume ${destinationName} on ${spec.to} against ${spec.from} (already there)`,
+          title: `verify volume ${destinationName} on ${spec.to} against ${spec.from} (already there; ${reach})`,
         })
         continue
       }
 
+      const what =
+        estimate.method === 'tar'
+          ? `${estimate.files} files, ${formatBytes(estimate.bytes)}`
+          : `${estimate.files} changed files, ${formatBytes(estimate.bytes)} at most, ${estimate.remove} to remove`
       steps.push({
-        detail: {
-          from: spec.from,
-          mode: spec.mode ?? 'create',
-          name: spec.name,
-          quiesce: spec.quiesce ?? 'none',
-          to: spec.to,
-        },
+        bytes: estimate.bytes,
+        detail: {...detail, mode: spec.mode ?? 'create', presync: spec.presync ?? false, quiesce: spec.quiesce ?? 'none'},
         host: spec.to,
         id,
         async run({hosts, log, signal}) {
           const report = await copyVolume({...spec}, {hosts, log, signal})
+          const restarted = [...report.stopped, ...report.stoppedAtDestination]
+          const window = report.downtimeSeconds === undefined ? '' : ` (stopped ${report.downtimeSeconds.toFixed(1)} s)`
           return {
             ...report,
-            summary: `${report.files} files, verified equal${report.stopped.length + report.stoppedAtDestination.length > 0 ? `, ${[...report.stopped, ...report.stoppedAtDestination].join(', ')} restarted` : ''}`,
+            summary: `${report.files} entries, ${formatBytes(report.bytes)} sent by ${METHOD[report.method]}, verified equal${restarted.length > 0 ? `, ${restarted.join(', ')} restarted${window}` : ''}`,
           }
         },
         section: 'volumes',
-        title: `copy volume ${spec.name} from ${spec.from} to ${spec.to}${spec.as ? ` as ${spec.as}` : ''}${spec.quiesce === 'stop' ? ' (its containers stopped meanwhile)' : ''}`,
+        title: `${estimate.destination === 'unfinished' ? 'finish the copy of' : 'copy'} volume ${spec.name} from ${spec.from} to ${spec.to}${spec.as ? ` as ${spec.as}` : ''}: ${what} by ${METHOD[estimate.method]}${spec.quiesce === 'stop' ? (spec.presync ? ' (its containers stopped for the final delta)' : ' (its containers stopped meanwhile)') : ''}; ${reach}${notKept}`,
       })
     }
 

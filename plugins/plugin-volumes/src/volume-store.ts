@@ -36,7 +36,16 @@ export async function inspectVolume(
   }
 }
 
-export async function requireVolume(engine: EngineClient, name: string, signal?: AbortSignal): Promise<VolumeInfo> {
+/**
+ * The volume, or VOLUME_NOT_FOUND. Unless `anyDriver`, only a `local` volume (whose data is a directory on the
+ * host); other drivers' volumes are reached through a helper container that the engine mounts them in.
+ */
+export async function requireVolume(
+  engine: EngineClient,
+  name: string,
+  signal?: AbortSignal,
+  options: {anyDriver?: boolean} = {},
+): Promise<VolumeInfo> {
   const volume = await inspectVolume(engine, name, signal)
   if (!volume) {
     throw new UsageError(`${engine.host} has no volume named ${name}`, {
@@ -45,11 +54,12 @@ export async function requireVolume(engine: EngineClient, name: string, signal?:
     })
   }
 
-  if (volume.Driver !== 'local') {
+  if (volume.Driver !== 'local' && !options.anyDriver) {
     throw new UsageError(
       `${name} on ${engine.host} uses the ${volume.Driver} driver: only local volumes have their data on the host`,
       {
         code: 'VOLUME_DRIVER_UNSUPPORTED',
+        suggestions: ['copy it with access: engine (--from-access engine): a helper container reads it where the engine mounts it'],
       },
     )
   }

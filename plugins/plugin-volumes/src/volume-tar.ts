@@ -6,9 +6,11 @@
  */
 import type {Host, RemoteShell} from '@transship/kit'
 
-import {shellQuote, UsageError} from '@transship/kit'
+import {ExitCode, shellQuote, TransshipError, UsageError} from '@transship/kit'
 import {compressor, decompressor, hasCommand} from '@transship/kit/archive'
 import {pipeline, type Readable, type Writable} from 'node:stream'
+
+import {manifestOfTar} from './manifest/tar-manifest.js'
 
 const COMMON = "--xattrs --xattrs-include='*' --acls --numeric-owner"
 
@@ -85,30 +87,37 @@ export interface TarProcess {
   exit: Promise<{code: null | number; signal?: string; stderr: string}>
 }
 
-/** The volume at `mountpoint` as a tar stream (uncompressed here, whatever travelled on the wire). */
+/**
+ * The volume at `mountpoint` as a tar stream: uncompressed here whatever travelled on the wire, or with `raw`, as
+ * it travels (zstd-compressed when the end says so), for a stream relayed to another host unopened.
+ */
 export function readTar(
   end: TarEnd,
   mountpoint: string,
-  options: {files?: Buffer; signal?: AbortSignal} = {},
+  options: {files?: Buffer; raw?: boolean; signal?: AbortSignal} = {},
 ): TarProcess & {stdout: Readable} {
   const create = createCommand(mountpoint, options.files ? {files: 'stdin'} : {})
-  const command = end.wire === 'zstd' ? `{ ${create}; echo ${EXIT_MARK}$? >&2; } | zstd -q -T0 -3 -c` : create
+  // --adapt: the level follows what the link takes (a fast link gets a cheap level, a slow one a better ratio)
+  const command = end.wire === 'zstd' ? `{ ${create}; echo ${EXIT_MARK}$? >&2; } | zstd -q -T0 --adapt=min=1,max=12 -c` : create
   const process = end.shell.exec(command, {signal: options.signal})
   if (options.files) process.stdin.end(options.files)
   else process.stdin.end()
   // pipeline, not pipe: an error of the channel (an abort) must reach the reader, not go unhandled
   const stdout =
-    end.wire === 'zstd'
+    end.wire === 'zstd' && !options.raw
       ? pipeline(process.stdout as Readable, decompressor('zstd', {signal: options.signal}), () => {})
       : (process.stdout as Readable)
   return {exit: process.exit.then((result) => tarExit(result, end.wire)), stdout}
 }
 
-/** A writable tar stream extracted into the volume at `mountpoint` (compressed on the wire as the end says). */
+/**
+ * A writable tar stream extracted into the volume at `mountpoint`: uncompressed, or with `raw` as it travels on
+ * the wire (compressed as the end says).
+ */
 export function writeTar(
   end: TarEnd,
   mountpoint: string,
-  options: {signal?: AbortSignal} = {},
+  options: {raw?: boolean; signal?: AbortSignal} = {},
 ): TarProcess & {stdin: Writable} {
   const extract = extractCommand(mountpoint)
   const process = end.shell.exec(end.wire === 'zstd' ? `zstd -q -d -c | ${extract}` : extract, {signal: options.signal})
@@ -116,9 +125,24 @@ export function writeTar(
   const stdout = process.stdout as Readable
   stdout.on('error', () => {})
   stdout.resume()
-  if (end.wire === 'none') return {exit: process.exit, stdin: process.stdin as Writable}
+  if (end.wire === 'none' || options.raw) return {exit: process.exit, stdin: process.stdin as Writable}
   const compress = compressor('zstd', {level: 3, signal: options.signal})
   // the channel's errors reach the writer through `compress`
   pipeline(compress, process.stdin as Writable, () => {})
   return {exit: process.exit, stdin: compress}
+}
+
+/** The manifest of a volume as its host's tar reads it now (the data crosses to this machine: for archives). */
+export async function readVolumeManifest(end: TarEnd, mountpoint: string, signal: AbortSignal) {
+  const reader = readTar(end, mountpoint, {signal})
+  const [manifest, exit] = await Promise.all([manifestOfTar(reader.stdout, {signal}), reader.exit])
+  if (exit.code !== 0 && exit.code !== TAR_FILE_CHANGED) {
+    throw new TransshipError(
+      'VOLUME_READ_FAILED',
+      ExitCode.Failed,
+      `${end.host}: tar failed reading the volume: ${exit.stderr.trim()}`,
+    )
+  }
+
+  return manifest
 }

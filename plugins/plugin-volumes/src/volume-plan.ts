@@ -1,0 +1,104 @@
+/**
+ * What a volume copy would do, read from both hosts and changing nothing on them: the listings of the source and
+ * of the destination (when it exists) say how many files and bytes a copy or sync would send, and opening each
+ * end says how its data is reached and what that path cannot keep. (An `engine` end runs a helper container
+ * for the time of the listing; it is removed after.)
+ */
+import type {Host, HostAccess} from '@transship/kit'
+
+import type {VolumeEnd} from './access/volume-end.js'
+
+import {openVolumeEnd} from './access/volume-end.js'
+import {INCOMPLETE_MARKER} from './destination.js'
+import {listVolume} from './manifest/host-listing.js'
+import {listingEnd, proveEqual} from './volume-proof.js'
+import {inspectVolume, requireVolume} from './volume-store.js'
+import {syncDelta, type TransferMethod} from './volume-transfer.js'
+
+export interface VolumeEstimate {
+  access: {destination: string; source: string}
+  /** logical bytes of the files that would be sent (at most: rsync sends only changed blocks) */
+  bytes: number
+  /** whether the destination volume exists, and holds an unfinished copy */
+  destination: 'absent' | 'present' | 'unfinished'
+  /** files whose content would be sent */
+  files: number
+  limits: string[]
+  method: TransferMethod
+  /** entries a sync would remove */
+  remove: number
+}
+
+export interface PlanSides {
+  access: {from?: HostAccess; helperImage?: string; to?: HostAccess}
+  destination: {host: Host; name: string}
+  mode: 'create' | 'replace' | 'sync'
+  signal: AbortSignal
+  source: {host: Host; name: string}
+}
+
+async function openBoth(sides: PlanSides) {
+  const {signal} = sides
+  const sourceVolume = await requireVolume(sides.source.host.engine, sides.source.name, signal, {anyDriver: true})
+  const destinationVolume = await inspectVolume(sides.destination.host.engine, sides.destination.name, signal)
+  const open = (host: Host, volume: typeof sourceVolume, access: HostAccess | undefined, readOnly: boolean) =>
+    openVolumeEnd(host, volume, {
+      access: access ?? host.access?.mode ?? 'auto',
+      helperImage: sides.access.helperImage ?? host.access?.helperImage,
+      readOnly,
+      signal,
+    })
+  const source = await open(sides.source.host, sourceVolume, sides.access.from, true)
+  let destination: undefined | VolumeEnd
+  try {
+    // read-only: the plan changes nothing at the destination either
+    destination = destinationVolume && (await open(sides.destination.host, destinationVolume, sides.access.to, true))
+  } catch (error) {
+    await source.close()
+    throw error
+  }
+
+  return {destination, source}
+}
+
+/** Files and bytes a copy (or a sync) would send, and how each side is reached. */
+export async function estimateCopy(sides: PlanSides): Promise<VolumeEstimate> {
+  const {destination, source} = await openBoth(sides)
+  try {
+    const [wanted, present] = await Promise.all([
+      listVolume(listingEnd(source), {signal: sides.signal}),
+      destination && listVolume(listingEnd(destination), {signal: sides.signal}),
+    ])
+    const unfinished = present?.entries.some((entry) => entry.path === INCOMPLETE_MARKER) ?? false
+    const full = !present || sides.mode === 'replace'
+    const delta = full ? undefined : syncDelta(wanted, present)
+    const files = wanted.entries.filter((entry) => entry.type === 'file')
+    const rsync = source.tools.rsync && (destination?.tools.rsync ?? false)
+    return {
+      access: {destination: destination?.describe ?? 'decided when the volume is created', source: source.describe},
+      bytes: delta ? delta.bytes : files.reduce((sum, entry) => sum + entry.size, 0),
+      destination: !present ? 'absent' : unfinished ? 'unfinished' : 'present',
+      files: delta ? delta.files.length : files.length,
+      limits: [...new Set([...source.limits, ...(destination?.limits ?? [])])],
+      method: full ? 'tar' : rsync ? 'rsync' : 'files',
+      remove: delta?.remove.length ?? 0,
+    }
+  } finally {
+    await Promise.all([source.close(), destination?.close()])
+  }
+}
+
+/** Proves an existing destination equal to the source (contents hashed on both hosts); throws when it is not. */
+export async function proveExisting(sides: PlanSides) {
+  const {destination, source} = await openBoth(sides)
+  try {
+    if (!destination) throw new Error(`${sides.destination.name} is not on ${sides.destination.host.name}`)
+    return await proveEqual(
+      {end: source, name: sides.source.name},
+      {end: destination, name: sides.destination.name},
+      {hash: 'all', signal: sides.signal},
+    )
+  } finally {
+    await Promise.all([source.close(), destination?.close()])
+  }
+}

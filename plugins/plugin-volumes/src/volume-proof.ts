@@ -1,0 +1,122 @@
+/**
+ * The proof that a destination volume equals its source, without moving the data a second time: each side is
+ * listed and hashed where it is (find and sha256sum on that host, or in its helper container), and only the
+ * listings cross. Every entry's metadata is compared (type, size, mode, owner, mtime to the nanosecond, link
+ * target, hard link groups, devices, xattrs and ACLs when both hosts can list them); contents by SHA-256, of
+ * every file after a full copy, of the files sent after a sync (the rest were equal by size and mtime, as rsync
+ * decides, or by content with --checksum).
+ */
+import {ExitCode, TransshipError} from '@transship/kit'
+
+import type {VolumeEnd} from './access/volume-end.js'
+import type {ManifestComparison} from './manifest/compare.js'
+import type {VolumeManifest} from './manifest/types.js'
+
+import {compareManifests, formatDifferences} from './manifest/compare.js'
+import {hashFiles, type ListingEnd, listVolume, withDigests} from './manifest/host-listing.js'
+import {INCOMPLETE_MARKER} from './destination.js'
+
+/** Which files get their content hashed: all, those named, or none (metadata only). */
+export type HashSet = 'all' | 'none' | string[]
+
+export function listingEnd(end: VolumeEnd): ListingEnd {
+  return {getfattr: end.tools.getfattr, host: end.host, root: end.root, shell: end.shell}
+}
+
+/** `paths` and every member of a hard link group that one of them is in. */
+function withLinkGroups(paths: Iterable<string>, manifest: VolumeManifest): string[] {
+  const wanted = new Set(paths)
+  const groups = new Map<string, string[]>()
+  for (const entry of manifest.entries) {
+    const leader = entry.type === 'hardlink' ? entry.hardlinkOf : entry.path
+    if (leader === undefined) continue
+    groups.set(leader, [...(groups.get(leader) ?? []), entry.path])
+  }
+
+  for (const members of groups.values()) {
+    if (members.length > 1 && members.some((member) => wanted.has(member))) for (const m of members) wanted.add(m)
+  }
+
+  return [...wanted]
+}
+
+/** One side's listing, with every file's content hashed alongside. */
+export async function readSide(end: VolumeEnd, signal: AbortSignal): Promise<VolumeManifest> {
+  const listing = listingEnd(end)
+  const [manifest, hashes] = await Promise.all([listVolume(listing, {signal}), hashFiles(listing, 'all', {signal})])
+  return withDigests(manifest, hashes)
+}
+
+/** The listing with the contents of those of `paths` that it has as files hashed. */
+async function hashSome(end: VolumeEnd, manifest: VolumeManifest, paths: Set<string>, signal: AbortSignal) {
+  const present = manifest.entries.filter((entry) => entry.type === 'file' && paths.has(entry.path))
+  if (present.length === 0) return manifest
+  const hashes = await hashFiles(
+    listingEnd(end),
+    present.map((entry) => entry.path),
+    {signal},
+  )
+  return withDigests(manifest, hashes)
+}
+
+export interface Proof {
+  comparison: ManifestComparison
+  destination: VolumeManifest
+  /** files whose contents were compared */
+  hashed: number
+  source: VolumeManifest
+}
+
+/**
+ * Compares the destination with the source (whose manifest may already be on its way: hashed while the data
+ * was sent); throws VOLUME_VERIFY_FAILED with the differing files.
+ */
+export async function proveEqual(
+  source: {end: VolumeEnd; manifest?: Promise<VolumeManifest>; name: string},
+  destination: {end: VolumeEnd; name: string},
+  options: {hash: HashSet; signal: AbortSignal},
+): Promise<Proof> {
+  const {hash, signal} = options
+  let sourceManifest: VolumeManifest
+  let destinationManifest: VolumeManifest
+  if (hash === 'all') {
+    ;[sourceManifest, destinationManifest] = await Promise.all([
+      source.manifest ?? readSide(source.end, signal),
+      readSide(destination.end, signal),
+    ])
+  } else {
+    const [sourceListing, destinationListing] = await Promise.all([
+      source.manifest ?? listVolume(listingEnd(source.end), {signal}),
+      listVolume(listingEnd(destination.end), {signal}),
+    ])
+    // a hard link group is hashed whole on both sides, whichever member leads it on each
+    const paths =
+      hash === 'none'
+        ? new Set<string>()
+        : new Set([...withLinkGroups(hash, sourceListing), ...withLinkGroups(hash, destinationListing)])
+    ;[sourceManifest, destinationManifest] = await Promise.all([
+      hashSome(source.end, sourceListing, paths, signal),
+      hashSome(destination.end, destinationListing, paths, signal),
+    ])
+  }
+
+  const comparison = compareManifests(sourceManifest, destinationManifest, {
+    ignore: (item) => item === INCOMPLETE_MARKER,
+  })
+  if (!comparison.equal) {
+    throw new TransshipError(
+      'VOLUME_VERIFY_FAILED',
+      ExitCode.Verify,
+      `${destination.name} on ${destination.end.host} differs from ${source.name} on ${source.end.host}:\n${formatDifferences(comparison).join('\n')}`,
+      {
+        details: {differences: comparison.differences},
+        suggestions: [
+          'if the source changed while it was copied, stop its writers (quiesce: stop, with presync for a short stop) and sync again',
+        ],
+      },
+    )
+  }
+
+  const hashed = destinationManifest.entries.filter((entry) => entry.digest !== undefined).length
+  return {comparison, destination: destinationManifest, hashed, source: sourceManifest}
+}
