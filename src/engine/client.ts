@@ -4,7 +4,7 @@ import {compareApiVersions, EngineError, UnreachableError} from '@transship/kit'
 import {readMessages} from '@transship/kit/engine'
 import createDebug from 'debug'
 import http, {type IncomingMessage} from 'node:http'
-import {Readable} from 'node:stream'
+import {type Duplex, Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
 import type {EngineTransport} from './transport.js'
@@ -76,6 +76,66 @@ export class HttpEngineClient implements EngineClient {
 
   async stream(request: EngineRequest): Promise<IncomingMessage> {
     return this.send(request, true)
+  }
+
+  async upgrade(request: EngineRequest): Promise<Duplex> {
+    const {signal} = request
+    const method = request.method ?? 'POST'
+    const path = `/v${this.apiVersion}${request.path}${queryString(request.query)}`
+    const headers: Record<string, string> = {...request.headers, connection: 'Upgrade', upgrade: 'tcp'}
+    let json: string | undefined
+    if (request.body instanceof Readable) throw new TypeError('upgrade(): the body is written to the upgraded stream')
+    if (request.body !== undefined) {
+      json = JSON.stringify(request.body)
+      headers['content-type'] = 'application/json'
+      headers['content-length'] = String(Buffer.byteLength(json))
+    }
+
+    signal?.throwIfAborted()
+    const connection = await this.transport.connect(signal)
+    debug('%s %s %s (upgrade)', this.host, method, path)
+    return new Promise<Duplex>((resolve, reject) => {
+      // the signal is watched here, not given to node:http: it must outlive the request and destroy the stream
+      const outgoing = http.request({...connection, headers, method, path})
+      const onAbort = (): void => {
+        outgoing.destroy()
+        reject(this.transportError(new Error('aborted'), signal))
+      }
+
+      signal?.addEventListener('abort', onAbort, {once: true})
+      outgoing.once('upgrade', (_reply, socket, head) => {
+        signal?.removeEventListener('abort', onAbort)
+        if (head.length > 0) socket.unshift(head)
+        if (signal) {
+          const destroy = (): void => {
+            socket.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
+          }
+
+          signal.addEventListener('abort', destroy, {once: true})
+          socket.once('close', () => signal.removeEventListener('abort', destroy))
+        }
+
+        resolve(socket)
+      })
+      outgoing.once('response', (reply) => {
+        signal?.removeEventListener('abort', onAbort)
+        readText(reply, ERROR_BODY_LIMIT)
+          .catch(() => '')
+          .then((text) => {
+            const status = reply.statusCode
+            const ok = status !== undefined && status >= 200 && status < 300
+            const message = ok
+              ? `the engine did not upgrade the connection of ${method} ${request.path} (HTTP ${status})`
+              : errorMessage(text) || `HTTP ${status} on ${method} ${request.path}`
+            reject(new EngineError(`${this.host}: ${message}`, {host: this.host, status}))
+          }, reject)
+      })
+      outgoing.once('error', (error) => {
+        signal?.removeEventListener('abort', onAbort)
+        reject(this.transportError(error, signal))
+      })
+      outgoing.end(json)
+    })
   }
 
   private async readFacts(signal?: AbortSignal): Promise<EngineFacts> {

@@ -1,5 +1,5 @@
 import type {IncomingMessage} from 'node:http'
-import type {Readable} from 'node:stream'
+import type {Duplex, Readable} from 'node:stream'
 
 /** A request to the Docker Engine API. `path` is unversioned (`/images/json`); the client adds `/vX.Y`. */
 export interface EngineRequest {
@@ -53,6 +53,12 @@ export interface EngineClient {
   messages(request: EngineRequest): AsyncIterable<EngineMessage>
   /** the raw reply body with backpressure, after the status was checked */
   stream(request: EngineRequest): Promise<IncomingMessage>
+  /**
+   * A hijacked connection (HTTP upgrade to `tcp`, as `POST /exec/ID/start` with stdin wants): the engine's raw
+   * stream both ways once it answered 101. `end()` half-closes it (the far side reads EOF); the request's
+   * signal destroys it. Rejects with EngineError when the engine answers with an error instead.
+   */
+  upgrade(request: EngineRequest): Promise<Duplex>
 }
 
 /** Orders Engine API versions (`1.41` < `1.45`). */

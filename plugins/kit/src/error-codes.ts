@@ -216,6 +216,10 @@ export const ERROR_CODES = {
   VOLUME_COMMAND_FAILED: {exit: Failed, meaning: 'a command on a volume host failed'},
   VOLUME_DIFFERENT: {exit: Verify, meaning: '`volume verify`: the volumes differ'},
   VOLUME_DRIVER_UNSUPPORTED: {exit: Usage, meaning: 'a volume is not of the local driver'},
+  VOLUME_HELPER_IMAGE_MISSING: {
+    exit: Usage,
+    meaning: 'access `engine`: the helper image is not on the engine and could not be pulled',
+  },
   VOLUME_IN_USE: {exit: Usage, meaning: 'a volume is used by containers; nothing was changed'},
   VOLUME_NAME_INVALID: {exit: Usage, meaning: 'not a valid volume name'},
   VOLUME_NEEDS_ROOT: {exit: Usage, meaning: 'volume data is read and written as root'},
@@ -227,6 +231,11 @@ export const ERROR_CODES = {
   VOLUME_PRESYNC_WITHOUT_QUIESCE: {exit: Usage, meaning: 'presync asked without quiesce: stop'},
   VOLUME_READ_FAILED: {exit: Failed, meaning: 'reading a volume failed'},
   VOLUME_SAME: {exit: Usage, meaning: 'source and destination are the same volume on the same engine'},
+  VOLUME_SUDO_MISSING: {exit: Usage, meaning: 'access `sudo`: the host has no sudo'},
+  VOLUME_SUDO_PASSWORD: {
+    exit: Usage,
+    meaning: 'access `sudo`: `sudo -n` is refused (a password would be needed); nothing was changed',
+  },
   VOLUME_TAR_MISSING: {exit: Usage, meaning: 'the volume host has no GNU tar'},
   VOLUME_TRANSFER_FAILED: {exit: Failed, meaning: 'the stream of a volume broke'},
   VOLUME_VERIFY_FAILED: {exit: Verify, meaning: 'a volume differs from its source after the copy or import'},

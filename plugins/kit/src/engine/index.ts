@@ -1,2 +1,3 @@
 export * from './image-load.js'
 export * from './ndjson.js'
+export * from './exec.js'

@@ -379,6 +379,9 @@ function fakeEngine(requests: string[], image: undefined | {Id: string}, archive
       if (!image) throw new EngineError('No such image', {host: 'local', status: 404})
       return image as T
     },
+    async upgrade() {
+      throw new Error('not supported')
+    },
     messages() {
       throw new Error('not used')
     },

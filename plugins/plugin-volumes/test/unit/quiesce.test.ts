@@ -21,6 +21,9 @@ function fakeEngine(id: string, host: string): EngineClient & {calls: string[]} 
       calls.push(`${request.method ?? 'GET'} ${request.path}`)
       return undefined as T
     },
+    async upgrade() {
+      throw new Error('not supported')
+    },
     messages() {
       throw new Error('not used')
     },

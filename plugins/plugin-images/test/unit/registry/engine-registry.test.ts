@@ -43,6 +43,9 @@ function fakeEngine(options: {deleteStatus?: number; pushEnds?: boolean} = {}) {
       const tags = [...names].filter(([, value]) => value === id).map(([key]) => key)
       return {Id: id, RepoTags: tags} as T
     },
+    async upgrade() {
+      throw new Error('not supported')
+    },
     messages(request: EngineRequest): AsyncIterable<EngineMessage> {
       requests.push(`POST ${decodeURIComponent(request.path)}`)
       return (async function* () {

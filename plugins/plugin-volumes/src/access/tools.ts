@@ -1,0 +1,53 @@
+/** The tools found where a volume's commands run, probed with one short command. */
+import {ExitCode, type RemoteShell, TransshipError} from '@transship/kit'
+
+/** GNU tar is required; the others are optional. */
+export interface VolumeTools {
+  findPrintf: boolean
+  getfattr: boolean
+  gnuTar: boolean
+  rsync: boolean
+  sha256sum: boolean
+  zstd: boolean
+}
+
+const OPTIONAL = ['zstd', 'rsync', 'getfattr', 'sha256sum'] as const
+
+/** `tar --version`'s first line, the optional tools on PATH, `find --version`'s first line: sections apart. */
+export const TOOLS_PROBE = [
+  'tar --version 2>/dev/null | head -n 1',
+  'echo ::',
+  `for t in ${OPTIONAL.join(' ')}; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done`,
+  'echo ::',
+  'find --version 2>/dev/null | head -n 1',
+].join('; ')
+
+/** What `shell` has; `tar` is the first line of `tar --version` (for messages). */
+export async function probeTools(
+  shell: RemoteShell,
+  where: string,
+  signal?: AbortSignal,
+): Promise<{tar: string; tools: VolumeTools}> {
+  const {code, stderr, stdout} = await shell.run(TOOLS_PROBE, {signal})
+  const [tar = '', found = '', find = ''] = stdout.split('::\n').map((part) => part.trim())
+  if (code !== 0 && tar === '' && found === '') {
+    throw new TransshipError(
+      'VOLUME_COMMAND_FAILED',
+      ExitCode.Failed,
+      `${where}: probing the tools failed (exit ${code}): ${stderr.trim()}`,
+    )
+  }
+
+  const present = new Set(found.split('\n').map((line) => line.trim()))
+  return {
+    tar,
+    tools: {
+      findPrintf: find.includes('GNU findutils'),
+      getfattr: present.has('getfattr'),
+      gnuTar: tar.includes('GNU tar'),
+      rsync: present.has('rsync'),
+      sha256sum: present.has('sha256sum'),
+      zstd: present.has('zstd'),
+    },
+  }
+}
