@@ -59,7 +59,17 @@ export interface ManifestTotals {
 }
 
 export interface VolumeManifest {
-  /** in tar order */
+  /** in tar order (a host listing: in `find` order) */
   entries: ManifestEntry[]
   totals: ManifestTotals
+  /**
+   * whether the entries' xattrs were read: 'unknown' when the host had no tool to list them (its entries then
+   * say `{}`, and comparisons leave xattrs out); absent means read (a tar stream carries them)
+   */
+  xattrs?: 'listed' | 'unknown'
+  /**
+   * what the files' `digest` is: absent for ContentDigest (a tar stream's manifest), 'sha256' for the plain
+   * SHA-256 of the content that a host's `sha256sum` prints (a host listing's). The two never match each other.
+   */
+  digests?: 'sha256'
 }
