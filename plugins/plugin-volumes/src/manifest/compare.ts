@@ -54,6 +54,7 @@ export interface CompareOptions {
  * and its `hardlinks` are the sorted paths of the whole group, so the tar order (which member carries the
  * content) does not matter. mtimes are compared to the nanosecond when both sides have nanoseconds, else in
  * whole seconds. When a path appears twice in a manifest the last entry counts, as when tar extracts it.
+ * xattrs are left out when either manifest says they are unknown (its host could not list them).
  */
 export function compareManifests(
   source: VolumeManifest,
@@ -64,6 +65,7 @@ export function compareManifests(
   const limit = options.limit ?? 1000
   const ours = resolve(source, ignore)
   const theirs = resolve(destination, ignore)
+  const xattrs = source.xattrs !== 'unknown' && destination.xattrs !== 'unknown'
   const counts: ComparisonCounts = {
     changed: 0,
     compared: 0,
@@ -88,7 +90,7 @@ export function compareManifests(
     }
 
     counts.compared++
-    const attributes = attributeDifferences(entry, other)
+    const attributes = attributeDifferences(entry, other, xattrs)
     if (attributes.length > 0) {
       counts.changed++
       add({attributes, kind: 'changed', path})
@@ -166,7 +168,7 @@ function resolve(manifest: VolumeManifest, ignore: (path: string) => boolean): M
 
 const ATTRIBUTES = ['type', 'size', 'digest', 'mode', 'uid', 'gid', 'mtime', 'linkTarget', 'hardlinkOf'] as const
 
-function attributeDifferences(source: Resolved, destination: Resolved): AttributeDifference[] {
+function attributeDifferences(source: Resolved, destination: Resolved, xattrs: boolean): AttributeDifference[] {
   const differences: AttributeDifference[] = []
   const a = source.entry
   const b = destination.entry
@@ -187,6 +189,7 @@ function attributeDifferences(source: Resolved, destination: Resolved): Attribut
     differences.push({destination: rightGroup, name: 'hardlinks', source: leftGroup})
   }
 
+  if (!xattrs) return differences
   for (const name of new Set([...Object.keys(a.xattrs), ...Object.keys(b.xattrs)].sort(byCodeUnit))) {
     const left = a.xattrs[name] ?? null
     const right = b.xattrs[name] ?? null

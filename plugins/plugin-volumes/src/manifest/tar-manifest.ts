@@ -278,7 +278,7 @@ class ManifestBuilder {
 const GNU_TAR = 'the volume tar stream should come from GNU tar (--format=posix)'
 
 /** `name` as a manifest path: no leading `./` or `/`, no empty or `.` parts, no trailing `/`; `.` for the root. */
-function normalise(name: string): string {
+export function normalise(name: string): string {
   return (
     name
       .split('/')
@@ -289,6 +289,20 @@ function normalise(name: string): string {
 
 /** The raw bytes of a name as a string: itself when valid UTF-8, else with each bad byte escaped as `\xNN`. */
 export const decodeName = decodeTarName
+
+/**
+ * The raw bytes of a manifest name (the inverse of decodeName): each `\xNN` escape of a byte 80 to FF becomes
+ * that byte again. Only those can be escapes (a byte below 80 is always valid UTF-8); a valid name spelling a
+ * literal `\xE9` is the one name it gets wrong.
+ */
+export function rawPath(name: string): Buffer {
+  if (!name.includes(String.raw`\x`)) return Buffer.from(name)
+  // split with a capture group: text, hex, text, hex, …, text
+  const parts = name.split(/\\x([89A-F][\dA-F])/)
+  return Buffer.concat(
+    parts.map((part, index) => (index % 2 === 1 ? Buffer.from([Number.parseInt(part, 16)]) : Buffer.from(part))),
+  )
+}
 
 /** Extended attributes (SCHILY.xattr.*) and ACLs (SCHILY.acl.*) of the pax records, base64, sorted by name. */
 function xattrsOf(pax: ReadonlyMap<string, Buffer> | undefined): Record<string, string> {
@@ -301,7 +315,7 @@ function xattrsOf(pax: ReadonlyMap<string, Buffer> | undefined): Record<string, 
   return Object.fromEntries(xattrs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
 }
 
-function totalsOf(entries: ManifestEntry[]): ManifestTotals {
+export function totalsOf(entries: ManifestEntry[]): ManifestTotals {
   const totals: ManifestTotals = {
     bytes: 0,
     directories: 0,

@@ -37,7 +37,8 @@ export interface ManifestEntry {
   /**
    * files only: the hex content digest of the logical content (a sparse file's holes read as zeros): SHA-256
    * of the content with each run of all-zero 512-byte blocks written as its length (see ContentDigest), so that
-   * holes cost nothing to digest and a file digests the same whether it is stored sparse or not
+   * holes cost nothing to digest and a file digests the same whether it is stored sparse or not; in a
+   * manifest whose `digests` is 'sha256' (a host listing's), the plain SHA-256 of the logical content
    */
   digest?: string
   /** the file was stored sparse (GNU sparse format 1.0 or 0.1) */
@@ -59,7 +60,17 @@ export interface ManifestTotals {
 }
 
 export interface VolumeManifest {
-  /** in tar order */
+  /** in tar order (a host listing: in `find` order) */
   entries: ManifestEntry[]
   totals: ManifestTotals
+  /**
+   * whether the entries' xattrs were read: 'unknown' when the host had no tool to list them (its entries then
+   * say `{}`, and comparisons leave xattrs out); absent means read (a tar stream carries them)
+   */
+  xattrs?: 'listed' | 'unknown'
+  /**
+   * what the files' `digest` is: absent for ContentDigest (a tar stream's manifest), 'sha256' for the plain
+   * SHA-256 of the content that a host's `sha256sum` prints (a host listing's). The two never match each other.
+   */
+  digests?: 'sha256'
 }
