@@ -20,7 +20,13 @@ import {INCOMPLETE_MARKER} from './destination.js'
 export type HashSet = 'all' | 'none' | string[]
 
 export function listingEnd(end: VolumeEnd): ListingEnd {
-  return {getfattr: end.tools.getfattr, host: end.host, root: end.root, shell: end.shell}
+  return {
+    getfattr: end.tools.getfattr,
+    hasher: end.tools.openssl ? 'openssl' : 'sha256sum',
+    host: end.host,
+    root: end.root,
+    shell: end.shell,
+  }
 }
 
 /** `paths` and every member of a hard link group that one of them is in. */

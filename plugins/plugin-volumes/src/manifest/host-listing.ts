@@ -18,6 +18,11 @@ export interface ListingEnd {
   root: string
   /** the host has `getfattr` (attr package): without it xattrs and ACLs are unknown */
   getfattr: boolean
+  /**
+   * what hashes files there: `openssl dgst -sha256` (several times faster where SHA instructions exist) or
+   * coreutils' sha256sum (the default); both give the plain SHA-256 of the content, so two hosts may differ
+   */
+  hasher?: 'openssl' | 'sha256sum'
 }
 
 /** How many files one sha256sum is given (xargs -n). */
@@ -365,17 +370,26 @@ async function sha256(
   const hashes = new Map<string, string>()
   const workers = Math.max(1, Math.min(Math.floor(parallel), Math.ceil(jobs.length / BATCH)))
   let next = 0
-  const command = `cd ${shellQuote(end.root)} && LC_ALL=C xargs -0 -r -n ${BATCH} sha256sum -z --`
+  const openssl = end.hasher === 'openssl'
+  const tool = openssl ? 'openssl' : 'sha256sum'
+  const command = `cd ${shellQuote(end.root)} && LC_ALL=C xargs -0 -r -n ${BATCH} ${openssl ? 'openssl dgst -sha256 -r' : 'sha256sum -z --'}`
 
   const worker = async (stdout: NodeJS.ReadableStream, stdin: NodeJS.WritableStream, both: AbortSignal) => {
-    /** raw name (latin1) → the job given under it and not answered */
+    /** raw name (latin1) → the job given under it and not answered (sha256sum names its answers) */
     const waiting = new Map<string, HashJob>()
+    /** the jobs given, in order (openssl answers in order; it escapes some names and not others) */
+    const queue: HashJob[] = []
     let ended = false
+    const unanswered = () => (openssl ? queue.length : waiting.size)
     const feed = () => {
-      while (waiting.size <= BATCH && next < jobs.length) {
+      while (unanswered() <= BATCH && next < jobs.length) {
         const batch = jobs.slice(next, next + BATCH)
         next += batch.length
-        for (const job of batch) waiting.set(job.raw.toString('latin1'), job)
+        for (const job of batch) {
+          if (openssl) queue.push(job)
+          else waiting.set(job.raw.toString('latin1'), job)
+        }
+
         stdin.write(Buffer.concat(batch.flatMap((job) => [job.raw, Buffer.from([NUL])])))
       }
 
@@ -387,25 +401,41 @@ async function sha256(
     }
 
     feed()
-    const splitter = new Splitter(NUL, (record) => {
+    const answer = (record: Buffer) => {
+      if (openssl) {
+        // `HEX *NAME`, or `\HEX *NAME` when the name was escaped: one line per file, in the order given
+        const offset = record[0] === 0x5c ? 1 : 0
+        const hex = record.toString('latin1', offset, offset + 64)
+        const job = queue.shift()
+        if (!/^[\da-f]{64}$/.test(hex) || record[offset + 64] !== 0x20 || !job) {
+          throw unexpected(end, tool, `unexpected output ${JSON.stringify(record.toString())}`)
+        }
+
+        hashes.set(job.path, hex)
+        feed()
+        return
+      }
+
       // `HEX  NAME` (or `HEX *NAME`): with -z the name is not escaped
       const hex = record.toString('latin1', 0, 64)
       const name = record.toString('latin1', 66)
       const job = waiting.get(name)
       if (!/^[\da-f]{64}$/.test(hex) || record[64] !== 0x20 || !job) {
-        throw unexpected(end, 'sha256sum', `unexpected output ${JSON.stringify(record.toString())}`)
+        throw unexpected(end, tool, `unexpected output ${JSON.stringify(record.toString())}`)
       }
 
       waiting.delete(name)
       hashes.set(job.path, hex)
       feed()
-    })
+    }
+
+    const splitter = new Splitter(openssl ? 0x0a : NUL, answer)
     await splitter.consume(stdout, both)
-    if (waiting.size > 0) throw unexpected(end, 'sha256sum', `${waiting.size} files left without a digest`)
+    if (unanswered() > 0) throw unexpected(end, tool, `${unanswered()} files left without a digest`)
   }
 
   const run = async (both: AbortSignal) =>
-    runTool(end, 'sha256sum', command, {input: 'fed', signal: both}, (stdout, stdin) => worker(stdout, stdin, both))
+    runTool(end, tool, command, {input: 'fed', signal: both}, (stdout, stdin) => worker(stdout, stdin, both))
   await together(
     signal,
     Array.from({length: workers}, () => run),
