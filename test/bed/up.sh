@@ -611,8 +611,8 @@ ensure_images() { # NAME
 # ---------------------------------------------------------------------------------------------
 # volume helper image: what a copy of a volume runs through an engine (GNU tar, findutils,
 # coreutils, zstd, rsync, getfattr). Debian bookworm's Essential set plus zstd, rsync and attr
-# (mmdebstrap's "essential" variant: no apt, half the time of minbase), piped into `docker import`
-# on the classic engine, saved once and loaded everywhere (same image in every engine).
+# (mmdebstrap's "essential" variant: no apt, half the time of minbase), imported on the classic
+# engine, saved once and loaded everywhere (same image in every engine).
 # SOURCE_DATE_EPOCH makes mmdebstrap's tarball the same bytes for the same mirror state.
 # The image carries a label with the hash of its recipe: a changed recipe builds a new one.
 # ---------------------------------------------------------------------------------------------
@@ -621,8 +621,8 @@ VOLUME_HELPER_LABEL=org.transship.testbed.spec
 VOLUME_HELPER_MMDEBSTRAP=(
   --variant=essential --include=zstd,rsync,attr --mode=root
   --dpkgopt=force-unsafe-io # no fsync per file: the tree goes into a tarball right away
-  --dpkgopt=path-exclude=/usr/share/doc/* --dpkgopt=path-exclude=/usr/share/man/*
-  --dpkgopt=path-exclude=/usr/share/info/* --dpkgopt=path-exclude=/usr/share/locale/*
+  '--dpkgopt=path-exclude=/usr/share/doc/*' '--dpkgopt=path-exclude=/usr/share/man/*'
+  '--dpkgopt=path-exclude=/usr/share/info/*' '--dpkgopt=path-exclude=/usr/share/locale/*'
   bookworm - http://deb.debian.org/debian
 )
 VOLUME_HELPER_EPOCH=1672531200 # 2023-01-01
@@ -643,10 +643,17 @@ ensure_volume_helper_archive() { # SPEC -> path of the docker-archive
   if [[ ! -s $archive ]]; then
     mkdir -p "$IMAGES_DIR"
     if ! volume_helper_present "$RUN/classic.sock" "$spec"; then
-      SOURCE_DATE_EPOCH=$VOLUME_HELPER_EPOCH mmdebstrap -q "${VOLUME_HELPER_MMDEBSTRAP[@]}" 2>>"$LOG_DIR/volume-helper.log" |
-        dk classic import --change 'CMD ["/bin/sh"]' --change "LABEL $VOLUME_HELPER_LABEL=$spec" \
-          --message 'transship test volume helper' - "$VOLUME_HELPER_IMAGE" >/dev/null ||
-        die "building $VOLUME_HELPER_IMAGE failed, see $LOG_DIR/volume-helper.log"
+      # a whole tarball first: an import fed by a failed mmdebstrap would be tagged and labelled
+      local rootfs=$IMAGES_DIR/volume-helper-rootfs.tar.tmp
+      SOURCE_DATE_EPOCH=$VOLUME_HELPER_EPOCH mmdebstrap -q "${VOLUME_HELPER_MMDEBSTRAP[@]}" \
+        >"$rootfs" 2>>"$LOG_DIR/volume-helper.log" || {
+        rm -f "$rootfs"
+        tail -n 20 "$LOG_DIR/volume-helper.log" >&2
+        die "mmdebstrap failed to build the root file system of $VOLUME_HELPER_IMAGE, see $LOG_DIR/volume-helper.log"
+      }
+      dk classic import --change 'CMD ["/bin/sh"]' --change "LABEL $VOLUME_HELPER_LABEL=$spec" \
+        --message 'transship test volume helper' "$rootfs" "$VOLUME_HELPER_IMAGE" >/dev/null
+      rm -f "$rootfs"
     fi
     dk classic save -o "$archive.tmp" "$VOLUME_HELPER_IMAGE"
     mv "$archive.tmp" "$archive"
