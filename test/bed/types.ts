@@ -37,6 +37,24 @@ export interface TestbedSsh {
   hostKeyFingerprint: string
   /** the engine an SSH session on this host sees as its default (DOCKER_HOST) */
   engine: EngineName
+  /** non-root local users that log in with the same identityFile (user stays root) */
+  users: TestbedUsers
+}
+
+/**
+ * Local users of the bed's machine (login shell /bin/bash, a home directory), reached through
+ * the bed's sshd with its client key. The engines' sockets are root:docker 0660.
+ */
+export interface TestbedUsers {
+  /** in group docker (uses every engine's socket), no sudo: tsdocker */
+  docker: string
+  /** not in group docker, passwordless sudo (sudo -n works): tssudo */
+  sudo: string
+  /**
+   * not in group docker, sudo that asks for a password (sudo -n fails with "a password is
+   * required"): tspass. Its random password is in STATE/users/tspass.password (root-only).
+   */
+  sudoPassword: string
 }
 
 export type RegistryName = 'plain' | 'secure'
@@ -79,7 +97,13 @@ export interface Testbed {
   /** references of the test images, present in every engine */
   images: {
     app: string
+    /** busybox only: a helper image that lacks GNU tar */
     busybox: string
+    /**
+     * Debian bookworm minbase with GNU tar, GNU findutils, coreutils, zstd, rsync and attr
+     * (getfattr/setfattr); CMD /bin/sh. Not in imagesArchive (it has its own archive).
+     */
+    volumeHelper: string
   }
   /** docker-archive (docker save) of all test images, as loaded into every engine */
   imagesArchive: string

@@ -10,7 +10,12 @@
 #       plain       HTTP on 127.0.0.1:5000 (localhost:5000), no auth
 #       secure      HTTPS on 127.0.0.1:5443 (localhost:5443) with a certificate from the bed's own
 #                   CA and htpasswd auth; the engines trust that CA through /etc/docker/certs.d
-#   - the test images, loaded into every engine,
+#   - the test images, loaded into every engine, among them a volume helper image (a Debian
+#     minbase with GNU tar, findutils, coreutils, zstd, rsync, attr) built with mmdebstrap,
+#   - three local users that log in through that sshd with the bed's client key:
+#       tsdocker    in group docker (the engines' sockets are root:docker 0660), no sudo
+#       tssudo      passwordless sudo, not in group docker
+#       tspass      sudo that asks for a password (a random one), not in group docker
 # and writes test/.state/testbed.json describing all of it.
 #
 # Needs root. State: /var/lib/transship-testbed (data roots, keys, logs, debs, image archives)
@@ -51,6 +56,8 @@ PACKAGES=(
   skopeo # rootfs: checks the built images
   acl # volumes: setfacl/getfacl for the ACL checks
   attr # volumes: setfattr/getfattr
+  rsync # volumes: copies between hosts
+  sudo # the bed's sudo users (tssudo, tspass)
   docker-registry # Distribution 2.8: the plain and the secure registry
   apache2-utils # htpasswd, for the secure registry's users
   openssl # the secure registry's CA and server certificate
@@ -289,10 +296,119 @@ EOF
   say "sshd" "started on $SSH_HOST:$SSH_PORT (pid $(read_pid "$RUN/sshd.pid"))"
 }
 
-ssh_check() {
+ssh_check() { # [USER]  (root by default)
   ssh -q -n -F none -i "$SSH_DIR/id_ed25519" -o IdentitiesOnly=yes -o BatchMode=yes \
     -o UserKnownHostsFile="$SSH_DIR/known_hosts" -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes \
-    -o ConnectTimeout=5 -p "$SSH_PORT" "root@$SSH_HOST" true 2>/dev/null
+    -o ConnectTimeout=5 -p "$SSH_PORT" "${1:-root}@$SSH_HOST" true 2>/dev/null
+}
+
+# ---------------------------------------------------------------------------------------------
+# users: non-root logins on this "remote host", for copies that need docker group or sudo
+# ---------------------------------------------------------------------------------------------
+BED_DOCKER_USER=tsdocker # group docker, no sudo
+BED_SUDO_USER=tssudo     # sudo without a password
+BED_PASSWORD_USER=tspass # sudo that asks for a password
+SUDOERS=/etc/sudoers.d/transship-testbed
+USERS_DIR=$STATE/users # tspass's password
+MADE_USERS=()
+
+# dockerd gives its socket to group docker (its --group default) when that group exists when it
+# starts; Debian's docker.io makes the group, this covers a machine where it was removed
+ensure_docker_group() {
+  getent group docker >/dev/null || groupadd --system docker
+}
+
+# the engines' sockets, root:docker 0660; set again in place (no restart) if an engine started
+# before the group existed
+ensure_socket_access() {
+  local name sock fixed=()
+  for name in "${ENGINES[@]}"; do
+    sock=$RUN/$name.sock
+    if [[ $(stat -c '%G %a' "$sock") != 'docker 660' ]]; then
+      chgrp docker "$sock"
+      chmod 660 "$sock"
+      fixed+=("$name")
+    fi
+  done
+  if ((${#fixed[@]})); then
+    say "engine sockets" "set to root:docker 0660: ${fixed[*]}"
+  else
+    say "engine sockets" "already root:docker 0660"
+  fi
+}
+
+# sshd runs without PAM: it refuses an account whose password is locked ("!", what useradd
+# leaves), so the users without a password get "*" (no password login, key login allowed).
+# They all use the bed's AuthorizedKeysFile: root-owned 0644 under root-owned 0755 directories,
+# which StrictModes accepts for any user.
+ensure_user() { # NAME IN_DOCKER_GROUP(yes|no)
+  local name=$1 docker=$2
+  if ! getent passwd "$name" >/dev/null; then
+    useradd --create-home --shell /bin/bash --comment "transship test bed" "$name"
+    MADE_USERS+=("$name")
+  fi
+  [[ $(getent passwd "$name" | cut -d: -f7) == /bin/bash ]] || usermod --shell /bin/bash "$name"
+  local home
+  home=$(getent passwd "$name" | cut -d: -f6)
+  [[ -d $home ]] || mkhomedir "$name" "$home"
+  local groups
+  groups=" $(id -nG "$name") "
+  if [[ $docker == yes && $groups != *' docker '* ]]; then
+    usermod -aG docker "$name"
+  elif [[ $docker == no && $groups == *' docker '* ]]; then
+    gpasswd -d "$name" docker >/dev/null
+  fi
+  if [[ $(getent shadow "$name" | cut -d: -f2) == '!'* ]]; then
+    usermod -p '*' "$name"
+  fi
+}
+
+mkhomedir() { # NAME HOME
+  mkdir -p "$2"
+  cp -rT /etc/skel "$2"
+  chown -R "$1:" "$2"
+  chmod 750 "$2"
+}
+
+ensure_users() {
+  ensure_user "$BED_DOCKER_USER" yes
+  ensure_user "$BED_SUDO_USER" no
+  ensure_user "$BED_PASSWORD_USER" no
+
+  # tspass: a random password, made once; set again whenever it was made or the user was
+  mkdir -p "$USERS_DIR"
+  chmod 700 "$USERS_DIR"
+  if [[ ! -s $USERS_DIR/$BED_PASSWORD_USER.password || " ${MADE_USERS[*]} " == *" $BED_PASSWORD_USER "* ]]; then
+    [[ -s $USERS_DIR/$BED_PASSWORD_USER.password ]] ||
+      (umask 077 && openssl rand -hex 16 >"$USERS_DIR/$BED_PASSWORD_USER.password")
+    local password
+    read -r password <"$USERS_DIR/$BED_PASSWORD_USER.password"
+    printf '%s:%s\n' "$BED_PASSWORD_USER" "$password" | chpasswd
+  fi
+
+  local tmp
+  tmp=$(mktemp)
+  cat >"$tmp" <<EOF
+# generated by test/bed/up.sh: the test bed's sudo users
+$BED_SUDO_USER ALL=(ALL) NOPASSWD: ALL
+$BED_PASSWORD_USER ALL=(ALL) ALL
+EOF
+  visudo -cqf "$tmp" || die "visudo rejects the test bed's sudoers file"
+  write_if_changed "$SUDOERS" <"$tmp"
+  rm -f "$tmp"
+  chmod 440 "$SUDOERS"
+
+  local user
+  for user in "$BED_DOCKER_USER" "$BED_SUDO_USER" "$BED_PASSWORD_USER"; do
+    ssh_check "$user" || die "sshd refuses $user with the test key, see $LOG_DIR/sshd.log"
+  done
+  runuser -u "$BED_DOCKER_USER" -- curl -sf --max-time 5 --unix-socket "$RUN/remote.sock" -o /dev/null http://engine/_ping ||
+    die "$BED_DOCKER_USER cannot use $RUN/remote.sock"
+  if ((${#MADE_USERS[@]})); then
+    say "users" "created: ${MADE_USERS[*]}"
+  else
+    say "users" "already set up ($BED_DOCKER_USER, $BED_SUDO_USER, $BED_PASSWORD_USER)"
+  fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -493,6 +609,80 @@ ensure_images() { # NAME
 }
 
 # ---------------------------------------------------------------------------------------------
+# volume helper image: what a copy of a volume runs through an engine (GNU tar, findutils,
+# coreutils, zstd, rsync, getfattr). Debian bookworm's Essential set plus zstd, rsync and attr
+# (mmdebstrap's "essential" variant: no apt, half the time of minbase), imported on the classic
+# engine, saved once and loaded everywhere (same image in every engine).
+# SOURCE_DATE_EPOCH makes mmdebstrap's tarball the same bytes for the same mirror state.
+# The image carries a label with the hash of its recipe: a changed recipe builds a new one.
+# ---------------------------------------------------------------------------------------------
+VOLUME_HELPER_IMAGE=transship-test/volume-helper:1
+VOLUME_HELPER_LABEL=org.transship.testbed.spec
+VOLUME_HELPER_MMDEBSTRAP=(
+  --variant=essential --include=zstd,rsync,attr --mode=root
+  --dpkgopt=force-unsafe-io # no fsync per file: the tree goes into a tarball right away
+  '--dpkgopt=path-exclude=/usr/share/doc/*' '--dpkgopt=path-exclude=/usr/share/man/*'
+  '--dpkgopt=path-exclude=/usr/share/info/*' '--dpkgopt=path-exclude=/usr/share/locale/*'
+  bookworm - http://deb.debian.org/debian
+)
+VOLUME_HELPER_EPOCH=1672531200 # 2023-01-01
+
+volume_helper_spec() {
+  printf '%s\n' "$VOLUME_HELPER_EPOCH" "${VOLUME_HELPER_MMDEBSTRAP[@]}" 'CMD ["/bin/sh"]' |
+    sha256sum | cut -c1-16
+}
+
+volume_helper_present() { # SOCKET SPEC
+  local info
+  info=$(curl -sf --max-time 5 --unix-socket "$1" "http://engine/images/$VOLUME_HELPER_IMAGE/json") || return 1
+  [[ $info == *"\"$VOLUME_HELPER_LABEL\":\"$2\""* ]]
+}
+
+ensure_volume_helper_archive() { # SPEC -> path of the docker-archive
+  local spec=$1 archive=$IMAGES_DIR/volume-helper-$1.tar
+  if [[ ! -s $archive ]]; then
+    mkdir -p "$IMAGES_DIR"
+    if ! volume_helper_present "$RUN/classic.sock" "$spec"; then
+      # a whole tarball first: an import fed by a failed mmdebstrap would be tagged and labelled
+      local rootfs=$IMAGES_DIR/volume-helper-rootfs.tar.tmp
+      SOURCE_DATE_EPOCH=$VOLUME_HELPER_EPOCH mmdebstrap -q "${VOLUME_HELPER_MMDEBSTRAP[@]}" \
+        >"$rootfs" 2>>"$LOG_DIR/volume-helper.log" || {
+        rm -f "$rootfs"
+        tail -n 20 "$LOG_DIR/volume-helper.log" >&2
+        die "mmdebstrap failed to build the root file system of $VOLUME_HELPER_IMAGE, see $LOG_DIR/volume-helper.log"
+      }
+      dk classic import --change 'CMD ["/bin/sh"]' --change "LABEL $VOLUME_HELPER_LABEL=$spec" \
+        --message 'transship test volume helper' "$rootfs" "$VOLUME_HELPER_IMAGE" >/dev/null
+      rm -f "$rootfs"
+    fi
+    dk classic save -o "$archive.tmp" "$VOLUME_HELPER_IMAGE"
+    mv "$archive.tmp" "$archive"
+    # archives of earlier recipes
+    find "$IMAGES_DIR" -maxdepth 1 -name 'volume-helper-*.tar' ! -name "volume-helper-$spec.tar" -delete
+  fi
+  echo "$archive"
+}
+
+ensure_volume_helper() { # NAME
+  local name=$1 sock=$RUN/$1.sock spec archive
+  spec=$(volume_helper_spec)
+  if volume_helper_present "$sock" "$spec"; then
+    say "$name helper" "already loaded ($VOLUME_HELPER_IMAGE)"
+    return
+  fi
+  local old
+  old=$(dk "$name" image inspect -f '{{.Id}}' "$VOLUME_HELPER_IMAGE" 2>/dev/null || true)
+  archive=$(ensure_volume_helper_archive "$spec")
+  volume_helper_present "$sock" "$spec" || dk "$name" load -q -i "$archive" >/dev/null
+  volume_helper_present "$sock" "$spec" || die "$VOLUME_HELPER_IMAGE did not show up in the $name engine"
+  # an image of an earlier recipe lost its tag to the new one (a container may still use it)
+  if [[ -n $old && $old != "$(dk "$name" image inspect -f '{{.Id}}' "$VOLUME_HELPER_IMAGE")" ]]; then
+    dk "$name" rmi "$old" >/dev/null 2>&1 || true
+  fi
+  say "$name helper" "loaded ($VOLUME_HELPER_IMAGE)"
+}
+
+# ---------------------------------------------------------------------------------------------
 # testbed.json
 # ---------------------------------------------------------------------------------------------
 engine_json() { # NAME VIA
@@ -555,11 +745,17 @@ write_testbed_json() {
     printf '    "knownHosts": "%s",\n' "$SSH_DIR/known_hosts"
     printf '    "wrongKnownHosts": "%s",\n' "$SSH_DIR/wrong_known_hosts"
     printf '    "hostKeyFingerprint": "%s",\n' "$fp"
-    printf '    "engine": "remote"\n'
+    printf '    "engine": "remote",\n'
+    printf '    "users": {\n'
+    printf '      "docker": "%s",\n' "$BED_DOCKER_USER"
+    printf '      "sudo": "%s",\n' "$BED_SUDO_USER"
+    printf '      "sudoPassword": "%s"\n' "$BED_PASSWORD_USER"
+    printf '    }\n'
     printf '  },\n'
     printf '  "images": {\n'
     printf '    "busybox": "%s",\n' "$BUSYBOX_IMAGE"
-    printf '    "app": "%s"\n' "$APP_IMAGE"
+    printf '    "app": "%s",\n' "$APP_IMAGE"
+    printf '    "volumeHelper": "%s"\n' "$VOLUME_HELPER_IMAGE"
     printf '  },\n'
     printf '  "imagesArchive": "%s",\n' "$IMAGES_ARCHIVE"
     printf '  "registries": {\n'
@@ -585,6 +781,7 @@ main() {
   chmod 755 "$STATE" "$RUN"
   ensure_packages
   ensure_trixie
+  ensure_docker_group
 
   ensure_containerd classic /usr/bin/containerd "$BOOKWORM_PATH"
   ensure_engine classic /usr/sbin/dockerd "$BOOKWORM_PATH" \
@@ -605,9 +802,14 @@ main() {
   ensure_images classic
   ensure_images remote
   ensure_images containerd
+  ensure_volume_helper classic
+  ensure_volume_helper remote
+  ensure_volume_helper containerd
 
   ensure_ssh_keys
   ensure_sshd
+  ensure_socket_access
+  ensure_users
 
   ensure_registry plain "$PLAIN_REGISTRY_PORT" registry_ready "http://127.0.0.1:$PLAIN_REGISTRY_PORT/v2/"
   ensure_registry_tls

@@ -8,7 +8,7 @@ import {describe, inject, it} from 'vitest'
 
 import type {EngineName, Testbed} from '../bed/types.js'
 
-export type {EngineName, Testbed, TestbedEngine, TestbedSsh} from '../bed/types.js'
+export type {EngineName, Testbed, TestbedEngine, TestbedSsh, TestbedUsers} from '../bed/types.js'
 
 /** the test bed's description, or undefined when it is not available (see testbedSkipReason()) */
 export function testbed(): Testbed | undefined {
@@ -158,4 +158,32 @@ export async function tempHome(
     home,
     sshDir,
   }
+}
+
+/**
+ * Arguments for the ssh CLI that log in to the bed's sshd as USER (the bed's client key, strict
+ * host-key checking against the bed's known_hosts, no user or system ssh config) and run COMMAND.
+ */
+export function sshArgs(user: string, ...command: string[]): string[] {
+  const bed = requireTestbed()
+  return [
+    '-F',
+    'none',
+    '-i',
+    bed.ssh.identityFile,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    `UserKnownHostsFile=${bed.ssh.knownHosts}`,
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-p',
+    String(bed.ssh.port),
+    `${user}@${bed.ssh.host}`,
+    ...command,
+  ]
 }
