@@ -48,10 +48,10 @@ export interface TestbedSsh {
 export interface TestbedUsers {
   /** in group docker (uses every engine's socket), no sudo: tsdocker */
   docker: string
-  /** not in group docker, passwordless sudo (sudo -n works): tssudo */
+  /** in group docker, passwordless sudo (sudo -n works): tssudo */
   sudo: string
   /**
-   * not in group docker, sudo that asks for a password (sudo -n fails with "a password is
+   * in group docker, sudo that asks for a password (sudo -n fails with "a password is
    * required"): tspass. Its random password is in STATE/users/tspass.password (root-only).
    */
   sudoPassword: string

@@ -14,8 +14,8 @@
 #     minbase with GNU tar, findutils, coreutils, zstd, rsync, attr) built with mmdebstrap,
 #   - three local users that log in through that sshd with the bed's client key:
 #       tsdocker    in group docker (the engines' sockets are root:docker 0660), no sudo
-#       tssudo      passwordless sudo, not in group docker
-#       tspass      sudo that asks for a password (a random one), not in group docker
+#       tssudo      passwordless sudo, in group docker
+#       tspass      sudo that asks for a password (a random one), in group docker
 # and writes test/.state/testbed.json describing all of it.
 #
 # Needs root. State: /var/lib/transship-testbed (data roots, keys, logs, debs, image archives)
@@ -372,8 +372,9 @@ mkhomedir() { # NAME HOME
 
 ensure_users() {
   ensure_user "$BED_DOCKER_USER" yes
-  ensure_user "$BED_SUDO_USER" no
-  ensure_user "$BED_PASSWORD_USER" no
+  # the sudo users reach the engine too: transship speaks to it through the socket forwarded as the SSH user
+  ensure_user "$BED_SUDO_USER" yes
+  ensure_user "$BED_PASSWORD_USER" yes
 
   # tspass: a random password, made once; set again whenever it was made or the user was
   mkdir -p "$USERS_DIR"

@@ -36,24 +36,19 @@ describeE2E('test bed users and volume helper', (bed) => {
     expect(sudoTry.code).not.toBe(0)
   })
 
-  it(`${sudo} runs sudo without a password and is not in group docker`, async () => {
+  // transship reaches a host's engine through its socket forwarded as the SSH user: every user of the bed may
+  it(`${sudo} runs sudo without a password and reaches the engine`, async () => {
     const result = await ssh(sudo, 'sudo -n id -u')
     expect(result.code, result.stderr).toBe(0)
     expect(result.stdout.trim()).toBe('0')
     const ping = await ssh(sudo, `curl -sS --max-time 10 --unix-socket ${remoteSocket} http://localhost/_ping`)
-    expect(ping.code).not.toBe(0)
-    expect(ping.stdout).toBe('')
-    const writable = await ssh(sudo, `test -w ${remoteSocket} && echo writable || echo denied`)
-    expect(writable.stdout.trim()).toBe('denied')
+    expect(ping.stdout).toBe('OK')
   })
 
-  it(`${sudoPassword} needs a password for sudo and is not in group docker`, async () => {
+  it(`${sudoPassword} needs a password for sudo`, async () => {
     const result = await ssh(sudoPassword, 'sudo -n true')
     expect(result.code).not.toBe(0)
     expect(result.stderr).toContain('a password is required')
-    const groups = await ssh(sudoPassword, 'id -nG')
-    expect(groups.code, groups.stderr).toBe(0)
-    expect(groups.stdout.trim().split(' ')).not.toContain('docker')
   })
 
   describe.each(ENGINES)('volume helper image on the %s engine', (engine) => {

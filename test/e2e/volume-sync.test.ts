@@ -213,13 +213,13 @@ describeE2E('transship volume copy: once over the link, incremental, live, any S
     const before = await snapshot(source)
 
     const viaSudo = expectVolume('remote', `${name}-sudo`)
-    const sudo = await copy([name, '--as', viaSudo, '--to', remote(bed.users.sudo), '--to-access', 'sudo'])
+    const sudo = await copy([name, '--as', viaSudo, '--to', remote(bed.ssh.users.sudo), '--to-access', 'sudo'])
     expect(sudo.access.destination).toMatch(/sudo/)
     expect(await snapshot((await mountpointOf('remote', viaSudo))!)).toEqual(before)
 
     const viaEngine = expectVolume('remote', `${name}-engine`)
     const engine = await copy([
-      name, '--as', viaEngine, '--to', remote(bed.users.docker), '--to-access', 'engine',
+      name, '--as', viaEngine, '--to', remote(bed.ssh.users.docker), '--to-access', 'engine',
       '--helper-image', bed.images.volumeHelper,
     ])
     expect(engine.access.destination).toContain(bed.images.volumeHelper)
@@ -229,7 +229,7 @@ describeE2E('transship volume copy: once over the link, incremental, live, any S
     expect(left.trim()).toBe('')
 
     // auto picks the engine for a user without root or sudo
-    const auto = await copy([name, '--as', expectVolume('remote', `${name}-auto`), '--to', remote(bed.users.docker), '--helper-image', bed.images.volumeHelper])
+    const auto = await copy([name, '--as', expectVolume('remote', `${name}-auto`), '--to', remote(bed.ssh.users.docker), '--helper-image', bed.images.volumeHelper])
     expect(auto.access.destination).toContain(bed.images.volumeHelper)
   })
 
@@ -238,7 +238,7 @@ describeE2E('transship volume copy: once over the link, incremental, live, any S
     const source = await createVolume('classic', name)
     await writeFile(path.join(source, 'a.txt'), 'a\n')
 
-    const password = await transship(['volume', 'copy', name, '--as', `${name}-pw`, '--to', remote(bed.users.sudoPassword), '--to-access', 'sudo'], options)
+    const password = await transship(['volume', 'copy', name, '--as', `${name}-pw`, '--to', remote(bed.ssh.users.sudoPassword), '--to-access', 'sudo'], options)
     expect(password.code, password.stderr).toBe(2)
     expect(password.stderr).toMatch(/password/)
     expect(password.stderr).toMatch(/NOPASSWD|access: engine|--to-access engine/)

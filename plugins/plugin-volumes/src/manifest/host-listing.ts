@@ -129,7 +129,7 @@ async function findEntries(end: ListingEnd, signal: AbortSignal | undefined): Pr
   const devices: Listing['devices'] = []
   /** `device:inode` → the group's first path */
   const leaders = new Map<string, string>()
-  const command = `cd ${shellQuote(end.root)} && LC_ALL=C find . -printf '${FIND_FORMAT}'`
+  const command = `cd ${shellQuote(end.root)} && LC_ALL=C find . -ignore_readdir_race -printf '${FIND_FORMAT}'`
   await runTool(end, 'find', command, {signal}, async (stdout) => {
     let fields: Buffer[] = []
     const splitter = new Splitter(NUL, (field) => {
