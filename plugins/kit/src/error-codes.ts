@@ -225,6 +225,10 @@ export const ERROR_CODES = {
   },
   VOLUME_NOT_FOUND: {exit: Usage, meaning: 'the host has no volume of that name'},
   VOLUME_READ_FAILED: {exit: Failed, meaning: 'reading a volume failed'},
+  VOLUME_RSYNC_REFUSED: {
+    exit: Failed,
+    meaning: 'a volume host asked transship to run something other than an rsync sender; nothing was run',
+  },
   VOLUME_SAME: {exit: Usage, meaning: 'source and destination are the same volume on the same engine'},
   VOLUME_TAR_MISSING: {exit: Usage, meaning: 'the volume host has no GNU tar'},
   VOLUME_TRANSFER_FAILED: {exit: Failed, meaning: 'the stream of a volume broke'},
