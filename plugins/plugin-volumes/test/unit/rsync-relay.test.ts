@@ -1,0 +1,133 @@
+import {TransshipError} from '@transship/kit'
+import {spawnSync} from 'node:child_process'
+import {describe, expect, it} from 'vitest'
+
+import {
+  destinationCommand,
+  excludePattern,
+  parseItemizedLine,
+  parseRsyncVersion,
+  senderCommand,
+  unescapeRsyncName,
+} from '../../src/rsync-relay.js'
+
+/** the arguments rsync 3.5 gives its remote shell for -aHAXS --numeric-ids (with -c and -n when asked) */
+const CLIENT_ARGS = ['x', 'rsync', '--server', '--sender', '-lHogDtpAXrSe.iLsfxCIvu', '--numeric-ids', '.', './']
+
+function refusal(args: string[]): TransshipError | undefined {
+  try {
+    senderCommand(args, '/srv/vol', 'edge')
+  } catch (error) {
+    return error as TransshipError
+  }
+
+  return undefined
+}
+
+describe('rsync relay: command lines', () => {
+  it('runs the sender the client asked for, on the source root transship names', () => {
+    expect(senderCommand(CLIENT_ARGS, "/var/lib/docker/volumes/it's/_data", 'edge')).toBe(
+      String.raw`exec rsync --server --sender -lHogDtpAXrSe.iLsfxCIvu --numeric-ids . '/var/lib/docker/volumes/it'\''s/_data/'`,
+    )
+    const dryChecksum = ['x', 'rsync', '--server', '--sender', '-nlHogDtpAXrSce.iLsfxCIvu', '--numeric-ids', '.', './']
+    expect(senderCommand(dryChecksum, '/v/', 'edge')).toBe(
+      "exec rsync --server --sender -nlHogDtpAXrSce.iLsfxCIvu --numeric-ids . '/v/'",
+    )
+  })
+
+  it('refuses a first line that is not `rsync --server --sender` with plain options', () => {
+    const cases = [
+      ['x', 'sh', '-c', 'rm -rf /'],
+      ['x', 'rsync', '--server', '.', './'],
+      ['x', '/usr/bin/rsync', '--server', '--sender', '-lr', '.', './'],
+      ['x', 'rsync', '--server', '--sender', '--remove-source-files', '-lr', '.', './'],
+      ['x', 'rsync', '--server', '--sender', '-lr', '--rsync-path=touch /tmp/x', '.', './'],
+      ['x', 'rsync', '--server', '--sender', '-lr;reboot', '.', './'],
+      ['x', 'rsync', '--server', '--sender', '-lr', '.', './', '/etc/'],
+      ['x', 'rsync', '--server', '--sender', '-lr', 'x', './'],
+      ['x', 'rsync', '--server', '--sender', '-lrf', 'merge /etc/shadow', '.', './'],
+      [],
+    ]
+    for (const args of cases) {
+      const error = refusal(args)
+      expect(error, JSON.stringify(args)).toBeInstanceOf(TransshipError)
+      expect(error?.code).toBe('VOLUME_RSYNC_REFUSED')
+      expect(error?.message).toContain('edge asked to run something other than an rsync sender')
+    }
+  })
+
+  it('builds a receiver whose relay reports its arguments NUL-framed, then relays', () => {
+    const command = destinationCommand('/data/my vol/', {checksum: true, dryRun: true, exclude: ['.marker', 'a*b']})
+    expect(command).toContain(`'--checksum' '--dry-run' '--exclude=/.marker' '--exclude=/a\\*b'`)
+    expect(command).toContain(`'x:./' '/data/my vol/' >"$t"`)
+    expect(command).not.toContain('--exclude=/a*b')
+    // the command is one valid sh script
+    expect(spawnSync('sh', ['-n', '-c', command]).status).toBe(0)
+    // its relay, run as rsync runs it, writes the count and arguments first, then relays stdin
+    const rsh = /'--rsh=sh -c '\\''(.*)'\\'' relay'/.exec(command)?.[1]?.replaceAll(String.raw`'\''`, "'")
+    expect(rsh).toBeDefined()
+    // fd 3 (the channel's stdin) stays open a moment: the relay ends when it ends
+    const script = `exec 6<&0 4>&1; sleep 0.3 | { exec 3<&0 0<&6 6<&-; sh -c '${rsh}' relay x rsync 'a b'; }`
+    const relayed = spawnSync('sh', ['-c', script], {input: 'client bytes'})
+    expect(relayed.stdout.toString()).toBe('3\0x\0rsync\0a b\0client bytes')
+  })
+
+  it('excludes root-level names only, literally', () => {
+    expect(excludePattern('.transship-incomplete')).toBe('/.transship-incomplete')
+    expect(excludePattern('[x]?')).toBe(String.raw`/\[x]\?`)
+    for (const bad of ['', '.', '..', 'a/b', 'a\nb']) expect(() => excludePattern(bad)).toThrow(TypeError)
+  })
+
+  it('reads rsync --version', () => {
+    const v35 =
+      'rsync  version 3.5.0  protocol version 32\nCopyright ...\nCapabilities:\n    64-bit files, ACLs, xattrs\n'
+    expect(parseRsyncVersion(v35)).toEqual({acls: true, protocol: 32, version: [3, 5, 0], xattrs: true})
+    const old = 'rsync  version 3.0.9  protocol version 30\nCapabilities: 64-bit files, no ACLs, no xattrs\n'
+    expect(parseRsyncVersion(old)).toEqual({acls: false, protocol: 30, version: [3, 0, 9], xattrs: false})
+    expect(parseRsyncVersion('BusyBox v1.36')).toBeUndefined()
+  })
+})
+
+describe('rsync relay: itemized changes', () => {
+  it('maps names back to manifest paths', () => {
+    expect(unescapeRsyncName('a b')).toBe('a b')
+    expect(unescapeRsyncName(String.raw`new\#012line`)).toBe('new\nline')
+    expect(unescapeRsyncName(String.raw`caf\#351.txt`)).toBe(String.raw`caf\xE9.txt`)
+    expect(unescapeRsyncName(String.raw`caf\#303\#251.txt`)).toBe('café.txt')
+    // rsync escapes a literal `\#` that precedes digits as \#134#
+    expect(unescapeRsyncName(String.raw`x\#134#101`)).toBe(String.raw`x\#101`)
+    expect(unescapeRsyncName(String.raw`back\#slash`)).toBe(String.raw`back\#slash`)
+    expect(unescapeRsyncName('dir/sub/')).toBe('dir/sub')
+  })
+
+  it('tells changed paths from deleted ones, and skips the root and other lines', () => {
+    const lines = [
+      '.d..t...... ./',
+      'cd+++++++++ sub/',
+      '>f+++++++++ sub/a file',
+      '>f.st...... big',
+      '.f...p..... mode only',
+      'cL+++++++++ link',
+      'hf+++++++++ hard',
+      'cD+++++++++ fifo',
+      '*deleting   gone/',
+      '*deleting   old file',
+      'created directory /dst',
+      '',
+    ]
+    expect(lines.map((line) => parseItemizedLine(line))).toEqual([
+      undefined,
+      {kind: 'changed', path: 'sub'},
+      {kind: 'changed', path: 'sub/a file'},
+      {kind: 'changed', path: 'big'},
+      {kind: 'changed', path: 'mode only'},
+      {kind: 'changed', path: 'link'},
+      {kind: 'changed', path: 'hard'},
+      {kind: 'changed', path: 'fifo'},
+      {kind: 'deleted', path: 'gone'},
+      {kind: 'deleted', path: 'old file'},
+      undefined,
+      undefined,
+    ])
+  })
+})
