@@ -143,6 +143,8 @@ export function destinationCommand(root: string, options: RsyncOptions = {}): st
     'rsync',
     ...flags,
     '--out-format=%i %n',
+    // rsync leaves a remote shell's socket non-blocking otherwise, and cat fails on EAGAIN
+    '--blocking-io',
     `--rsh=sh -c '${RELAY_SCRIPT}' relay`,
     // the sender's path is transship's to give (see senderCommand): this one is a placeholder
     'x:./',
