@@ -178,3 +178,69 @@ describe('rsync relay: a destination that asks for another command', () => {
     expect(destination.commands.at(-1)).toBe("rm -f -- '/tmp/transship-rsync.x'")
   })
 })
+
+/** a process that writes `output`, ends, and exits with `code` */
+function finished(output: string, code: number, stderr = ''): RemoteProcess {
+  const stdout = new PassThrough()
+  stdout.end(output)
+  const stdin = new PassThrough()
+  stdin.resume()
+  return {exit: Promise.resolve({code, stderr}), stdin, stdout}
+}
+
+describe('rsync relay: exit codes', () => {
+  it('takes exit 24 (files vanished on the source) as a warning; counts bytes each way; lists the changes', async () => {
+    const header = ['/tmp/l', '8', ...CLIENT_ARGS].map((field) => `${field}\0`).join('')
+    const list = ['.d..t...... ./', '>f+++++++++ new file', String.raw`*deleting   old\#012name`, ''].join('\n')
+    const destination: RemoteShell = {
+      engineSocket: '',
+      exec: vi
+        .fn()
+        .mockReturnValueOnce(finished(`${header}client`, 24, 'file has vanished: "/src/tmp.x"'))
+        .mockReturnValueOnce(finished(list, 0)),
+      run: vi.fn(),
+    }
+    const source: RemoteShell = {engineSocket: '', exec: vi.fn(() => finished('server bytes', 24)), run: vi.fn()}
+    const warn = vi.fn()
+    const result = await rsyncRelay(
+      {host: 'here', root: '/src', shell: source},
+      {host: 'there', root: '/dst', shell: destination},
+      {log: {info() {}, warn}},
+    )
+    expect(result).toMatchObject({
+      bytesReceived: 'client'.length,
+      bytesSent: 'server bytes'.length,
+      changed: ['new file'],
+      deleted: ['old\nname'],
+    })
+    expect(warn).toHaveBeenCalledWith(expect.stringContaining('some files on here vanished'))
+    expect(source.exec).toHaveBeenCalledWith(
+      "exec rsync --server --sender -lHogDtpAXrSe.iLsfxCIvu --numeric-ids . '/src/'",
+      expect.anything(),
+    )
+    expect(destination.exec).toHaveBeenLastCalledWith("cat -- '/tmp/l' && rm -f -- '/tmp/l'", expect.anything())
+  })
+
+  it("fails on any other exit, with both sides' stderr", async () => {
+    const header = ['/tmp/l', '8', ...CLIENT_ARGS].map((field) => `${field}\0`).join('')
+    const destination: RemoteShell = {
+      engineSocket: '',
+      exec: vi.fn(() => finished(header, 23, 'rsync: [receiver] mkstemp failed: Permission denied (13)')),
+      run: vi.fn(async () => ({code: 0, stderr: '', stdout: ''})),
+    }
+    const source: RemoteShell = {engineSocket: '', exec: vi.fn(() => finished('', 0, 'sender said this')), run: vi.fn()}
+    const relayed = rsyncRelay(
+      {host: 'here', root: '/src', shell: source},
+      {host: 'there', root: '/dst', shell: destination},
+    )
+    await expect(relayed).rejects.toMatchObject({
+      code: 'VOLUME_TRANSFER_FAILED',
+      message: [
+        'rsync from here to there failed: receiver exit 23 (partial transfer due to error), sender exit 0',
+        'there: rsync: [receiver] mkstemp failed: Permission denied (13)',
+        'here: sender said this',
+      ].join('\n'),
+    })
+    expect(destination.run).toHaveBeenCalledWith("rm -f -- '/tmp/l'", expect.anything())
+  })
+})
