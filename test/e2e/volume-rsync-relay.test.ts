@@ -229,9 +229,6 @@ describeE2E('rsync relayed between a local directory and one over SSH', (bed) =>
     expect({changed: third.changed.sort(), deleted: third.deleted}).toEqual(expected)
     expect(third.bytesSent).toBeLessThan(15 * MiB)
     expect(await differences(source.root, root)).toBe('')
-    console.log(
-      `rsync relay: first ${first.bytesSent} bytes in ${first.seconds.toFixed(2)} s; unchanged ${again.bytesSent} bytes in ${again.seconds.toFixed(2)} s; 1 % + 10 MiB ${third.bytesSent} bytes in ${third.seconds.toFixed(2)} s`,
-    )
   })
 
   it('fails with what both rsyncs said', async () => {

@@ -52,6 +52,8 @@ const MIN_PROTOCOL = 31
 const RSYNC_VANISHED = 24
 /** the header (list file name, server arguments) is small; more is not a relay's output */
 const HEADER_LIMIT = 64 * 1024
+/** what `mktemp -t transship-rsync.XXXXXXXX` makes */
+const LIST_FILE = /^\/[^\n]*\/transship-rsync\.[\dA-Za-z]{8}$/
 /** how long both ends get to report their exit once the streams between them broke */
 const EXIT_GRACE_MS = 5000
 
@@ -376,11 +378,20 @@ export async function rsyncRelay(
 
   let sender: RemoteProcess
   try {
+    // the list file is read and removed later: only one that mktemp made
+    if (!LIST_FILE.test(header.listFile)) {
+      throw new TransshipError(
+        'VOLUME_RSYNC_REFUSED',
+        ExitCode.Failed,
+        `${destination.host} named ${JSON.stringify(header.listFile)} as its list of changes: not a file of mktemp -t`,
+      )
+    }
+
     sender = source.shell.exec(senderCommand(header.args, source.root, destination.host), {signal: both})
   } catch (error) {
     stop.abort(error)
     await settle(receiver)
-    await removeList(destination, header.listFile)
+    if (LIST_FILE.test(header.listFile)) await removeList(destination, header.listFile)
     throw error
   }
 

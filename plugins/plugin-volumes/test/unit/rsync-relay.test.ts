@@ -135,7 +135,10 @@ describe('rsync relay: itemized changes', () => {
 })
 
 /** a destination whose relay reports `args` (NUL-framed, after the list file's name), then waits to be stopped */
-function reportingShell(args: string[]): {commands: string[]; shell: RemoteShell} {
+function reportingShell(
+  args: string[],
+  listFile = '/tmp/transship-rsync.AbCd1234',
+): {commands: string[]; shell: RemoteShell} {
   const commands: string[] = []
   const shell: RemoteShell = {
     engineSocket: '/run/docker.sock',
@@ -149,7 +152,7 @@ function reportingShell(args: string[]): {commands: string[]; shell: RemoteShell
         stdin: new PassThrough(),
         stdout,
       }
-      stdout.write(['/tmp/transship-rsync.x', String(args.length), ...args].map((field) => `${field}\0`).join(''))
+      stdout.write([listFile, String(args.length), ...args].map((field) => `${field}\0`).join(''))
       return process
     },
     run: vi.fn(async (command: string) => {
@@ -175,7 +178,19 @@ describe('rsync relay: a destination that asks for another command', () => {
     })
     expect(exec).not.toHaveBeenCalled()
     expect(source.run).not.toHaveBeenCalled()
-    expect(destination.commands.at(-1)).toBe("rm -f -- '/tmp/transship-rsync.x'")
+    expect(destination.commands.at(-1)).toBe("rm -f -- '/tmp/transship-rsync.AbCd1234'")
+  })
+
+  it('refuses a list file that mktemp did not make, and removes nothing', async () => {
+    const destination = reportingShell(CLIENT_ARGS, '/etc/passwd')
+    const exec = vi.fn()
+    const relayed = rsyncRelay(
+      {host: 'here', root: '/src', shell: {engineSocket: '', exec, run: vi.fn()}},
+      {host: 'there', root: '/dst', shell: destination.shell},
+    )
+    await expect(relayed).rejects.toMatchObject({code: 'VOLUME_RSYNC_REFUSED'})
+    expect(exec).not.toHaveBeenCalled()
+    expect(destination.commands).toHaveLength(1)
   })
 })
 
@@ -190,7 +205,7 @@ function finished(output: string, code: number, stderr = ''): RemoteProcess {
 
 describe('rsync relay: exit codes', () => {
   it('takes exit 24 (files vanished on the source) as a warning; counts bytes each way; lists the changes', async () => {
-    const header = ['/tmp/l', '8', ...CLIENT_ARGS].map((field) => `${field}\0`).join('')
+    const header = ['/tmp/transship-rsync.AbCd1234', '8', ...CLIENT_ARGS].map((field) => `${field}\0`).join('')
     const list = ['.d..t...... ./', '>f+++++++++ new file', String.raw`*deleting   old\#012name`, ''].join('\n')
     const destination: RemoteShell = {
       engineSocket: '',
@@ -218,11 +233,14 @@ describe('rsync relay: exit codes', () => {
       "exec rsync --server --sender -lHogDtpAXrSe.iLsfxCIvu --numeric-ids . '/src/'",
       expect.anything(),
     )
-    expect(destination.exec).toHaveBeenLastCalledWith("cat -- '/tmp/l' && rm -f -- '/tmp/l'", expect.anything())
+    expect(destination.exec).toHaveBeenLastCalledWith(
+      "cat -- '/tmp/transship-rsync.AbCd1234' && rm -f -- '/tmp/transship-rsync.AbCd1234'",
+      expect.anything(),
+    )
   })
 
   it("fails on any other exit, with both sides' stderr", async () => {
-    const header = ['/tmp/l', '8', ...CLIENT_ARGS].map((field) => `${field}\0`).join('')
+    const header = ['/tmp/transship-rsync.AbCd1234', '8', ...CLIENT_ARGS].map((field) => `${field}\0`).join('')
     const destination: RemoteShell = {
       engineSocket: '',
       exec: vi.fn(() => finished(header, 23, 'rsync: [receiver] mkstemp failed: Permission denied (13)')),
@@ -241,6 +259,6 @@ describe('rsync relay: exit codes', () => {
         'here: sender said this',
       ].join('\n'),
     })
-    expect(destination.run).toHaveBeenCalledWith("rm -f -- '/tmp/l'", expect.anything())
+    expect(destination.run).toHaveBeenCalledWith("rm -f -- '/tmp/transship-rsync.AbCd1234'", expect.anything())
   })
 })
