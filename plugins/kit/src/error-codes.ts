@@ -230,6 +230,10 @@ export const ERROR_CODES = {
   VOLUME_NOT_FOUND: {exit: Usage, meaning: 'the host has no volume of that name'},
   VOLUME_PRESYNC_WITHOUT_QUIESCE: {exit: Usage, meaning: 'presync asked without quiesce: stop'},
   VOLUME_READ_FAILED: {exit: Failed, meaning: 'reading a volume failed'},
+  VOLUME_RSYNC_REFUSED: {
+    exit: Failed,
+    meaning: 'a volume host asked transship to run something other than an rsync sender; nothing was run',
+  },
   VOLUME_SAME: {exit: Usage, meaning: 'source and destination are the same volume on the same engine'},
   VOLUME_SUDO_MISSING: {exit: Usage, meaning: 'access `sudo`: the host has no sudo'},
   VOLUME_SUDO_PASSWORD: {
