@@ -1,8 +1,8 @@
 import type {
-  HostAccess,
   EngineClient,
   EngineFacts,
   Host,
+  HostAccess,
   HostDescription,
   HostEndpoint,
   Hosts,

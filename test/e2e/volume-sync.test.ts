@@ -3,7 +3,7 @@
 // writer only for the final delta; SSH users that are not root copy through sudo or a helper container; a cut
 // copy is finished by the next run; a full destination fails clearly. Every engine of the bed runs on this
 // machine, so what landed is checked here with our own lstat, sha256, readlink and xattrs (snapshot()).
-import {randomBytes} from 'node:crypto'
+import {createCipheriv, randomBytes} from 'node:crypto'
 import {appendFile, mkdir, mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -29,20 +29,21 @@ interface Report {
   verified: boolean
 }
 
-/** Deterministic bytes (a seeded stream), so that a failure can be replayed. */
+/** Deterministic bytes that do not compress (AES-CTR of zeros, keyed by the seed): a failure can be replayed. */
 function seeded(seed: number, length: number): Buffer {
-  const out = Buffer.alloc(length)
-  let x = seed >>> 0 || 1
-  for (let i = 0; i < length; i += 4) {
-    x ^= x << 13
-    x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5
-    x >>>= 0
-    out.writeUInt32LE(x, i - (i + 4 > length ? i + 4 - length : 0))
+  const key = Buffer.alloc(16)
+  key.writeUInt32LE(seed)
+  return createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(length))
+}
+
+/** a small-files tree with one larger file: 200 files of 1-8 KiB, and big.bin of 20 MiB */
+async function fillMany(root: string): Promise<void> {
+  await mkdir(path.join(root, 'small'), {recursive: true})
+  for (let i = 0; i < 200; i++) {
+    await writeFile(path.join(root, 'small', `f${i}.txt`), seeded(i + 1, 1024 * (1 + (i % 8))))
   }
 
-  return out
+  await writeFile(path.join(root, 'big.bin'), seeded(7, 20 * MiB))
 }
 
 describeE2E('transship volume copy: once over the link, incremental, live, any SSH user', (bed) => {
@@ -79,16 +80,6 @@ describeE2E('transship volume copy: once over the link, incremental, live, any S
     const report = JSON.parse(result.stdout) as Report
     expect(report.verified).toBe(true)
     return report
-  }
-
-  /** a small-files tree with one larger file: 200 files of 1-8 KiB, and big.bin of 20 MiB */
-  async function fillMany(root: string): Promise<void> {
-    await mkdir(path.join(root, 'small'), {recursive: true})
-    for (let i = 0; i < 200; i++) {
-      await writeFile(path.join(root, 'small', `f${i}.txt`), seeded(i + 1, 1024 * (1 + (i % 8))))
-    }
-
-    await writeFile(path.join(root, 'big.bin'), seeded(7, 20 * MiB))
   }
 
   beforeAll(async () => {
@@ -158,7 +149,17 @@ describeE2E('transship volume copy: once over the link, incremental, live, any S
     // the bed's helper image without rsync, as a host without rsync
     const image = `transship-test/volume-helper:no-rsync-${prefix}`
     const builder = `${prefix}-no-rsync`
-    await dockerCli('remote', ['run', '--name', builder, '--network', 'none', bed.images.volumeHelper, 'sh', '-c', 'rm -f "$(command -v rsync)"'])
+    await dockerCli('remote', [
+      'run',
+      '--name',
+      builder,
+      '--network',
+      'none',
+      bed.images.volumeHelper,
+      'sh',
+      '-c',
+      'rm -f "$(command -v rsync)"',
+    ])
     await dockerCli('remote', ['commit', builder, image])
     await dockerCli('remote', ['rm', builder])
     images.push(['remote', image])
@@ -186,10 +187,23 @@ describeE2E('transship volume copy: once over the link, incremental, live, any S
     const writer = `${prefix}-live-writer`
     containers.push(['classic', writer])
     await dockerCli('classic', [
-      'run', '-d', '--name', writer, '--network', 'none', '-v', `${name}:/data`, bed.images.busybox,
-      'sh', '-c', "trap 'exit 0' TERM; i=0; while true; do i=$((i+1)); echo line $i >> /data/log; sleep 0.05; done",
+      'run',
+      '-d',
+      '--name',
+      writer,
+      '--network',
+      'none',
+      '-v',
+      `${name}:/data`,
+      bed.images.busybox,
+      'sh',
+      '-c',
+      "trap 'exit 0' TERM; i=0; while true; do i=$((i+1)); echo line $i >> /data/log; sleep 0.05; done",
     ])
-    await waitFor('the writer to write', async () => (await stat(path.join(source, 'log')).catch(() => undefined)) !== undefined)
+    await waitFor(
+      'the writer to write',
+      async () => (await stat(path.join(source, 'log')).catch(() => {})) !== undefined,
+    )
     const target = expectVolume('remote', name)
     const report = await copy([name, '--to', remote(), '--quiesce', 'stop', '--presync', '--grace', '2'])
     expect(report.stopped).toEqual([writer])
@@ -219,8 +233,15 @@ describeE2E('transship volume copy: once over the link, incremental, live, any S
 
     const viaEngine = expectVolume('remote', `${name}-engine`)
     const engine = await copy([
-      name, '--as', viaEngine, '--to', remote(bed.ssh.users.docker), '--to-access', 'engine',
-      '--helper-image', bed.images.volumeHelper,
+      name,
+      '--as',
+      viaEngine,
+      '--to',
+      remote(bed.ssh.users.docker),
+      '--to-access',
+      'engine',
+      '--helper-image',
+      bed.images.volumeHelper,
     ])
     expect(engine.access.destination).toContain(bed.images.volumeHelper)
     expect(await snapshot((await mountpointOf('remote', viaEngine))!)).toEqual(before)
@@ -229,7 +250,15 @@ describeE2E('transship volume copy: once over the link, incremental, live, any S
     expect(left.trim()).toBe('')
 
     // auto picks the engine for a user without root or sudo
-    const auto = await copy([name, '--as', expectVolume('remote', `${name}-auto`), '--to', remote(bed.ssh.users.docker), '--helper-image', bed.images.volumeHelper])
+    const auto = await copy([
+      name,
+      '--as',
+      expectVolume('remote', `${name}-auto`),
+      '--to',
+      remote(bed.ssh.users.docker),
+      '--helper-image',
+      bed.images.volumeHelper,
+    ])
     expect(auto.access.destination).toContain(bed.images.volumeHelper)
   })
 
@@ -238,13 +267,31 @@ describeE2E('transship volume copy: once over the link, incremental, live, any S
     const source = await createVolume('classic', name)
     await writeFile(path.join(source, 'a.txt'), 'a\n')
 
-    const password = await transship(['volume', 'copy', name, '--as', `${name}-pw`, '--to', remote(bed.ssh.users.sudoPassword), '--to-access', 'sudo'], options)
+    const password = await transship(
+      ['volume', 'copy', name, '--as', `${name}-pw`, '--to', remote(bed.ssh.users.sudoPassword), '--to-access', 'sudo'],
+      options,
+    )
     expect(password.code, password.stderr).toBe(2)
     expect(password.stderr).toMatch(/password/)
     expect(password.stderr).toMatch(/NOPASSWD|access: engine|--to-access engine/)
     expect(await mountpointOf('remote', expectVolume('remote', `${name}-pw`))).toBeUndefined()
 
-    const noTar = await transship(['volume', 'copy', name, '--as', `${name}-bb`, '--to', remote(), '--to-access', 'engine', '--helper-image', bed.images.busybox], options)
+    const noTar = await transship(
+      [
+        'volume',
+        'copy',
+        name,
+        '--as',
+        `${name}-bb`,
+        '--to',
+        remote(),
+        '--to-access',
+        'engine',
+        '--helper-image',
+        bed.images.busybox,
+      ],
+      options,
+    )
     expect(noTar.code, noTar.stderr).toBe(2)
     expect(noTar.stderr).toMatch(/GNU tar/)
     expect(noTar.stderr).toContain(bed.images.busybox)
@@ -263,7 +310,7 @@ describeE2E('transship volume copy: once over the link, incremental, live, any S
       async () => {
         if (cli.child.exitCode !== null) return true
         const mountpoint = await mountpointOf('remote', target)
-        const landed = mountpoint && (await stat(path.join(mountpoint, 'blob')).catch(() => undefined))
+        const landed = mountpoint && (await stat(path.join(mountpoint, 'blob')).catch(() => {}))
         return landed !== undefined && landed !== '' && landed.size > size / 2
       },
       60_000,
@@ -288,15 +335,50 @@ describeE2E('transship volume copy: once over the link, incremental, live, any S
     await writeFile(path.join(source, 'blob'), seeded(31, 24 * MiB))
     const writer = `${prefix}-disk-writer`
     containers.push(['classic', writer])
-    await dockerCli('classic', ['run', '-d', '--name', writer, '--network', 'none', '-v', `${name}:/data`, bed.images.busybox, 'sleep', '3600'])
+    await dockerCli('classic', [
+      'run',
+      '-d',
+      '--name',
+      writer,
+      '--network',
+      'none',
+      '-v',
+      `${name}:/data`,
+      bed.images.busybox,
+      'sleep',
+      '3600',
+    ])
     const target = `${name}-small`
-    const destination = await createVolume('remote', target, ['--driver', 'local', '--opt', 'type=tmpfs', '--opt', 'device=tmpfs', '--opt', 'o=size=8m'])
-    const result = await transship(['volume', 'copy', name, '--as', target, '--to', remote(), '--quiesce', 'stop', '--grace', '1'], options)
+    const destination = await createVolume('remote', target, [
+      '--driver',
+      'local',
+      '--opt',
+      'type=tmpfs',
+      '--opt',
+      'device=tmpfs',
+      '--opt',
+      'o=size=8m',
+    ])
+    const result = await transship(
+      ['volume', 'copy', name, '--as', target, '--to', remote(), '--quiesce', 'stop', '--grace', '1'],
+      options,
+    )
     expect(result.code, result.stderr).toBe(1)
     expect(result.stderr).toMatch(/No space left on device/)
     expect(await isRunning(writer)).toBe(true)
     // tmpfs volumes are mounted only while a container uses them: look through one
-    const inside = await dockerCli('remote', ['run', '--rm', '--network', 'none', '-v', `${target}:/v`, bed.images.busybox, 'ls', '-a', '/v'])
+    const inside = await dockerCli('remote', [
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '-v',
+      `${target}:/v`,
+      bed.images.busybox,
+      'ls',
+      '-a',
+      '/v',
+    ])
     expect(inside).toContain(MARKER)
     expect(destination).toBeDefined()
   })
@@ -323,7 +405,9 @@ describeE2E('transship volume copy: once over the link, incremental, live, any S
     await writeFile(path.join(source, 'small', 'f1.txt'), seeded(4001, 1024))
     const again = await transship(['plan', recipe, '--json'], options)
     expect(again.code, again.stderr).toBe(0)
-    const steps = (JSON.parse(again.stdout) as {steps: Array<{bytes?: number; detail: {files: number; method: string}}>}).steps
+    const {steps} = JSON.parse(again.stdout) as {
+      steps: Array<{bytes?: number; detail: {files: number; method: string}}>
+    }
     expect(steps[0]!.detail.files).toBe(1)
     expect(steps[0]!.bytes).toBe(1024)
     expect(steps[0]!.detail.method).toBe('rsync')

@@ -2,35 +2,14 @@
 // The volume commands against real engines: a local one (classic) and one reached over SSH (remote). Every
 // engine of the bed runs on this machine, so each volume's Mountpoint is a local path: what landed is checked
 // here with lstat, sha256, readlink and the xattrs of every path, not with transship's own manifest.
-import {readXattrs, writeXattrs} from '@transship/kit/native'
-import {type ChildProcess, spawn} from 'node:child_process'
-import {createHash, randomBytes} from 'node:crypto'
-import {once} from 'node:events'
-import {
-  chmod,
-  chown,
-  copyFile,
-  link,
-  lstat,
-  lutimes,
-  mkdir,
-  mkdtemp,
-  open,
-  readdir,
-  readFile,
-  readlink,
-  rm,
-  stat,
-  symlink,
-  utimes,
-  writeFile,
-} from 'node:fs/promises'
+import {randomBytes} from 'node:crypto'
+import {lstat, lutimes, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {gzipSync} from 'node:zlib'
 import {afterAll, beforeAll, expect, it} from 'vitest'
 
-import {edgeSshConfig, repoRoot, transship} from '../helpers/cli.js'
+import {edgeSshConfig, transship} from '../helpers/cli.js'
 import {exists, head} from '../helpers/files.js'
 import {
   globalPax,

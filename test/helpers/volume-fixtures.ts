@@ -6,7 +6,21 @@ import {readXattrs, writeXattrs} from '@transship/kit/native'
 import {type ChildProcess, spawn} from 'node:child_process'
 import {createHash, randomBytes} from 'node:crypto'
 import {once} from 'node:events'
-import {chmod, chown, copyFile, link, lstat, lutimes, mkdir, open, readdir, readFile, readlink, symlink, writeFile} from 'node:fs/promises'
+import {
+  chmod,
+  chown,
+  copyFile,
+  link,
+  lstat,
+  lutimes,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  readlink,
+  symlink,
+  writeFile,
+} from 'node:fs/promises'
 import path from 'node:path'
 import {expect} from 'vitest'
 
@@ -170,7 +184,12 @@ export async function fillRich(root: string): Promise<{setfacl: boolean}> {
   return {setfacl}
 }
 
-export async function waitFor(what: string, check: () => Promise<boolean>, timeout = 30_000, every = 100): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeout = 30_000,
+  every = 100,
+): Promise<void> {
   const deadline = Date.now() + timeout
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
@@ -229,4 +248,3 @@ export function startCli(args: string[], options: {dockerHost: string; home: str
   const closed = once(child, 'close') as Promise<[null | number, NodeJS.Signals | null]>
   return {...state, closed, output: () => state.output}
 }
-

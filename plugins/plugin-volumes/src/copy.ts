@@ -191,10 +191,13 @@ export async function copyVolume(request: VolumeCopyRequest, context: CopyContex
   checkVolumeName(request.name)
   if (request.as !== undefined) checkVolumeName(request.as, '--as')
   if (request.presync && request.quiesce !== 'stop') {
-    throw new UsageError('presync copies while the containers run and stops them for the final delta: it needs quiesce: stop', {
-      code: 'VOLUME_PRESYNC_WITHOUT_QUIESCE',
-      suggestions: ['add --quiesce stop (quiesce: stop), or leave presync out'],
-    })
+    throw new UsageError(
+      'presync copies while the containers run and stops them for the final delta: it needs quiesce: stop',
+      {
+        code: 'VOLUME_PRESYNC_WITHOUT_QUIESCE',
+        suggestions: ['add --quiesce stop (quiesce: stop), or leave presync out'],
+      },
+    )
   }
 
   const destinationName = request.as ?? request.name
@@ -273,7 +276,8 @@ async function copyBetween(
   const destination = opened.end
   const {unfinished} = opened
   const mode = request.mode ?? 'create'
-  if (unfinished && mode === 'create') log.warn(`${destinationName} on ${request.to} holds an unfinished copy: sending only what is missing`)
+  if (unfinished && mode === 'create')
+    log.warn(`${destinationName} on ${request.to} holds an unfinished copy: sending only what is missing`)
   const sides: Sides = {
     destination,
     destinationVolume: opened.volume,
@@ -281,7 +285,7 @@ async function copyBetween(
     wire: wireOf({end: source, host: sourceHost}, {end: destination, host: destinationHost}),
   }
   const names = {destination: destinationName, source: request.name}
-  const limits = [...new Set([...source.limits, ...destination.limits])]
+  const limits = [...new Set([...destination.limits, ...source.limits])]
   for (const limit of limits) log.warn(`not kept: ${limit}`)
 
   const transfer = {log, signal}
@@ -333,7 +337,9 @@ async function copyBetween(
     seconds: (performance.now() - started) / 1000,
     source: `${request.from}:${request.name}`,
     stopped: quiesce ? running.map((user) => containerName(user)) : [],
-    stoppedAtDestination: quiesce ? destinationUsers.filter((user) => isActive(user)).map((user) => containerName(user)) : [],
+    stoppedAtDestination: quiesce
+      ? destinationUsers.filter((user) => isActive(user)).map((user) => containerName(user))
+      : [],
     verified: true,
   }
 }
@@ -385,7 +391,8 @@ async function openDestination(host: Host, like: VolumeInfo, request: VolumeCopy
       signal,
     })
   } catch (error) {
-    if (!existing) await host.engine.json({method: 'DELETE', path: `/volumes/${encodeURIComponent(name)}`}).catch(() => {})
+    if (!existing)
+      await host.engine.json({method: 'DELETE', path: `/volumes/${encodeURIComponent(name)}`}).catch(() => {})
     throw error
   }
 

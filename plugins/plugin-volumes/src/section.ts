@@ -113,7 +113,12 @@ export const volumesSection: SectionProvider<VolumeSpec[]> = {
           : `${estimate.files} changed files, ${formatBytes(estimate.bytes)} at most, ${estimate.remove} to remove`
       steps.push({
         bytes: estimate.bytes,
-        detail: {...detail, mode: spec.mode ?? 'create', presync: spec.presync ?? false, quiesce: spec.quiesce ?? 'none'},
+        detail: {
+          ...detail,
+          mode: spec.mode ?? 'create',
+          presync: spec.presync ?? false,
+          quiesce: spec.quiesce ?? 'none',
+        },
         host: spec.to,
         id,
         async run({hosts, log, signal}) {

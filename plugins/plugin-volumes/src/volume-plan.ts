@@ -77,9 +77,9 @@ export async function estimateCopy(sides: PlanSides): Promise<VolumeEstimate> {
     return {
       access: {destination: destination?.describe ?? 'decided when the volume is created', source: source.describe},
       bytes: delta ? delta.bytes : files.reduce((sum, entry) => sum + entry.size, 0),
-      destination: !present ? 'absent' : unfinished ? 'unfinished' : 'present',
+      destination: present ? (unfinished ? 'unfinished' : 'present') : 'absent',
       files: delta ? delta.files.length : files.length,
-      limits: [...new Set([...source.limits, ...(destination?.limits ?? [])])],
+      limits: [...new Set([...(destination?.limits ?? []), ...source.limits])],
       method: full ? 'tar' : rsync ? 'rsync' : 'files',
       remove: delta?.remove.length ?? 0,
     }

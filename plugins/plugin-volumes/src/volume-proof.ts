@@ -12,9 +12,9 @@ import type {VolumeEnd} from './access/volume-end.js'
 import type {ManifestComparison} from './manifest/compare.js'
 import type {VolumeManifest} from './manifest/types.js'
 
+import {INCOMPLETE_MARKER} from './destination.js'
 import {compareManifests, formatDifferences} from './manifest/compare.js'
 import {hashFiles, type ListingEnd, listVolume, withDigests} from './manifest/host-listing.js'
-import {INCOMPLETE_MARKER} from './destination.js'
 
 /** Which files get their content hashed: all, those named, or none (metadata only). */
 export type HashSet = 'all' | 'none' | string[]
@@ -99,7 +99,7 @@ export async function proveEqual(
     const paths =
       hash === 'none'
         ? new Set<string>()
-        : new Set([...withLinkGroups(hash, sourceListing), ...withLinkGroups(hash, destinationListing)])
+        : new Set([...withLinkGroups(hash, destinationListing), ...withLinkGroups(hash, sourceListing)])
     ;[sourceManifest, destinationManifest] = await Promise.all([
       hashSome(source.end, sourceListing, paths, signal),
       hashSome(destination.end, destinationListing, paths, signal),

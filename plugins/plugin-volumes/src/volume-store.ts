@@ -59,7 +59,9 @@ export async function requireVolume(
       `${name} on ${engine.host} uses the ${volume.Driver} driver: only local volumes have their data on the host`,
       {
         code: 'VOLUME_DRIVER_UNSUPPORTED',
-        suggestions: ['copy it with access: engine (--from-access engine): a helper container reads it where the engine mounts it'],
+        suggestions: [
+          'copy it with access: engine (--from-access engine): a helper container reads it where the engine mounts it',
+        ],
       },
     )
   }

@@ -98,7 +98,8 @@ export function readTar(
 ): TarProcess & {stdout: Readable} {
   const create = createCommand(mountpoint, options.files ? {files: 'stdin'} : {})
   // --adapt: the level follows what the link takes (a fast link gets a cheap level, a slow one a better ratio)
-  const command = end.wire === 'zstd' ? `{ ${create}; echo ${EXIT_MARK}$? >&2; } | zstd -q -T0 --adapt=min=1,max=12 -c` : create
+  const command =
+    end.wire === 'zstd' ? `{ ${create}; echo ${EXIT_MARK}$? >&2; } | zstd -q -T0 --adapt=min=1,max=12 -c` : create
   const process = end.shell.exec(command, {signal: options.signal})
   if (options.files) process.stdin.end(options.files)
   else process.stdin.end()

@@ -19,7 +19,7 @@ import type {VolumeManifest} from './manifest/types.js'
 
 import {INCOMPLETE_MARKER} from './destination.js'
 import {compareManifests} from './manifest/compare.js'
-import {rawPath} from './manifest/host-listing.js'
+import {rawPath} from './manifest/tar-manifest.js'
 import {rsyncRelay} from './rsync-relay.js'
 import {readTar, TAR_FILE_CHANGED, type TarEnd, type TarProcess, writeTar} from './volume-tar.js'
 
@@ -195,7 +195,8 @@ async function removePaths(shell: RemoteShell, host: string, root: string, paths
   const deepestFirst = [...paths].sort((a, b) => b.split('/').length - a.split('/').length)
   remover.stdin.end(nulList(deepestFirst))
   const exit = await remover.exit
-  if (exit.code !== 0) throw new TransshipError('VOLUME_WRITE_FAILED', ExitCode.Failed, `${host}: ${exit.stderr.trim()}`)
+  if (exit.code !== 0)
+    throw new TransshipError('VOLUME_WRITE_FAILED', ExitCode.Failed, `${host}: ${exit.stderr.trim()}`)
 }
 
 /** The differences of `delta` made at the destination: removals, then one tar of the entries to send. */
@@ -217,7 +218,7 @@ export async function sendDelta(
 export async function sendByRsync(
   source: VolumeEnd,
   destination: VolumeEnd,
-  options: {checksum?: boolean} & TransferContext,
+  options: TransferContext & {checksum?: boolean},
 ): Promise<Sent> {
   const result = await rsyncRelay(
     {host: source.host, root: source.root, shell: source.shell},
