@@ -183,7 +183,8 @@ describeE2E('transship volume copy: once over the link, incremental, live, any S
   it('a live move copies while the writer runs and stops it only for the final delta', async () => {
     const name = `${prefix}-live`
     const source = await createVolume('classic', name)
-    await writeFile(path.join(source, 'bulk.bin'), seeded(11, 150 * MiB))
+    // 512 MiB: enough that copying it takes seconds even over loopback, written 64 MiB at a time
+    for (let i = 0; i < 8; i++) await appendFile(path.join(source, 'bulk.bin'), seeded(11 + i, 64 * MiB))
     const writer = `${prefix}-live-writer`
     containers.push(['classic', writer])
     await dockerCli('classic', [
@@ -204,14 +205,28 @@ describeE2E('transship volume copy: once over the link, incremental, live, any S
       'the writer to write',
       async () => (await stat(path.join(source, 'log')).catch(() => {})) !== undefined,
     )
+    // the baseline: stop, copy everything, start
+    const stopCopy = await copy([
+      name,
+      '--as',
+      expectVolume('remote', `${name}-stop`),
+      '--to',
+      remote(),
+      '--quiesce',
+      'stop',
+      '--grace',
+      '2',
+    ])
+    expect(stopCopy.stopped).toEqual([writer])
     const target = expectVolume('remote', name)
     const report = await copy([name, '--to', remote(), '--quiesce', 'stop', '--presync', '--grace', '2'])
     expect(report.stopped).toEqual([writer])
-    expect(report.presync).toBeDefined()
-    expect(report.downtimeSeconds).toBeDefined()
-    // the stop lasted the final delta, far less than the copy of the volume made while it ran
-    expect(report.downtimeSeconds!).toBeLessThan(report.presync!.seconds / 2)
-    expect(report.downtimeSeconds!).toBeLessThan(report.seconds / 2)
+    expect(report.presync).toMatchObject({method: 'tar'})
+    // the stop lasted the final delta: far less than stopping for the whole copy
+    expect(report.downtimeSeconds!, JSON.stringify({live: report, stopCopy})).toBeLessThan(
+      stopCopy.downtimeSeconds! / 2,
+    )
+    expect(report.bytes - report.presync!.bytes).toBeLessThan(MiB)
     expect(await isRunning(writer)).toBe(true)
     // a still picture of the moment it stopped: whole lines, and the source went on from exactly there
     const copied = await readFile(path.join((await mountpointOf('remote', target))!, 'log'), 'utf8')
@@ -348,39 +363,55 @@ describeE2E('transship volume copy: once over the link, incremental, live, any S
       'sleep',
       '3600',
     ])
+    // an 8 MiB ext4 file system on a loop device: a volume the engine mounts, small, and kept between mounts
+    const image = path.join(work, 'small.ext4')
+    expect((await run('sh', ['-c', `truncate -s 8M '${image}' && mkfs.ext4 -q '${image}'`])).code).toBe(0)
+    const loop = (await run('losetup', ['-f', '--show', image])).stdout.trim()
+    expect(loop).toMatch(/^\/dev\/loop\d+$/)
     const target = `${name}-small`
-    const destination = await createVolume('remote', target, [
-      '--driver',
-      'local',
-      '--opt',
-      'type=tmpfs',
-      '--opt',
-      'device=tmpfs',
-      '--opt',
-      'o=size=8m',
-    ])
-    const result = await transship(
-      ['volume', 'copy', name, '--as', target, '--to', remote(), '--quiesce', 'stop', '--grace', '1'],
-      options,
-    )
-    expect(result.code, result.stderr).toBe(1)
-    expect(result.stderr).toMatch(/No space left on device/)
-    expect(await isRunning(writer)).toBe(true)
-    // tmpfs volumes are mounted only while a container uses them: look through one
-    const inside = await dockerCli('remote', [
-      'run',
-      '--rm',
-      '--network',
-      'none',
-      '-v',
-      `${target}:/v`,
-      bed.images.busybox,
-      'ls',
-      '-a',
-      '/v',
-    ])
-    expect(inside).toContain(MARKER)
-    expect(destination).toBeDefined()
+    try {
+      await createVolume('remote', target, ['--opt', 'type=ext4', '--opt', `device=${loop}`])
+      const result = await transship(
+        [
+          'volume',
+          'copy',
+          name,
+          '--as',
+          target,
+          '--to',
+          remote(),
+          '--mode',
+          'replace', // a fresh ext4 holds lost+found
+          '--quiesce',
+          'stop',
+          '--grace',
+          '1',
+          // the engine mounts it: its data is reached through a helper container
+          '--helper-image',
+          bed.images.volumeHelper,
+        ],
+        options,
+      )
+      expect(result.code, result.stderr).toBe(1)
+      expect(result.stderr).toMatch(/the destination volume is full: \d+ KiB free of \d+ KiB/)
+      expect(await isRunning(writer)).toBe(true)
+      const inside = await dockerCli('remote', [
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '-v',
+        `${target}:/v`,
+        bed.images.busybox,
+        'ls',
+        '-a',
+        '/v',
+      ])
+      expect(inside).toContain(MARKER)
+    } finally {
+      await dockerCli('remote', ['volume', 'rm', '-f', target]).catch(() => '')
+      await run('losetup', ['-d', loop])
+    }
   })
 
   it('plan says, per volume, the files and bytes a copy or sync would send and how each host is reached', async () => {

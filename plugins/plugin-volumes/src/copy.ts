@@ -12,7 +12,9 @@
  */
 import type {Host, HostAccess, Hosts, Logger} from '@transship/kit'
 
-import {sameEngine, UsageError} from '@transship/kit'
+import {sameEngine, shellQuote, UsageError} from '@transship/kit'
+
+import type {VolumeManifest} from './manifest/types.js'
 
 import {openVolumeEnd, type VolumeEnd} from './access/volume-end.js'
 import {destinationState, emptyVolume, finishDestination, markIncomplete} from './destination.js'
@@ -136,7 +138,7 @@ interface Sides {
  */
 async function pass(
   sides: Sides,
-  how: {checksum?: boolean; full: boolean},
+  how: {checksum?: boolean; full: boolean; sourceListing?: Promise<VolumeManifest>},
   context: TransferContext,
 ): Promise<PassReport & {sent: Sent['sent']}> {
   const started = performance.now()
@@ -148,14 +150,12 @@ async function pass(
   } else if (sides.source.tools.rsync && sides.destination.tools.rsync) {
     sent = await sendByRsync(sides.source, sides.destination, {...context, checksum: how.checksum})
   } else {
-    const [wanted, present] = await Promise.all(
-      [sides.source, sides.destination].map((end) =>
-        how.checksum ? readSide(end, context.signal) : listVolume(listingEnd(end), {signal: context.signal}),
-      ),
-    )
-    const delta = syncDelta(wanted!, present!)
+    const read = (end: VolumeEnd) =>
+      how.checksum ? readSide(end, context.signal) : listVolume(listingEnd(end), {signal: context.signal})
+    const [wanted, present] = await Promise.all([how.sourceListing ?? read(sides.source), read(sides.destination)])
+    const delta = syncDelta(wanted, present)
     context.log.info(
-      `sync: ${delta.files.length} files to send, ${delta.remove.length} entries to remove, of ${wanted!.entries.length}`,
+      `sync: ${delta.files.length} files to send, ${delta.remove.length} entries to remove, of ${wanted.entries.length}`,
     )
     sent = await sendDelta(source, destination, delta, context)
   }
@@ -165,7 +165,8 @@ async function pass(
 
 /**
  * The data pass that ends the copy, and its proof: a full copy hashes the source while the data is sent, and
- * then the destination; a sync hashes the files it sent on both sides (all of them with checksum).
+ * then the destination; a sync hashes the files it sent on both sides (all of them with checksum). A source
+ * nobody writes to is listed (and hashed) while the data is sent: it cannot change meanwhile.
  */
 async function passAndProve(
   sides: Sides,
@@ -173,15 +174,18 @@ async function passAndProve(
   context: TransferContext,
 ) {
   const {signal} = context
-  // a source nobody writes to can be hashed while it is read for sending; one being written is hashed after
-  const early = how.full && how.sourceQuiet ? readSide(sides.source, signal) : undefined
+  const everything = how.full || how.checksum === true
+  const early = how.sourceQuiet
+    ? everything
+      ? readSide(sides.source, signal)
+      : listVolume(listingEnd(sides.source), {signal})
+    : undefined
   early?.catch(() => {})
-  const sent = await pass(sides, how, context)
-  const hash = how.full || how.checksum ? 'all' : sent.sent
+  const sent = await pass(sides, {...how, sourceListing: early}, context)
   const proof = await proveEqual(
-    {end: sides.source, manifest: hash === 'all' ? early : undefined, name: how.names.source},
+    {end: sides.source, manifest: early, name: how.names.source},
     {end: sides.destination, name: how.names.destination},
-    {hash, signal},
+    {hash: everything ? 'all' : sent.sent, signal},
   )
   return {proof, sent}
 }
@@ -306,6 +310,8 @@ async function copyBetween(
         const first = await pass(sides, {checksum: false, full: empty}, transfer)
         presync = {bytes: first.bytes, method: first.method, removed: first.removed, seconds: first.seconds}
         empty = false
+        // what the presync wrote goes to disk now, not while the containers are stopped
+        await destination.shell.run(`sync -f ${shellQuote(destination.root)} || sync`, {signal})
       }
 
       const stoppedAt = performance.now()

@@ -52,6 +52,8 @@ export type VolumeSpec = z.infer<typeof volumeSchema>
 
 const METHOD = {files: 'changed files', rsync: "hosts' rsync", tar: 'one tar stream'}
 
+const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`
+
 export const volumesSection: SectionProvider<VolumeSpec[]> = {
   async plan(volumes, context) {
     const steps: Step[] = []
@@ -109,8 +111,8 @@ export const volumesSection: SectionProvider<VolumeSpec[]> = {
 
       const what =
         estimate.method === 'tar'
-          ? `${estimate.files} files, ${formatBytes(estimate.bytes)}`
-          : `${estimate.files} changed files, ${formatBytes(estimate.bytes)} at most, ${estimate.remove} to remove`
+          ? `${count(estimate.files, 'file')}, ${formatBytes(estimate.bytes)}`
+          : `${count(estimate.files, 'changed file')}, ${formatBytes(estimate.bytes)} at most, ${estimate.remove} to remove`
       steps.push({
         bytes: estimate.bytes,
         detail: {

@@ -75,7 +75,7 @@ export async function estimateCopy(sides: PlanSides): Promise<VolumeEstimate> {
     const files = wanted.entries.filter((entry) => entry.type === 'file')
     const rsync = source.tools.rsync && (destination?.tools.rsync ?? false)
     return {
-      access: {destination: destination?.describe ?? 'decided when the volume is created', source: source.describe},
+      access: {destination: destination?.describe ?? 'access chosen when the volume is made', source: source.describe},
       bytes: delta ? delta.bytes : files.reduce((sum, entry) => sum + entry.size, 0),
       destination: present ? (unfinished ? 'unfinished' : 'present') : 'absent',
       files: delta ? delta.files.length : files.length,

@@ -53,7 +53,7 @@ export function tarEndOf(end: VolumeEnd, wire: TarEnd['wire']): TarEnd {
 async function pump(
   reader: TarProcess & {stdout: Readable},
   writer: TarProcess & {stdin: NodeJS.WritableStream},
-  hosts: {from: string; to: string},
+  hosts: {from: string; to: {end: TarEnd; root: string}},
   context: TransferContext,
 ): Promise<number> {
   const {log, signal} = context
@@ -90,11 +90,17 @@ async function pump(
   }
 
   if (wrote.code !== 0) {
+    const space = await freeSpace(hosts.to)
     throw new TransshipError(
       'VOLUME_WRITE_FAILED',
       ExitCode.Failed,
-      `${hosts.to}: tar failed writing the volume (exit ${wrote.code ?? wrote.signal}): ${wrote.stderr.trim()}`,
-      {suggestions: ['the destination is marked unfinished: free what is missing (space?) and run the copy again']},
+      `${hosts.to.end.host}: tar failed writing the volume (exit ${wrote.code ?? wrote.signal}): ${wrote.stderr.trim()}${space.full ? `\nthe destination volume is full: ${space.text}` : ''}`,
+      {
+        details: {freeBytes: space.free},
+        suggestions: [
+          `the destination is marked unfinished: ${space.full ? 'make room for the volume' : 'fix what tar says'} and run the copy again (only what is missing is sent)`,
+        ],
+      },
     )
   }
 
@@ -102,7 +108,7 @@ async function pump(
     throw new TransshipError(
       'VOLUME_TRANSFER_FAILED',
       ExitCode.Failed,
-      `the stream from ${hosts.from} to ${hosts.to} broke: ${broken?.message ?? 'the reading tar was cut short'} (reading tar: exit ${read.code ?? read.signal}; writing tar: exit 0)`,
+      `the stream from ${hosts.from} to ${hosts.to.end.host} broke: ${broken?.message ?? 'the reading tar was cut short'} (reading tar: exit ${read.code ?? read.signal}; writing tar: exit 0)`,
       {
         cause: broken,
         suggestions: [
@@ -127,8 +133,24 @@ export async function sendAll(
 ): Promise<Sent> {
   const reader = readTar(source.end, source.root, {raw: true, signal: context.signal})
   const writer = writeTar(destination.end, destination.root, {raw: true, signal: context.signal})
-  const bytes = await pump(reader, writer, {from: source.end.host, to: destination.end.host}, context)
+  const bytes = await pump(reader, writer, {from: source.end.host, to: destination}, context)
   return {bytes, method: 'tar', removed: 0, sent: 'all'}
+}
+
+/** The free space of the destination's file system, as `df` there sees it; `full` when under 1 MiB is left. */
+async function freeSpace(destination: {
+  end: TarEnd
+  root: string
+}): Promise<{free?: number; full: boolean; text: string}> {
+  const result = await destination.end.shell.run(`df -P -k ${shellQuote(destination.root)} | tail -n 1`).catch(() => {})
+  const fields = result?.code === 0 ? result.stdout.trim().split(/\s+/) : []
+  const [size, , available] = fields.slice(1, 4).map(Number)
+  if (size === undefined || available === undefined || Number.isNaN(available)) return {full: false, text: ''}
+  return {
+    free: available * 1024,
+    full: available < 1024,
+    text: `${available} KiB free of ${size} KiB`,
+  }
 }
 
 function nulList(paths: string[]): Buffer {
@@ -210,7 +232,7 @@ export async function sendDelta(
   if (delta.send.length === 0) return {bytes: 0, method: 'files', removed: delta.remove.length, sent: []}
   const reader = readTar(source.end, source.root, {files: nulList(delta.send), raw: true, signal: context.signal})
   const writer = writeTar(destination.end, destination.root, {raw: true, signal: context.signal})
-  const bytes = await pump(reader, writer, {from: source.end.host, to: destination.end.host}, context)
+  const bytes = await pump(reader, writer, {from: source.end.host, to: destination}, context)
   return {bytes, method: 'files', removed: delta.remove.length, sent: delta.files}
 }
 

@@ -39,6 +39,17 @@ export interface VolumeRef {
   Driver: string
   Mountpoint: string
   Name: string
+  /** the driver's options: a local volume with a `type` or `device` (tmpfs, nfs, a bind) is mounted by the engine */
+  Options?: null | Record<string, string>
+}
+
+/**
+ * Whether the volume's data is a plain directory on the host: a local volume without mount options. Any other
+ * exists only where the engine mounts it (a tmpfs, an NFS share, another driver's storage): what is at its
+ * Mountpoint on the host is not its data.
+ */
+function onHostDisk(volume: VolumeRef): boolean {
+  return volume.Driver === 'local' && !volume.Options?.type && !volume.Options?.device
 }
 
 export interface VolumeEndOptions {
@@ -53,16 +64,21 @@ export interface VolumeEndOptions {
 
 /**
  * Opens the access to `volume`'s data on `host`: decides the access (auto: uid 0 → root, `sudo -n` works → sudo,
- * else engine; always engine for a volume of another driver than local), checks it before anything changes
+ * else engine; always engine for a volume that the engine mounts: another driver's, or a local one with mount
+ * options), checks it before anything changes
  * (UsageError when it cannot work) and probes the tools there. Close the end when done.
  */
 export async function openVolumeEnd(host: Host, volume: VolumeRef, options: VolumeEndOptions): Promise<VolumeEnd> {
   const {signal} = options
   const requested = options.access ?? 'auto'
-  const local = volume.Driver === 'local'
+  const local = onHostDisk(volume)
   if (!local && (requested === 'root' || requested === 'sudo')) {
+    const what =
+      volume.Driver === 'local'
+        ? `is mounted by the engine (type ${volume.Options?.type ?? 'bind'})`
+        : `uses the ${volume.Driver} driver`
     throw new UsageError(
-      `access ${requested}: ${volume.Name} on ${host.name} uses the ${volume.Driver} driver; only the engine can mount its data`,
+      `access ${requested}: ${volume.Name} on ${host.name} ${what}; only the engine can mount its data`,
       {code: 'VOLUME_DRIVER_UNSUPPORTED', suggestions: ['use access: engine (or auto)']},
     )
   }

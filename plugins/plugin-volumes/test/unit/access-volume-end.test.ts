@@ -164,6 +164,7 @@ describe('auto', () => {
       findPrintf: true,
       getfattr: false,
       gnuTar: true,
+      openssl: false,
       rsync: false,
       sha256sum: true,
       zstd: true,
