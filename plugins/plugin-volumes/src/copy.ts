@@ -94,6 +94,8 @@ export interface VolumeCopyReport {
   hashed: number
   /** what the access paths could not keep (empty when nothing) */
   limits: string[]
+  /** entries that differ because the source changed while it was copied (not quiesced): the copy is then not verified */
+  changedDuringCopy: string[]
   /** how the (last) data pass was sent */
   method: TransferMethod
   /** the pass made while the containers ran (presync) */
@@ -174,6 +176,8 @@ async function passAndProve(
   context: TransferContext,
 ) {
   const {signal} = context
+  // a source being written to is compared after the copy: what changed meanwhile is told apart by its time
+  const since = how.sourceQuiet ? undefined : await hostTime(sides.source, signal)
   const everything = how.full || how.checksum === true
   const early = how.sourceQuiet
     ? everything
@@ -185,9 +189,15 @@ async function passAndProve(
   const proof = await proveEqual(
     {end: sides.source, manifest: early, name: how.names.source},
     {end: sides.destination, name: how.names.destination},
-    {hash: everything ? 'all' : sent.sent, signal},
+    {hash: everything ? 'all' : sent.sent, signal, sourceChangingSince: since},
   )
   return {proof, sent}
+}
+
+/** The clock of the host where an end's commands run, as `SECONDS.NANOS`. */
+async function hostTime(end: VolumeEnd, signal: AbortSignal): Promise<string | undefined> {
+  const {code, stdout} = await end.shell.run('date +%s.%N', {signal})
+  return code === 0 && /^\d+\.\d{9}$/.test(stdout.trim()) ? stdout.trim() : undefined
 }
 
 export async function copyVolume(request: VolumeCopyRequest, context: CopyContext): Promise<VolumeCopyReport> {
@@ -329,6 +339,13 @@ async function copyBetween(
     },
   )
   const {proof, sent} = result
+  const moved = proof.changedDuringCopy
+  if (moved.length > 0) {
+    log.warn(
+      `${request.name} changed on ${request.from} while it was copied (used by ${running.map((user) => containerName(user)).join(', ')}): ${moved.length} ${moved.length === 1 ? 'entry differs' : 'entries differ'} (${moved.slice(0, 5).join(', ')}${moved.length > 5 ? ', …' : ''}); the rest is proven equal. For a still picture: quiesce: stop (with presync for a short stop)`,
+    )
+  }
+
   return {
     access: {destination: destination.describe, source: source.describe},
     bytes: sent.bytes + (presync?.bytes ?? 0),
@@ -346,7 +363,8 @@ async function copyBetween(
     stoppedAtDestination: quiesce
       ? destinationUsers.filter((user) => isActive(user)).map((user) => containerName(user))
       : [],
-    verified: true,
+    changedDuringCopy: moved,
+    verified: moved.length === 0,
   }
 }
 

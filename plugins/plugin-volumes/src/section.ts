@@ -129,7 +129,7 @@ export const volumesSection: SectionProvider<VolumeSpec[]> = {
           const window = report.downtimeSeconds === undefined ? '' : ` (stopped ${report.downtimeSeconds.toFixed(1)} s)`
           return {
             ...report,
-            summary: `${report.files} entries, ${formatBytes(report.bytes)} sent by ${METHOD[report.method]}, verified equal${restarted.length > 0 ? `, ${restarted.join(', ')} restarted${window}` : ''}`,
+            summary: `${report.files} entries, ${formatBytes(report.bytes)} sent by ${METHOD[report.method]}, ${report.verified ? 'verified equal' : `not verified: ${count(report.changedDuringCopy.length, 'entry')} changed at the source while copied`}${restarted.length > 0 ? `, ${restarted.join(', ')} restarted${window}` : ''}`,
           }
         },
         section: 'volumes',

@@ -7,6 +7,7 @@
 import type {Host, HostAccess} from '@transship/kit'
 
 import type {VolumeEnd} from './access/volume-end.js'
+import type {VolumeManifest} from './manifest/types.js'
 
 import {openVolumeEnd} from './access/volume-end.js'
 import {INCOMPLETE_MARKER} from './destination.js'
@@ -61,6 +62,17 @@ async function openBoth(sides: PlanSides) {
   return {destination, source}
 }
 
+/** What would be sent, from the two listings (`present` undefined: the destination does not exist). */
+function delta(wanted: VolumeManifest, present: undefined | VolumeManifest, mode: PlanSides['mode']) {
+  if (!present || mode === 'replace') {
+    const files = wanted.entries.filter((entry) => entry.type === 'file')
+    return {bytes: files.reduce((sum, entry) => sum + entry.size, 0), files: files.length, full: true, remove: 0}
+  }
+
+  const changes = syncDelta(wanted, present)
+  return {bytes: changes.bytes, files: changes.files.length, full: false, remove: changes.remove.length}
+}
+
 /** Files and bytes a copy (or a sync) would send, and how each side is reached. */
 export async function estimateCopy(sides: PlanSides): Promise<VolumeEstimate> {
   const {destination, source} = await openBoth(sides)
@@ -70,18 +82,14 @@ export async function estimateCopy(sides: PlanSides): Promise<VolumeEstimate> {
       destination && listVolume(listingEnd(destination), {signal: sides.signal}),
     ])
     const unfinished = present?.entries.some((entry) => entry.path === INCOMPLETE_MARKER) ?? false
-    const full = !present || sides.mode === 'replace'
-    const delta = full ? undefined : syncDelta(wanted, present)
-    const files = wanted.entries.filter((entry) => entry.type === 'file')
-    const rsync = source.tools.rsync && (destination?.tools.rsync ?? false)
+    const {full, ...sent} = delta(wanted, present, sides.mode)
+    const rsync = source.tools.rsync && destination?.tools.rsync === true
     return {
+      ...sent,
       access: {destination: destination?.describe ?? 'access chosen when the volume is made', source: source.describe},
-      bytes: delta ? delta.bytes : files.reduce((sum, entry) => sum + entry.size, 0),
       destination: present ? (unfinished ? 'unfinished' : 'present') : 'absent',
-      files: delta ? delta.files.length : files.length,
-      limits: [...new Set([...(destination?.limits ?? []), ...source.limits])],
+      limits: [...new Set([...source.limits, ...(destination?.limits ?? [])])],
       method: full ? 'tar' : rsync ? 'rsync' : 'files',
-      remove: delta?.remove.length ?? 0,
     }
   } finally {
     await Promise.all([source.close(), destination?.close()])

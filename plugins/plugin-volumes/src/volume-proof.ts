@@ -7,6 +7,7 @@
  * decides, or by content with --checksum).
  */
 import {ExitCode, TransshipError} from '@transship/kit'
+import path from 'node:path'
 
 import type {VolumeEnd} from './access/volume-end.js'
 import type {ManifestComparison} from './manifest/compare.js'
@@ -46,9 +47,18 @@ function withLinkGroups(paths: Iterable<string>, manifest: VolumeManifest): stri
   return [...wanted]
 }
 
-/** One side's listing, with every file's content hashed alongside. */
+function canHash(end: VolumeEnd): boolean {
+  return end.tools.openssl || end.tools.sha256sum
+}
+
+function withoutDigests(manifest: VolumeManifest): VolumeManifest {
+  return {...manifest, entries: manifest.entries.map(({digest: _digest, ...entry}) => entry)}
+}
+
+/** One side's listing, with every file's content hashed alongside (when the host can hash). */
 export async function readSide(end: VolumeEnd, signal: AbortSignal): Promise<VolumeManifest> {
   const listing = listingEnd(end)
+  if (!canHash(end)) return listVolume(listing, {signal})
   const [manifest, hashes] = await Promise.all([listVolume(listing, {signal}), hashFiles(listing, 'all', {signal})])
   return withDigests(manifest, hashes)
 }
@@ -66,6 +76,11 @@ async function hashSome(end: VolumeEnd, manifest: VolumeManifest, paths: Set<str
 }
 
 export interface Proof {
+  /**
+   * paths that differ because the source changed while it was copied (it was not quiesced): their source mtime is
+   * not older than the copy's start; the copy is then not proven, and says so
+   */
+  changedDuringCopy: string[]
   comparison: ManifestComparison
   destination: VolumeManifest
   /** files whose contents were compared */
@@ -73,16 +88,50 @@ export interface Proof {
   source: VolumeManifest
 }
 
+/** A `SECONDS.NANOS` time (the fraction optional) in nanoseconds. */
+function nanoseconds(time: string): bigint {
+  const [seconds = '0', nanos = ''] = time.split('.')
+  return BigInt(seconds) * 1_000_000_000n + BigInt(nanos.padEnd(9, '0').slice(0, 9))
+}
+
+function notBefore(a: string, b: string): boolean {
+  return nanoseconds(a) >= nanoseconds(b)
+}
+
+/**
+ * The differences that the source's own changes since `since` explain: a path changed at the source since then,
+ * or one gone from it whose directory changed since then.
+ */
+function changedSince(comparison: ManifestComparison, source: VolumeManifest, since: string): string[] | undefined {
+  const mtimes = new Map(source.entries.map((entry) => [entry.path, entry.mtime]))
+  const newer = (item: string) => {
+    const mtime = mtimes.get(item)
+    return mtime !== undefined && notBefore(mtime, since)
+  }
+
+  const explained = comparison.differences.filter((difference) =>
+    difference.kind === 'only-in-destination'
+      ? newer(path.posix.dirname(difference.path) === '.' ? '.' : path.posix.dirname(difference.path))
+      : newer(difference.path),
+  )
+  const all = explained.length === comparison.counts.differences
+  return all ? explained.map((difference) => difference.path) : undefined
+}
+
 /**
  * Compares the destination with the source (whose manifest may already be on its way: hashed while the data
- * was sent); throws VOLUME_VERIFY_FAILED with the differing files.
+ * was sent); throws VOLUME_VERIFY_FAILED with the differing files. With `sourceChangingSince` (the source is
+ * written to while it is copied; the time is the source host's clock when the copy started), differences that
+ * the source's own changes explain are returned as `changedDuringCopy` instead.
  */
 export async function proveEqual(
   source: {end: VolumeEnd; manifest?: Promise<VolumeManifest>; name: string},
   destination: {end: VolumeEnd; name: string},
-  options: {hash: HashSet; signal: AbortSignal},
+  options: {hash: HashSet; signal: AbortSignal; sourceChangingSince?: string},
 ): Promise<Proof> {
-  const {hash, signal} = options
+  const {signal} = options
+  // a host with neither sha256sum nor openssl: contents are not compared (the plan and the report say so)
+  const hash = canHash(source.end) && canHash(destination.end) ? options.hash : 'none'
   let sourceManifest: VolumeManifest
   let destinationManifest: VolumeManifest
   if (hash === 'all') {
@@ -106,10 +155,20 @@ export async function proveEqual(
     ])
   }
 
+  if (hash === 'none') {
+    sourceManifest = withoutDigests(sourceManifest)
+    destinationManifest = withoutDigests(destinationManifest)
+  }
+
   const comparison = compareManifests(sourceManifest, destinationManifest, {
     ignore: (item) => item === INCOMPLETE_MARKER,
+    limit: options.sourceChangingSince === undefined ? undefined : Number.MAX_SAFE_INTEGER,
   })
-  if (!comparison.equal) {
+  const changedDuringCopy =
+    comparison.equal || options.sourceChangingSince === undefined
+      ? []
+      : changedSince(comparison, sourceManifest, options.sourceChangingSince)
+  if (!changedDuringCopy) {
     throw new TransshipError(
       'VOLUME_VERIFY_FAILED',
       ExitCode.Verify,
@@ -124,5 +183,5 @@ export async function proveEqual(
   }
 
   const hashed = destinationManifest.entries.filter((entry) => entry.digest !== undefined).length
-  return {comparison, destination: destinationManifest, hashed, source: sourceManifest}
+  return {changedDuringCopy, comparison, destination: destinationManifest, hashed, source: sourceManifest}
 }

@@ -247,5 +247,8 @@ export async function sendByRsync(
     {host: destination.host, root: destination.root, shell: destination.shell},
     {checksum: options.checksum, exclude: [INCOMPLETE_MARKER], log: options.log, signal: options.signal},
   )
+  options.log.info(
+    `sync by the hosts' rsync: ${result.changed.length} entries changed, ${result.deleted.length} removed, ${result.bytesSent} bytes sent`,
+  )
   return {bytes: result.bytesSent, method: 'rsync', removed: result.deleted.length, sent: result.changed}
 }

@@ -138,11 +138,22 @@ async function shellEnd(
     async close() {},
     describe,
     host: host.name,
-    limits: [],
+    limits: toolLimits(host.name, tools),
     root: volume.Mountpoint,
     shell,
     tools: {...tools, gnuTar: true},
   }
+}
+
+/** What a missing optional tool costs, in words for the plan and the report. */
+function toolLimits(where: string, tools: VolumeTools): string[] {
+  const limits: string[] = []
+  if (!tools.getfattr) limits.push(`xattrs and ACLs are copied but not compared (${where} has no getfattr)`)
+  if (!tools.sha256sum && !tools.openssl) {
+    limits.push(`file contents are not compared (${where} has neither sha256sum nor openssl)`)
+  }
+
+  return limits
 }
 
 async function openEngineEnd(host: Host, volume: VolumeRef, options: VolumeEndOptions): Promise<VolumeEnd> {
@@ -177,7 +188,7 @@ async function openEngineEnd(host: Host, volume: VolumeRef, options: VolumeEndOp
       close,
       describe: `helper container ${image} on the engine`,
       host: host.name,
-      limits,
+      limits: [...limits, ...toolLimits(`the helper ${image} on ${host.name}`, tools)],
       root: HELPER_ROOT,
       shell,
       tools: {...tools, gnuTar: true},

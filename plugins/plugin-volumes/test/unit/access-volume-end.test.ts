@@ -8,7 +8,7 @@ import {describe, expect, it} from 'vitest'
 
 import {openVolumeEnd, type VolumeEndOptions} from '../../src/access/volume-end.js'
 
-const GNU_TOOLS = 'tar (GNU tar) 1.34\n::\nzstd\nsha256sum\n::\nfind (GNU findutils) 4.9.0\n'
+const GNU_TOOLS = 'tar (GNU tar) 1.34\n::\nzstd\ngetfattr\nsha256sum\nopenssl\n::\nfind (GNU findutils) 4.9.0\n'
 const BUSYBOX_TOOLS = 'tar (busybox) 1.35.0\n::\nsha256sum\n::\n\n'
 const LOCAL = {Driver: 'local', Mountpoint: '/var/lib/docker/volumes/data/_data', Name: 'data'}
 
@@ -162,9 +162,9 @@ describe('auto', () => {
     expect(end.shell).toBe(shell)
     expect(end.tools).toEqual({
       findPrintf: true,
-      getfattr: false,
+      getfattr: true,
       gnuTar: true,
-      openssl: false,
+      openssl: true,
       rsync: false,
       sha256sum: true,
       zstd: true,

@@ -103,7 +103,7 @@ The destination is created like the source (driver, options, labels, the root's 
       {hosts, log: this.logger(), signal: this.signal},
     )
     this.log(
-      `${report.source} → ${report.destination}: ${report.files} entries, ${passes(report)}, verified equal (${report.hashed} files hashed on both hosts), ${report.seconds.toFixed(1)} s${restarted(report)}`,
+      `${report.source} → ${report.destination}: ${report.files} entries, ${passes(report)}, ${report.verified ? `verified equal (${report.hashed} files hashed on both hosts)` : `not verified: ${report.changedDuringCopy.length} entries changed at the source while copied`}, ${report.seconds.toFixed(1)} s${restarted(report)}`,
     )
     return report
   }
