@@ -88,7 +88,7 @@ export async function estimateCopy(sides: PlanSides): Promise<VolumeEstimate> {
       ...sent,
       access: {destination: destination?.describe ?? 'access chosen when the volume is made', source: source.describe},
       destination: present ? (unfinished ? 'unfinished' : 'present') : 'absent',
-      limits: [...new Set([...source.limits, ...(destination?.limits ?? [])])],
+      limits: [...new Set([...(destination?.limits ?? []), ...source.limits])],
       method: full ? 'tar' : rsync ? 'rsync' : 'files',
     }
   } finally {
