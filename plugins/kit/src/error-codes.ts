@@ -215,14 +215,17 @@ export const ERROR_CODES = {
   VERIFY_NEEDS_ENGINE: {exit: Usage, meaning: 'checks that run commands or mounts need an engine, not an archive'},
   VOLUME_COMMAND_FAILED: {exit: Failed, meaning: 'a command on a volume host failed'},
   VOLUME_DIFFERENT: {exit: Verify, meaning: '`volume verify`: the volumes differ'},
-  VOLUME_DRIVER_UNSUPPORTED: {exit: Usage, meaning: 'a volume is not of the local driver'},
+  VOLUME_DRIVER_UNSUPPORTED: {
+    exit: Usage,
+    meaning: 'access root or sudo: the volume is mounted by the engine (another driver, or mount options)',
+  },
   VOLUME_HELPER_IMAGE_MISSING: {
     exit: Usage,
     meaning: 'access `engine`: the helper image is not on the engine and could not be pulled',
   },
   VOLUME_IN_USE: {exit: Usage, meaning: 'a volume is used by containers; nothing was changed'},
   VOLUME_NAME_INVALID: {exit: Usage, meaning: 'not a valid volume name'},
-  VOLUME_NEEDS_ROOT: {exit: Usage, meaning: 'volume data is read and written as root'},
+  VOLUME_NEEDS_ROOT: {exit: Usage, meaning: 'access root: the SSH user is not root'},
   VOLUME_NOT_EMPTY: {
     exit: [Usage, Failed],
     meaning: 'the destination volume is not empty; nothing was changed (exit 1 in `apply`)',

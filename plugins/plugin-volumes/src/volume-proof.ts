@@ -164,9 +164,11 @@ export async function proveEqual(
     ignore: (item) => item === INCOMPLETE_MARKER,
     limit: options.sourceChangingSince === undefined ? undefined : Number.MAX_SAFE_INTEGER,
   })
-  const changedDuringCopy =
-    comparison.equal || options.sourceChangingSince === undefined
-      ? []
+  // undefined: differences that the source's own changes do not explain
+  const changedDuringCopy = comparison.equal
+    ? []
+    : options.sourceChangingSince === undefined
+      ? undefined
       : changedSince(comparison, sourceManifest, options.sourceChangingSince)
   if (!changedDuringCopy) {
     throw new TransshipError(
