@@ -223,6 +223,10 @@ export const ERROR_CODES = {
     exit: Usage,
     meaning: 'access `engine`: the helper image is not on the engine and could not be pulled',
   },
+  VOLUME_HELPER_IMAGE_UNUSED: {
+    exit: Usage,
+    meaning: 'a helper image was named, but no host is reached through its engine',
+  },
   VOLUME_IN_USE: {exit: Usage, meaning: 'a volume is used by containers; nothing was changed'},
   VOLUME_NAME_INVALID: {exit: Usage, meaning: 'not a valid volume name'},
   VOLUME_NEEDS_ROOT: {exit: Usage, meaning: 'access root: the SSH user is not root'},

@@ -227,6 +227,17 @@ export async function copyVolume(request: VolumeCopyRequest, context: CopyContex
     )
   }
 
+  const accesses = [accessOf(sourceHost, request.access?.from), accessOf(destinationHost, request.access?.to)]
+  if (request.helperImage !== undefined && !accesses.some((access) => access === 'engine' || access === 'auto')) {
+    throw new UsageError(
+      `a helper image is used by engine access only, and both hosts are reached as ${accesses.join(' and ')}`,
+      {
+        code: 'VOLUME_HELPER_IMAGE_UNUSED',
+        suggestions: ['leave --helper-image out, or say --from-access/--to-access engine (or auto)'],
+      },
+    )
+  }
+
   await finishInterrupted(sourceHost, request.name, log)
   await finishInterrupted(destinationHost, destinationName, log)
   const sourceVolume = await requireVolume(sourceHost.engine, request.name, signal, {anyDriver: true})
@@ -315,6 +326,10 @@ async function copyBetween(
       await markIncomplete(destination.shell, request.to, destination.root, signal)
       if (mode === 'replace') await emptyVolume(destination.shell, request.to, destination.root, signal)
       let empty = mode === 'replace' || opened.empty
+      if (request.presync && running.length === 0) {
+        log.info(`presync: no running container uses ${request.name} on ${request.from}: one pass`)
+      }
+
       if (request.presync && running.length > 0) {
         log.info(`presync: copying ${request.name} while ${running.map((user) => containerName(user)).join(', ')} run`)
         const first = await pass(sides, {checksum: false, full: empty}, transfer)

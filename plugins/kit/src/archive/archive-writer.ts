@@ -49,7 +49,6 @@ export function ociManifest(image: OutputImage): Buffer {
   )
 }
 
-
 function hex(digest: string): string {
   return digest.slice(digest.indexOf(':') + 1)
 }

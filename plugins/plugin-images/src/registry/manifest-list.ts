@@ -6,7 +6,14 @@
  * registry only accepts an index whose manifests its repository holds.
  */
 import {UsageError} from '@transship/kit'
-import {type Descriptor, type ImageManifest, isIndexMediaType, MEDIA_TYPES, type Platform, sha256} from '@transship/kit/oci'
+import {
+  type Descriptor,
+  type ImageManifest,
+  isIndexMediaType,
+  MEDIA_TYPES,
+  type Platform,
+  sha256,
+} from '@transship/kit/oci'
 import {formatReference, type ImageReference, parseReference} from '@transship/kit/reference'
 import {mkdir, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
