@@ -17,11 +17,11 @@ import {sameEngine, shellQuote, UsageError} from '@transship/kit'
 import type {VolumeManifest} from './manifest/types.js'
 
 import {openVolumeEnd, type VolumeEnd} from './access/volume-end.js'
-import {destinationState, emptyVolume, finishDestination, markIncomplete} from './destination.js'
+import {emptyVolume, finishDestination, inspectAndMark} from './destination.js'
 import {listVolume} from './manifest/host-listing.js'
 import {containerName, describeUsers, finishInterrupted, isActive, withStopped} from './quiesce.js'
 import {checkVolumeName} from './volume-name.js'
-import {listingEnd, proveEqual, readSide} from './volume-proof.js'
+import {type HashSet, listingEnd, proveEqual, readSide} from './volume-proof.js'
 import {
   createVolumeLike,
   inspectVolume,
@@ -31,11 +31,13 @@ import {
   volumeUsers,
 } from './volume-store.js'
 import {
+  METHOD_WORDS,
   sendAll,
   sendByRsync,
   sendDelta,
   type Sent,
   syncDelta,
+  syncMethod,
   tarEndOf,
   type TransferContext,
   type TransferMethod,
@@ -185,13 +187,68 @@ async function passAndProve(
       : listVolume(listingEnd(sides.source), {signal})
     : undefined
   early?.catch(() => {})
-  const sent = await pass(sides, {...how, sourceListing: early}, context)
+  let mark = performance.now()
+  const {hash, manifests, sent} = how.full
+    ? {hash: 'all' as const, manifests: {source: early}, sent: await pass(sides, how, context)}
+    : await syncPass(sides, {checksum: how.checksum, early}, context)
+  context.log.debug(`${sent.method} pass: ${elapsed(mark)}`)
+  mark = performance.now()
   const proof = await proveEqual(
-    {end: sides.source, manifest: early, name: how.names.source},
-    {end: sides.destination, name: how.names.destination},
-    {hash: everything ? 'all' : sent.sent, signal, sourceChangingSince: since},
+    {end: sides.source, manifest: manifests.source, name: how.names.source},
+    {end: sides.destination, manifest: manifests.destination, name: how.names.destination},
+    {hash, signal, sourceChangingSince: since},
   )
+  context.log.debug(`proof: ${elapsed(mark)}`)
   return {proof, sent}
+}
+
+function elapsed(since: number): string {
+  return `${(performance.now() - since).toFixed(0)} ms`
+}
+
+/**
+ * The final pass of a sync, decided from both listings (made side by side, the source's already under way when
+ * nobody writes to it): nothing when they are equal (the proof is those listings); the hosts' rsync when a large
+ * file changed that the destination has an older copy of (only its changed blocks cross); else the changed
+ * entries as one tar. Resolves to what was sent and what the proof may reuse.
+ */
+async function syncPass(
+  sides: Sides,
+  how: {checksum?: boolean; early?: Promise<VolumeManifest>},
+  context: TransferContext,
+): Promise<{
+  hash: HashSet
+  manifests: {destination?: VolumeManifest; source?: VolumeManifest}
+  sent: PassReport & {sent: Sent['sent']}
+}> {
+  const started = performance.now()
+  const read = (end: VolumeEnd) =>
+    how.checksum ? readSide(end, context.signal) : listVolume(listingEnd(end), {signal: context.signal})
+  const [wanted, present] = await Promise.all([how.early ?? read(sides.source), read(sides.destination)])
+  const delta = syncDelta(wanted, present)
+  // a source written to meanwhile is listed again for the proof
+  const source = how.early ? wanted : undefined
+  const hash = (files: Sent['sent']): HashSet => (how.checksum ? 'all' : files)
+  const method = syncMethod(delta, present, sides.source.tools.rsync && sides.destination.tools.rsync)
+  if (method === 'none') {
+    context.log.info('sync: nothing differs')
+    const sent = {bytes: 0, method, removed: 0, seconds: 0, sent: []}
+    return {hash: hash([]), manifests: {destination: present, source}, sent}
+  }
+
+  context.log.info(
+    `sync: ${delta.files.length} files to send (${delta.bytes} bytes at most), ${delta.remove.length} entries to remove, of ${wanted.entries.length}, by ${METHOD_WORDS[method]}`,
+  )
+  const tar = (end: VolumeEnd) => ({end: tarEndOf(end, sides.wire), root: end.root})
+  const sent =
+    method === 'rsync'
+      ? await sendByRsync(sides.source, sides.destination, {...context, checksum: how.checksum})
+      : await sendDelta(tar(sides.source), tar(sides.destination), delta, context)
+  return {
+    hash: hash(sent.sent),
+    manifests: {source},
+    sent: {...sent, seconds: (performance.now() - started) / 1000},
+  }
 }
 
 /** The clock of the host where an end's commands run, as `SECONDS.NANOS`. */
@@ -240,8 +297,16 @@ export async function copyVolume(request: VolumeCopyRequest, context: CopyContex
 
   await finishInterrupted(sourceHost, request.name, log)
   await finishInterrupted(destinationHost, destinationName, log)
-  const sourceVolume = await requireVolume(sourceHost.engine, request.name, signal, {anyDriver: true})
-  const users = await volumeUsers(sourceHost.engine, request.name, signal)
+  // both sides looked up at once; the source's refusal (an unknown volume) is told first
+  const [sourceSide, destinationSide] = await Promise.allSettled([
+    (async () => {
+      const volume = await requireVolume(sourceHost.engine, request.name, signal, {anyDriver: true})
+      return {users: await volumeUsers(sourceHost.engine, request.name, signal), volume}
+    })(),
+    checkDestinationUsers(destinationHost, destinationName, request, signal),
+  ])
+  if (sourceSide.status === 'rejected') throw sourceSide.reason
+  const {users, volume: sourceVolume} = sourceSide.value
   const running = users.filter((user) => isActive(user))
   const quiesce = request.quiesce === 'stop'
   if (running.length > 0 && !quiesce) {
@@ -258,7 +323,9 @@ export async function copyVolume(request: VolumeCopyRequest, context: CopyContex
     )
   }
 
-  const destinationUsers = await checkDestinationUsers(destinationHost, destinationName, request, signal)
+  if (destinationSide.status === 'rejected') throw destinationSide.reason
+  const destinationUsers = destinationSide.value
+  log.debug(`hosts and volumes looked up: ${elapsed(started)}`)
   const source = await openVolumeEnd(sourceHost, sourceVolume, {
     access: accessOf(sourceHost, request.access?.from),
     helperImage: request.helperImage ?? sourceHost.access?.helperImage,
@@ -267,6 +334,7 @@ export async function copyVolume(request: VolumeCopyRequest, context: CopyContex
   })
   try {
     const opened = await openDestination(destinationHost, sourceVolume, request, signal)
+    log.debug(`both ends open (${source.describe}; ${opened.end.describe}): ${elapsed(started)}`)
     try {
       return await copyBetween(
         {host: sourceHost, running, users},
@@ -323,7 +391,6 @@ async function copyBetween(
     quiesce ? destinationUsers : [],
     {...options, purpose: `the copy of ${request.name} into ${destinationName}`},
     async () => {
-      await markIncomplete(destination.shell, request.to, destination.root, signal)
       if (mode === 'replace') await emptyVolume(destination.shell, request.to, destination.root, signal)
       let empty = mode === 'replace' || opened.empty
       if (request.presync && running.length === 0) {
@@ -350,6 +417,7 @@ async function copyBetween(
       if (quiesce && running.length > 0) downtimeSeconds = (performance.now() - stoppedAt) / 1000
       const root = last.proof.source.entries.find((entry) => entry.path === '.')
       await finishDestination(destination.shell, request.to, destination.root, root?.mtime, signal)
+      log.debug(`finished: ${elapsed(started)}`)
       return last
     },
   )
@@ -435,8 +503,10 @@ async function openDestination(host: Host, like: VolumeInfo, request: VolumeCopy
     throw error
   }
 
-  const state = existing ? await destinationState(end.shell, end.root, signal) : {empty: true, unfinished: false}
-  if ((request.mode ?? 'create') === 'create' && !state.empty && !state.unfinished) {
+  const mode = request.mode ?? 'create'
+  // marked unfinished at once (in the same round trip), unless create is about to refuse it
+  const state = await inspectAndMark(end.shell, request.to, end.root, mode, signal)
+  if (!state.marked) {
     await end.close()
     throw new UsageError(`${name} on ${request.to} is not empty: nothing was copied`, {
       code: 'VOLUME_NOT_EMPTY',

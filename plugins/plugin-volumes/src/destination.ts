@@ -22,23 +22,43 @@ export async function mustRun(shell: RemoteShell, host: string, command: string,
   }
 }
 
-/** What the volume holds besides the marker: nothing, or something (and whether an earlier copy left it unfinished). */
-export async function destinationState(
-  shell: RemoteShell,
-  root: string,
-  signal: AbortSignal,
-): Promise<{empty: boolean; unfinished: boolean}> {
-  const {stdout} = await shell.run(
-    `find ${shellQuote(root)} -mindepth 1 -maxdepth 1 ! -name ${shellQuote(INCOMPLETE_MARKER)} -print -quit; test -e ${shellQuote(`${root}/${INCOMPLETE_MARKER}`)} && echo unfinished-marker`,
-    {signal},
-  )
-  const lines = stdout.split('\n').filter((line) => line !== '')
-  const unfinished = lines.at(-1) === 'unfinished-marker'
-  return {empty: lines.length === (unfinished ? 1 : 0), unfinished}
+/** The shell words that add the marker and give the root its time back (adding it touches the root). */
+function markCommand(root: string): string {
+  const quoted = shellQuote(root)
+  return `t=$(mktemp) && touch -r ${quoted} "$t" && touch ${quoted}/${INCOMPLETE_MARKER} && touch -r "$t" ${quoted}; s=$?; rm -f "$t"; [ $s -eq 0 ]`
 }
 
-export async function markIncomplete(shell: RemoteShell, host: string, root: string, signal: AbortSignal) {
-  await mustRun(shell, host, `touch ${shellQuote(root)}/${INCOMPLETE_MARKER}`, signal)
+/**
+ * What the volume holds besides the marker (nothing, or something, and whether an earlier copy left it
+ * unfinished), and in the same round trip the marker added, unless `create` will refuse the volume (it holds data
+ * that no earlier copy left unfinished).
+ */
+export async function inspectAndMark(
+  shell: RemoteShell,
+  host: string,
+  root: string,
+  mode: 'create' | 'replace' | 'sync',
+  signal: AbortSignal,
+): Promise<{empty: boolean; marked: boolean; unfinished: boolean}> {
+  const quoted = shellQuote(root)
+  const command = [
+    `first=$(find ${quoted} -mindepth 1 -maxdepth 1 ! -name ${shellQuote(INCOMPLETE_MARKER)} -print -quit) || exit 3`,
+    `if [ -e ${quoted}/${INCOMPLETE_MARKER} ]; then u=unfinished; else u=finished; fi`,
+    'if [ -n "$first" ]; then e=full; else e=empty; fi',
+    `if [ ${mode} != create ] || [ $e = empty ] || [ $u = unfinished ]; then ${markCommand(root)} || exit 4; m=marked; else m=unmarked; fi`,
+    'echo "$e $u $m"',
+  ].join('\n')
+  const {code, stderr, stdout} = await shell.run(command, {signal})
+  const words = stdout.trim().split('\n').at(-1)?.split(' ') ?? []
+  if (code !== 0 || words.length !== 3) {
+    throw new TransshipError(
+      'VOLUME_COMMAND_FAILED',
+      ExitCode.Failed,
+      `${host}: marking ${root} unfinished failed: ${stderr.trim()}`,
+    )
+  }
+
+  return {empty: words[0] === 'empty', marked: words[2] === 'marked', unfinished: words[1] === 'unfinished'}
 }
 
 /** Removes everything in a volume but the unfinished marker. */

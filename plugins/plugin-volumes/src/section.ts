@@ -7,6 +7,7 @@ import {z} from 'zod'
 import {copyVolume} from './copy.js'
 import {volumeNameSchema as volumeName} from './volume-name.js'
 import {estimateCopy, type PlanSides, proveExisting} from './volume-plan.js'
+import {METHOD_WORDS} from './volume-transfer.js'
 
 export const volumeSchema = z.strictObject({
   as: volumeName.optional().describe('Name of the volume at the destination (default: the same).'),
@@ -49,8 +50,6 @@ export const volumesSchema = z
   .describe('Volumes copied host to host, verified file by file.')
 
 export type VolumeSpec = z.infer<typeof volumeSchema>
-
-const METHOD = {files: 'changed files', rsync: "hosts' rsync", tar: 'one tar stream'}
 
 const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`
 
@@ -109,10 +108,12 @@ export const volumesSection: SectionProvider<VolumeSpec[]> = {
         continue
       }
 
-      const what =
-        estimate.method === 'tar'
-          ? `${count(estimate.files, 'file')}, ${formatBytes(estimate.bytes)}`
-          : `${count(estimate.files, 'changed file')}, ${formatBytes(estimate.bytes)} at most, ${estimate.remove} to remove`
+      const what = {
+        files: `${count(estimate.files, 'changed file')}, ${formatBytes(estimate.bytes)}, ${estimate.remove} to remove`,
+        none: 'nothing differs, the proof only',
+        rsync: `${count(estimate.files, 'changed file')}, ${formatBytes(estimate.bytes)} at most, ${estimate.remove} to remove`,
+        tar: `${count(estimate.files, 'file')}, ${formatBytes(estimate.bytes)}`,
+      }[estimate.method]
       steps.push({
         bytes: estimate.bytes,
         detail: {
@@ -129,11 +130,11 @@ export const volumesSection: SectionProvider<VolumeSpec[]> = {
           const window = report.downtimeSeconds === undefined ? '' : ` (stopped ${report.downtimeSeconds.toFixed(1)} s)`
           return {
             ...report,
-            summary: `${report.files} entries, ${formatBytes(report.bytes)} sent by ${METHOD[report.method]}, ${report.verified ? 'verified equal' : `not verified: ${count(report.changedDuringCopy.length, 'entry')} changed at the source while copied`}${restarted.length > 0 ? `, ${restarted.join(', ')} restarted${window}` : ''}`,
+            summary: `${report.files} entries, ${formatBytes(report.bytes)} sent by ${METHOD_WORDS[report.method]}, ${report.verified ? 'verified equal' : `not verified: ${count(report.changedDuringCopy.length, 'entry')} changed at the source while copied`}${restarted.length > 0 ? `, ${restarted.join(', ')} restarted${window}` : ''}`,
           }
         },
         section: 'volumes',
-        title: `${estimate.destination === 'unfinished' ? 'finish the copy of' : 'copy'} volume ${spec.name} from ${spec.from} to ${spec.to}${spec.as ? ` as ${spec.as}` : ''}: ${what} by ${METHOD[estimate.method]}${spec.quiesce === 'stop' ? (spec.presync ? ' (its containers stopped for the final delta)' : ' (its containers stopped meanwhile)') : ''}; ${reach}${notKept}`,
+        title: `${estimate.destination === 'unfinished' ? 'finish the copy of' : 'copy'} volume ${spec.name} from ${spec.from} to ${spec.to}${spec.as ? ` as ${spec.as}` : ''}: ${what} by ${METHOD_WORDS[estimate.method]}${spec.quiesce === 'stop' ? (spec.presync ? ' (its containers stopped for the final delta)' : ' (its containers stopped meanwhile)') : ''}; ${reach}${notKept}`,
       })
     }
 

@@ -14,7 +14,7 @@ import {INCOMPLETE_MARKER} from './destination.js'
 import {listVolume} from './manifest/host-listing.js'
 import {listingEnd, proveEqual} from './volume-proof.js'
 import {inspectVolume, requireVolume} from './volume-store.js'
-import {syncDelta, type TransferMethod} from './volume-transfer.js'
+import {syncDelta, syncMethod, type TransferMethod} from './volume-transfer.js'
 
 export interface VolumeEstimate {
   access: {destination: string; source: string}
@@ -63,14 +63,16 @@ async function openBoth(sides: PlanSides) {
 }
 
 /** What would be sent, from the two listings (`present` undefined: the destination does not exist). */
-function delta(wanted: VolumeManifest, present: undefined | VolumeManifest, mode: PlanSides['mode']) {
+function delta(wanted: VolumeManifest, present: undefined | VolumeManifest, mode: PlanSides['mode'], rsync: boolean) {
   if (!present || mode === 'replace') {
     const files = wanted.entries.filter((entry) => entry.type === 'file')
-    return {bytes: files.reduce((sum, entry) => sum + entry.size, 0), files: files.length, full: true, remove: 0}
+    const bytes = files.reduce((sum, entry) => sum + entry.size, 0)
+    return {bytes, files: files.length, method: 'tar' as TransferMethod, remove: 0}
   }
 
   const changes = syncDelta(wanted, present)
-  return {bytes: changes.bytes, files: changes.files.length, full: false, remove: changes.remove.length}
+  const method = syncMethod(changes, present, rsync)
+  return {bytes: changes.bytes, files: changes.files.length, method, remove: changes.remove.length}
 }
 
 /** Files and bytes a copy (or a sync) would send, and how each side is reached. */
@@ -82,14 +84,12 @@ export async function estimateCopy(sides: PlanSides): Promise<VolumeEstimate> {
       destination && listVolume(listingEnd(destination), {signal: sides.signal}),
     ])
     const unfinished = present?.entries.some((entry) => entry.path === INCOMPLETE_MARKER) ?? false
-    const {full, ...sent} = delta(wanted, present, sides.mode)
     const rsync = source.tools.rsync && destination?.tools.rsync === true
     return {
-      ...sent,
+      ...delta(wanted, present, sides.mode, rsync),
       access: {destination: destination?.describe ?? 'access chosen when the volume is made', source: source.describe},
       destination: present ? (unfinished ? 'unfinished' : 'present') : 'absent',
       limits: [...new Set([...(destination?.limits ?? []), ...source.limits])],
-      method: full ? 'tar' : rsync ? 'rsync' : 'files',
     }
   } finally {
     await Promise.all([source.close(), destination?.close()])

@@ -125,8 +125,8 @@ function changedSince(comparison: ManifestComparison, source: VolumeManifest, si
  * the source's own changes explain are returned as `changedDuringCopy` instead.
  */
 export async function proveEqual(
-  source: {end: VolumeEnd; manifest?: Promise<VolumeManifest>; name: string},
-  destination: {end: VolumeEnd; name: string},
+  source: {end: VolumeEnd; manifest?: Promise<VolumeManifest> | VolumeManifest; name: string},
+  destination: {end: VolumeEnd; manifest?: Promise<VolumeManifest> | VolumeManifest; name: string},
   options: {hash: HashSet; signal: AbortSignal; sourceChangingSince?: string},
 ): Promise<Proof> {
   const {signal} = options
@@ -137,12 +137,12 @@ export async function proveEqual(
   if (hash === 'all') {
     ;[sourceManifest, destinationManifest] = await Promise.all([
       source.manifest ?? readSide(source.end, signal),
-      readSide(destination.end, signal),
+      destination.manifest ?? readSide(destination.end, signal),
     ])
   } else {
     const [sourceListing, destinationListing] = await Promise.all([
       source.manifest ?? listVolume(listingEnd(source.end), {signal}),
-      listVolume(listingEnd(destination.end), {signal}),
+      destination.manifest ?? listVolume(listingEnd(destination.end), {signal}),
     ])
     // a hard link group is hashed whole on both sides, whichever member leads it on each
     const paths =

@@ -23,7 +23,34 @@ import {rawPath} from './manifest/tar-manifest.js'
 import {rsyncRelay} from './rsync-relay.js'
 import {readTar, TAR_FILE_CHANGED, type TarEnd, type TarProcess, writeTar} from './volume-tar.js'
 
-export type TransferMethod = 'files' | 'rsync' | 'tar'
+export type TransferMethod = 'files' | 'none' | 'rsync' | 'tar'
+
+/** How each method is named in plans and reports. */
+export const METHOD_WORDS: Record<TransferMethod, string> = {
+  files: 'the changed files',
+  none: 'nothing (already equal)',
+  rsync: "the hosts' rsync",
+  tar: 'one tar stream',
+}
+
+/** A changed file this large that the destination has an older copy of is worth rsync's block delta. */
+const DELTA_WORTHWHILE = 1024 * 1024
+
+/**
+ * How a sync sends `delta`: nothing when nothing differs; the hosts' rsync (when both have it) when a large file
+ * changed that the destination has an older copy of, so that only its changed blocks cross; else the changed
+ * entries as one tar (cheaper than rsync's own walk of both trees).
+ */
+export function syncMethod(delta: SyncDelta, present: VolumeManifest, rsync: boolean): TransferMethod {
+  if (delta.send.length === 0 && delta.remove.length === 0) return 'none'
+  if (!rsync) return 'files'
+  const sizes = new Map(delta.fileSizes)
+  const before = new Map(present.entries.map((entry) => [entry.path, entry]))
+  const partial = delta.files.some(
+    (file) => (sizes.get(file) ?? 0) >= DELTA_WORTHWHILE && before.get(file)?.type === 'file',
+  )
+  return partial ? 'rsync' : 'files'
+}
 
 export interface Sent {
   /** bytes that crossed from the source to the destination (as on the wire: compressed when it was) */
@@ -165,6 +192,8 @@ export interface SyncDelta {
   files: string[]
   /** logical bytes of those files */
   bytes: number
+  /** each of those files with its size */
+  fileSizes: Array<[string, number]>
   /** paths to remove from the destination */
   remove: string[]
 }
@@ -203,6 +232,7 @@ export function syncDelta(wanted: VolumeManifest, present: VolumeManifest): Sync
   const changedFiles = wanted.entries.filter((entry) => entry.type === 'file' && touched.has(entry.path))
   return {
     bytes: changedFiles.reduce((sum, entry) => sum + entry.size, 0),
+    fileSizes: changedFiles.map((entry) => [entry.path, entry.size]),
     files: changedFiles.map((entry) => entry.path),
     remove,
     send,

@@ -30,7 +30,14 @@ export async function probeTools(
   where: string,
   signal?: AbortSignal,
 ): Promise<{tar: string; tools: VolumeTools}> {
-  const {code, stderr, stdout} = await shell.run(TOOLS_PROBE, {signal})
+  return parseTools(await shell.run(TOOLS_PROBE, {signal}), where)
+}
+
+/** The tools from what TOOLS_PROBE printed. */
+export function parseTools(
+  {code, stderr, stdout}: {code: null | number; stderr: string; stdout: string},
+  where: string,
+): {tar: string; tools: VolumeTools} {
   const [tar = '', found = '', find = ''] = stdout.split('::\n').map((part) => part.trim())
   if (code !== 0 && tar === '' && found === '') {
     throw new TransshipError(

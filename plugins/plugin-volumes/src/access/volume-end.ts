@@ -8,7 +8,7 @@ import {engineShell} from '@transship/kit/engine'
 
 import {HELPER_ROOT, startHelper} from './helper-container.js'
 import {probeSudo, sudoRefusal, sudoShell} from './sudo-shell.js'
-import {probeTools, type VolumeTools} from './tools.js'
+import {parseTools, probeTools, TOOLS_PROBE, type VolumeTools} from './tools.js'
 
 export type VolumeAccess = 'auto' | 'engine' | 'root' | 'sudo'
 
@@ -95,23 +95,30 @@ export async function openVolumeEnd(host: Host, volume: VolumeRef, options: Volu
     }
 
     const where = host.endpoint.kind === 'ssh' ? 'root over SSH' : 'root on this machine'
-    return shellEnd(host, 'root', host.shell, volume, where, signal)
+    return shellEnd(host, 'root', host.shell, volume, where, {probed: who.tools, signal})
   }
 
   const sudo = await probeSudo(host.shell, signal)
-  if (sudo.ok) return shellEnd(host, 'sudo', sudoShell(host.shell), volume, `sudo -n as ${who.user}`, signal)
+  if (sudo.ok) return shellEnd(host, 'sudo', sudoShell(host.shell), volume, `sudo -n as ${who.user}`, {signal})
   if (requested === 'sudo') throw sudoRefusal(host.name, who.user, sudo)
   return openEngineEnd(host, volume, options)
 }
 
-async function whoAmI(shell: RemoteShell, host: string, signal?: AbortSignal): Promise<{uid: number; user: string}> {
-  const {code, stderr, stdout} = await shell.run('id -u; id -un', {signal})
-  const [uid = '', user = ''] = stdout.trim().split('\n')
-  if (code !== 0 || !/^\d+$/.test(uid.trim())) {
+/** Who the shell runs as, and (in the same round trip) the tools it has. */
+async function whoAmI(
+  shell: RemoteShell,
+  host: string,
+  signal?: AbortSignal,
+): Promise<{tools: ReturnType<typeof parseTools>; uid: number; user: string}> {
+  const {code, stderr, stdout} = await shell.run(`id -u; id -un; echo ::WHO::; ${TOOLS_PROBE}`, {signal})
+  const [who = '', probe = ''] = stdout.split('::WHO::\n')
+  const [uid = '', user = ''] = who.trim().split('\n')
+  if (!/^\d+$/.test(uid.trim())) {
     throw new UsageError(`${host}: \`id -u\` failed (exit ${code}): ${stderr.trim()}`, {code: 'VOLUME_NEEDS_ROOT'})
   }
 
-  return {uid: Number(uid.trim()), user: user.trim() || `uid ${uid.trim()}`}
+  const tools = parseTools({code, stderr, stdout: probe}, host)
+  return {tools, uid: Number(uid.trim()), user: user.trim() || `uid ${uid.trim()}`}
 }
 
 async function shellEnd(
@@ -120,9 +127,10 @@ async function shellEnd(
   shell: RemoteShell,
   volume: VolumeRef,
   describe: string,
-  signal?: AbortSignal,
+  options: {probed?: ReturnType<typeof parseTools>; signal?: AbortSignal},
 ): Promise<VolumeEnd> {
-  const {tar, tools} = await probeTools(shell, host.name, signal)
+  // the tools as the SSH user found them serve root; through sudo, PATH may differ: probed again
+  const {tar, tools} = options.probed ?? (await probeTools(shell, host.name, options.signal))
   if (!tools.gnuTar) {
     throw new UsageError(`${host.name} has no GNU tar (found: ${tar || 'no tar'})`, {
       code: 'VOLUME_TAR_MISSING',

@@ -30,8 +30,9 @@ function fakeShell(script: ShellScript): RemoteShell & {commands: string[]} {
     },
     async run(command) {
       commands.push(command)
-      if (command === 'id -u; id -un') {
-        return {code: 0, stderr: '', stdout: `${script.uid ?? 0}\n${script.user ?? 'root'}\n`}
+      if (command.startsWith('id -u; id -un; echo ::WHO::;')) {
+        const who = `${script.uid ?? 0}\n${script.user ?? 'root'}\n::WHO::\n`
+        return {code: 0, stderr: '', stdout: who + (script.tools ?? GNU_TOOLS)}
       }
 
       if (command.endsWith('sudo -n true')) {
@@ -228,7 +229,7 @@ describe('refusals, before anything changes', () => {
     const error = await refusal(openVolumeEnd(fakeHost(shell, engine), LOCAL, {access: 'root', readOnly: false}))
     expect(error).toMatchObject({code: 'VOLUME_NEEDS_ROOT', exit: 2})
     expect(error.message).toContain('deploy (uid 1000)')
-    expect(shell.commands).toEqual(['id -u; id -un'])
+    expect(shell.commands).toEqual([expect.stringMatching(/^id -u; id -un; echo ::WHO::;/)])
     expect(engine.calls).toEqual([])
   })
 

@@ -86,7 +86,7 @@ describe('volumes planner', () => {
     const engines = {edge: {'/volumes/data': destination}, local: {'/volumes/data': source}}
     const [sync] = await plan([{from: 'local', mode: 'sync', name: 'data', to: 'edge'}], engines)
     expect(sync).toMatchObject({bytes: 13, detail: {files: 2, remove: 1}})
-    expect(sync!.title).toContain('2 changed files, 13 B at most, 1 to remove')
+    expect(sync!.title).toContain('2 changed files, 13 B, 1 to remove by the changed files')
     await hosts!.close()
     const [verify] = await plan([{from: 'local', name: 'data', to: 'edge'}], engines)
     expect(verify).toMatchObject({id: 'volumes:local:data:edge:data'})

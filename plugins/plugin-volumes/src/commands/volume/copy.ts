@@ -3,6 +3,7 @@ import {BaseCommand, openHosts, recipeHostFlags} from '@transship/kit'
 import {formatBytes} from '@transship/kit/ui'
 
 import {copyVolume, type VolumeCopyReport} from '../../copy.js'
+import {METHOD_WORDS} from '../../volume-transfer.js'
 
 const ACCESS = ['auto', 'root', 'sudo', 'engine'] as const
 
@@ -13,12 +14,10 @@ function restarted(report: VolumeCopyReport): string {
   return `; ${all.join(', ')} stopped and started again${window}`
 }
 
-const METHOD = {files: 'changed files', rsync: "the hosts' rsync (changed blocks)", tar: 'one tar stream'}
-
 function passes(report: VolumeCopyReport): string {
-  const last = `${formatBytes(report.bytes - (report.presync?.bytes ?? 0))} by ${METHOD[report.method]}`
+  const last = `${formatBytes(report.bytes - (report.presync?.bytes ?? 0))} by ${METHOD_WORDS[report.method]}`
   if (!report.presync) return `${last} sent`
-  return `${formatBytes(report.presync.bytes)} by ${METHOD[report.presync.method]} while running, then ${last}`
+  return `${formatBytes(report.presync.bytes)} by ${METHOD_WORDS[report.presync.method]} while running, then ${last}`
 }
 
 export default class VolumeCopy extends BaseCommand<typeof VolumeCopy> {
