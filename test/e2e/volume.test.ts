@@ -517,7 +517,22 @@ describeE2E('transship volume', (bed) => {
     const name = `${prefix}-warn`
     const source = await createVolume('classic', name)
     const writer = `${name}-writer`
-    await startWriter(writer, name)
+    // a busy writer: it appends all the time, so the copy is sure to see it change the log
+    containers.push(['classic', writer])
+    await dockerCli('classic', [
+      'run',
+      '-d',
+      '--name',
+      writer,
+      '--network',
+      'none',
+      '-v',
+      `${name}:/data`,
+      bed.images.busybox,
+      'sh',
+      '-c',
+      "trap 'exit 0' TERM; while true; do date >> /data/log; sleep 0.01; done",
+    ])
     await waitFor('the writer to write', () => exists(path.join(source, 'log')))
     const target = expectVolume('remote', `${name}-copy`)
     const result = await transship(['volume', 'copy', name, '--to', remote(), '--as', target, '--json'], options)
