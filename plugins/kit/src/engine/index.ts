@@ -1,3 +1,3 @@
+export * from './exec.js'
 export * from './image-load.js'
 export * from './ndjson.js'
-export * from './exec.js'
