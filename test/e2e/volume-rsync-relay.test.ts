@@ -15,6 +15,7 @@ import {afterAll, beforeAll, expect, it} from 'vitest'
 import {rsyncRelay, type RsyncSide} from '../../plugins/plugin-volumes/src/rsync-relay.js'
 import {RunHosts} from '../../src/hosts/run-hosts.js'
 import {describeE2E, run} from '../helpers/testbed.js'
+import {rawAcl} from '../helpers/volume-fixtures.js'
 
 const MiB = 1024 * 1024
 const MARKER = '.transship-incomplete'
@@ -22,26 +23,6 @@ const MARKER = '.transship-incomplete'
 const NON_UTF8 = Buffer.concat([Buffer.from('caf'), Buffer.from([0xe9]), Buffer.from('.txt')])
 const SMALL_FILES = 100
 const log = {debug() {}, info() {}, warn() {}}
-
-/** system.posix_acl_access for `u::rw-,u:1234:r--,g::r--,m::r--,o::r--` */
-function rawAcl(): Buffer {
-  const entries: Array<[number, number, number]> = [
-    [0x01, 6, 0xff_ff_ff_ff],
-    [0x02, 4, 1234],
-    [0x04, 4, 0xff_ff_ff_ff],
-    [0x10, 4, 0xff_ff_ff_ff],
-    [0x20, 4, 0xff_ff_ff_ff],
-  ]
-  const buffer = Buffer.alloc(4 + entries.length * 8)
-  buffer.writeUInt32LE(2, 0)
-  for (const [i, [tag, perm, id]] of entries.entries()) {
-    buffer.writeUInt16LE(tag, 4 + i * 8)
-    buffer.writeUInt16LE(perm, 6 + i * 8)
-    buffer.writeUInt32LE(id, 8 + i * 8)
-  }
-
-  return buffer
-}
 
 /** `size` bytes of a fixed pseudo-random stream (AES-CTR of zeros under a key made from `seed`), in 1 MiB writes */
 async function writeSeeded(file: string, size: number, seed: string, flag = 'w'): Promise<void> {

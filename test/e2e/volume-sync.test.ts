@@ -12,7 +12,16 @@ import {afterAll, beforeAll, expect, it} from 'vitest'
 import {transship} from '../helpers/cli.js'
 import {recipeYaml} from '../helpers/recipe.js'
 import {describeE2E, dockerCli, type EngineName, run, tempHome, type TempHome} from '../helpers/testbed.js'
-import {fillRich, isRunning, MARKER, MiB, snapshot, startCli, waitFor} from '../helpers/volume-fixtures.js'
+import {
+  fillRich,
+  isRunning,
+  MARKER,
+  MiB,
+  runWithVolume,
+  snapshot,
+  startCli,
+  waitFor,
+} from '../helpers/volume-fixtures.js'
 
 interface Report {
   access: {destination: string; source: string}
@@ -187,20 +196,12 @@ describeE2E('transship volume copy: once over the link, incremental, live, any S
     for (let i = 0; i < 8; i++) await appendFile(path.join(source, 'bulk.bin'), seeded(11 + i, 64 * MiB))
     const writer = `${prefix}-live-writer`
     containers.push(['classic', writer])
-    await dockerCli('classic', [
-      'run',
-      '-d',
-      '--name',
-      writer,
-      '--network',
-      'none',
-      '-v',
-      `${name}:/data`,
+    await runWithVolume(
       bed.images.busybox,
-      'sh',
-      '-c',
+      writer,
+      name,
       "trap 'exit 0' TERM; i=0; while true; do i=$((i+1)); echo line $i >> /data/log; sleep 0.05; done",
-    ])
+    )
     await waitFor(
       'the writer to write',
       async () => (await stat(path.join(source, 'log')).catch(() => {})) !== undefined,
@@ -350,19 +351,7 @@ describeE2E('transship volume copy: once over the link, incremental, live, any S
     await writeFile(path.join(source, 'blob'), seeded(31, 24 * MiB))
     const writer = `${prefix}-disk-writer`
     containers.push(['classic', writer])
-    await dockerCli('classic', [
-      'run',
-      '-d',
-      '--name',
-      writer,
-      '--network',
-      'none',
-      '-v',
-      `${name}:/data`,
-      bed.images.busybox,
-      'sleep',
-      '3600',
-    ])
+    await runWithVolume(bed.images.busybox, writer, name, "trap 'exit 0' TERM; while true; do sleep 1; done")
     // an 8 MiB ext4 file system on a loop device: a volume the engine mounts, small, and kept between mounts
     const image = path.join(work, 'small.ext4')
     expect((await run('sh', ['-c', `truncate -s 8M '${image}' && mkfs.ext4 -q '${image}'`])).code).toBe(0)

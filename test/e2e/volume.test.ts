@@ -31,6 +31,7 @@ import {
   MiB,
   NON_UTF8,
   processesNaming,
+  runWithVolume,
   snapshot,
   startCli,
   waitFor,
@@ -75,19 +76,12 @@ describeE2E('transship volume', (bed) => {
   /** a container that appends the date to /data/log five times a second; stops at once on SIGTERM */
   async function startWriter(container: string, volume: string): Promise<void> {
     containers.push(['classic', container])
-    const script = "trap 'exit 0' TERM; while true; do date >> /data/log; sleep 0.2; done"
-    await dockerCli('classic', [
-      'run',
-      '-d',
-      '--name',
-      container,
-      '-v',
-      `${volume}:/data`,
+    await runWithVolume(
       bed.images.busybox,
-      'sh',
-      '-c',
-      script,
-    ])
+      container,
+      volume,
+      "trap 'exit 0' TERM; while true; do date >> /data/log; sleep 0.2; done",
+    )
   }
 
   beforeAll(async () => {
@@ -519,20 +513,12 @@ describeE2E('transship volume', (bed) => {
     const writer = `${name}-writer`
     // a busy writer: it appends all the time, so the copy is sure to see it change the log
     containers.push(['classic', writer])
-    await dockerCli('classic', [
-      'run',
-      '-d',
-      '--name',
-      writer,
-      '--network',
-      'none',
-      '-v',
-      `${name}:/data`,
+    await runWithVolume(
       bed.images.busybox,
-      'sh',
-      '-c',
+      writer,
+      name,
       "trap 'exit 0' TERM; while true; do date >> /data/log; sleep 0.01; done",
-    ])
+    )
     await waitFor('the writer to write', () => exists(path.join(source, 'log')))
     const target = expectVolume('remote', `${name}-copy`)
     const result = await transship(['volume', 'copy', name, '--to', remote(), '--as', target, '--json'], options)

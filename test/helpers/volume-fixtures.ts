@@ -248,3 +248,24 @@ export function startCli(args: string[], options: {dockerHost: string; home: str
   const closed = once(child, 'close') as Promise<[null | number, NodeJS.Signals | null]>
   return {...state, closed, output: () => state.output}
 }
+
+/**
+ * A container on the classic engine that runs `script` (sh) with `volume` at /data, without network. A script
+ * that traps TERM (`trap 'exit 0' TERM`) stops at once when the container is stopped.
+ */
+export async function runWithVolume(image: string, container: string, volume: string, script: string): Promise<void> {
+  await dockerCli('classic', [
+    'run',
+    '-d',
+    '--name',
+    container,
+    '--network',
+    'none',
+    '-v',
+    `${volume}:/data`,
+    image,
+    'sh',
+    '-c',
+    script,
+  ])
+}

@@ -9,6 +9,7 @@ import type {Readable} from 'node:stream'
 
 import {EngineError} from '@transship/kit'
 import {CONTENT_LIMIT} from '@transship/kit/archive'
+import {demuxFrames, type OutputFrame} from '@transship/kit/engine'
 import {decodeTarName, readTar, type TarEntry, type TarEntryType, type TarReadOptions} from '@transship/kit/tar'
 import {createHash} from 'node:crypto'
 
@@ -183,33 +184,6 @@ export async function inspectContainer(
   return engine.json<ContainerInspect>({path: `/containers/${id}/json`, signal})
 }
 
-/** One frame of a multiplexed stream: 0 stdin, 1 stdout, 2 stderr. */
-export interface Frame {
-  data: Buffer
-  stream: number
-}
-
-/**
- * Splits Docker's multiplexed stream (non-TTY logs, attach, exec): frames of an 8-byte header [stream, 0, 0, 0,
- * size as big-endian uint32] and `size` bytes, cut anywhere by the transport.
- * @yields each frame, whole
- */
-export async function* demuxFrames(source: AsyncIterable<Buffer | string | Uint8Array>): AsyncGenerator<Frame> {
-  let pending = Buffer.alloc(0)
-  for await (const chunk of source) {
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk)
-    pending = pending.length === 0 ? bytes : Buffer.concat([pending, bytes])
-    while (pending.length >= 8) {
-      const size = pending.readUInt32BE(4)
-      if (pending.length < 8 + size) break
-      const stream = pending[0] ?? 1
-      const data = pending.subarray(8, 8 + size)
-      pending = pending.subarray(8 + size)
-      yield {data, stream}
-    }
-  }
-}
-
 export interface Output {
   stderr: string
   stdout: string
@@ -223,7 +197,7 @@ export interface Output {
 export async function* outputFrames(
   source: AsyncIterable<Buffer | string | Uint8Array>,
   tty = false,
-): AsyncGenerator<Frame> {
+): AsyncGenerator<OutputFrame> {
   if (!tty) {
     yield* demuxFrames(source)
     return
