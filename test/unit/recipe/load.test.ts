@@ -341,7 +341,7 @@ describe('parseRecipe: more cases', () => {
   it('quotes keys that are not identifiers', () => {
     expect(parseFailure('version: 1\nhosts:\n  "a b": {}\n  "1x": { nope: 1 }\n')).toEqual([
       'r.yaml:3:3 hosts["a b"]: host names use lowercase letters, digits, ".", "_" and "-", and start with a letter or digit',
-      'r.yaml:4:11 hosts["1x"].nope: unknown key "nope" (allowed: acceptNewHostKey, description, engine, identityFile, knownHosts, ssh)',
+      'r.yaml:4:11 hosts["1x"].nope: unknown key "nope" (allowed: acceptNewHostKey, access, description, engine, helperImage, identityFile, knownHosts, ssh)',
     ])
   })
 
