@@ -205,8 +205,9 @@ describe('loadYamlFile', () => {
     await expect(loadYamlFile(join(dir, 'cfg.yaml'), {...spec, ...fileSpec})).resolves.toEqual({name: 'a'})
   })
 
+  // tests that write files do it in a directory of their own: the suggestions for missing files read `dir`
   it('names the file in its issues', async () => {
-    const file = join(dir, 'bad.yaml')
+    const file = join(await mkdtemp(join(dir, 'own-')), 'bad.yaml')
     await writeFile(file, 'name: a\nprot: 1\n')
     const error = await loadYamlFile(file, {...spec, ...fileSpec}).catch((error_: unknown) => error_)
     expect(error).toBeInstanceOf(RecipeError)
@@ -257,7 +258,7 @@ describe('loadYamlFile', () => {
   })
 
   it('stops between its steps once the signal fires', async () => {
-    const file = join(dir, 'keys.yaml')
+    const file = join(await mkdtemp(join(dir, 'own-')), 'keys.yaml')
     await writeFile(file, `name: a\n${Array.from({length: 40_000}, (_, i) => `k${i}: 0\n`).join('')}`)
     const controller = new AbortController()
     const loading = loadYamlFile(file, {...spec, ...fileSpec}, {signal: controller.signal})
