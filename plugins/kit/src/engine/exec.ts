@@ -6,7 +6,6 @@
  */
 import type {Duplex} from 'node:stream'
 
-import {once} from 'node:events'
 import {PassThrough} from 'node:stream'
 import {setTimeout as sleep} from 'node:timers/promises'
 
@@ -96,7 +95,7 @@ export function execProcess(
         if (frame.stream === 2) {
           stderr = Buffer.concat([stderr, frame.data]).subarray(-STDERR_LIMIT)
         } else if (frame.stream === 1 && !readerGone && !stdout.write(frame.data)) {
-          await Promise.race([once(stdout, 'drain'), once(stdout, 'close')])
+          await drainedOrClosed(stdout)
         }
       }
     } catch (error) {
@@ -116,6 +115,23 @@ export function execProcess(
     stdout.destroy(error instanceof Error ? error : new Error(String(error)))
   })
   return {exit, stdin, stdout}
+}
+
+/**
+ * Resolves when `stream` drains or closes, and leaves no listener behind: a long output waits for drain many
+ * times, and listeners left by each wait would pile up.
+ */
+async function drainedOrClosed(stream: NodeJS.EventEmitter): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      stream.off('drain', done)
+      stream.off('close', done)
+      resolve()
+    }
+
+    stream.on('drain', done)
+    stream.on('close', done)
+  })
 }
 
 /** The exec's exit code, once the engine sees it exited (null when it does not within EXIT_WAIT_MS). */
