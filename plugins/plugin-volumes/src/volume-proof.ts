@@ -70,7 +70,7 @@ async function hashSome(end: VolumeEnd, manifest: VolumeManifest, paths: Set<str
   const hashes = await hashFiles(
     listingEnd(end),
     present.map((entry) => entry.path),
-    {signal},
+    {signal, sizes: new Map(present.map((entry) => [entry.path, entry.size]))},
   )
   return withDigests(manifest, hashes)
 }

@@ -25,6 +25,8 @@ export interface ListingEnd {
   hasher?: 'openssl' | 'sha256sum'
 }
 
+/** Files this large are piped to openssl (see sha256). */
+const PIPED_FILE = 8 * 1024 * 1024
 /** How many files one sha256sum is given (xargs -n). */
 const BATCH = 64
 /** zero bytes end every field of find's output: names may hold any other byte */
@@ -91,12 +93,14 @@ export async function listVolume(end: ListingEnd, options: {signal?: AbortSignal
 export async function hashFiles(
   end: ListingEnd,
   files: 'all' | string[],
-  options: {parallel?: number; signal?: AbortSignal} = {},
+  options: {parallel?: number; signal?: AbortSignal; sizes?: Map<string, number>} = {},
 ): Promise<Map<string, string>> {
   const {signal} = options
   signal?.throwIfAborted()
   const {aliases, jobs} =
-    files === 'all' ? await regularFiles(end, signal) : {aliases: new Map<string, string>(), jobs: unique(files)}
+    files === 'all'
+      ? await regularFiles(end, signal)
+      : {aliases: new Map<string, string>(), jobs: unique(files, options.sizes)}
   const hashes = jobs.length === 0 ? new Map<string, string>() : await sha256(end, jobs, options.parallel ?? 2, signal)
   for (const [path, leader] of aliases) {
     const hash = hashes.get(leader)
@@ -316,10 +320,16 @@ interface HashJob {
   path: string
   /** the bytes given to sha256sum (`./` and the raw name), as its output names them again */
   raw: Buffer
+  /** the file's size, when known */
+  size?: number
 }
 
-function unique(paths: string[]): HashJob[] {
-  return [...new Set(paths)].map((path) => ({path, raw: Buffer.concat([Buffer.from('./'), rawPath(path)])}))
+function unique(paths: string[], sizes?: Map<string, number>): HashJob[] {
+  return [...new Set(paths)].map((path) => ({
+    path,
+    raw: Buffer.concat([Buffer.from('./'), rawPath(path)]),
+    size: sizes?.get(path),
+  }))
 }
 
 /** Every regular file, one job per inode; the other paths of an inode are aliases of the first. */
@@ -330,7 +340,7 @@ async function regularFiles(
   const jobs: HashJob[] = []
   const aliases = new Map<string, string>()
   const leaders = new Map<string, string>()
-  const command = `cd ${shellQuote(end.root)} && LC_ALL=C find . -type f -printf '%D:%i:%n\\0%P\\0'`
+  const command = `cd ${shellQuote(end.root)} && LC_ALL=C find . -type f -printf '%D:%i:%n:%s\\0%P\\0'`
   await runTool(end, 'find', command, {signal}, async (stdout) => {
     let inode: string | undefined
     const splitter = new Splitter(NUL, (field) => {
@@ -340,10 +350,12 @@ async function regularFiles(
       }
 
       const path = normalise(decodeName(field))
-      const leader = inode.endsWith(':1') ? undefined : leaders.get(inode)
+      const [device, number, links, size] = inode.split(':')
+      const key = `${device}:${number}`
+      const leader = links === '1' ? undefined : leaders.get(key)
       if (leader === undefined) {
-        leaders.set(inode, path)
-        jobs.push({path, raw: Buffer.concat([Buffer.from('./'), field])})
+        leaders.set(key, path)
+        jobs.push({path, raw: Buffer.concat([Buffer.from('./'), field]), size: Number(size)})
       } else {
         aliases.set(path, leader)
       }
@@ -367,12 +379,37 @@ async function sha256(
   parallel: number,
   signal: AbortSignal | undefined,
 ): Promise<Map<string, string>> {
+  if (end.hasher !== 'openssl') return hashPool(end, jobs, parallel, 'batch', signal)
+  // openssl reads a file it is named in small pieces, and a large file's holes cost it seconds: large files are
+  // piped to it by cat, one at a time, alongside the batches of the others
+  const large = jobs.filter((job) => (job.size ?? 0) >= PIPED_FILE)
+  const small = jobs.filter((job) => (job.size ?? 0) < PIPED_FILE)
+  const pools: Array<Promise<Map<string, string>>> = []
+  if (small.length > 0) pools.push(hashPool(end, small, parallel, 'batch', signal))
+  if (large.length > 0) pools.push(hashPool(end, large, 1, 'piped', signal))
+  const hashes = new Map<string, string>()
+  for (const found of await Promise.all(pools)) for (const [path, hash] of found) hashes.set(path, hash)
+  return hashes
+}
+
+/** Hashes `jobs` with `parallel` processes, fed as they answer; `piped` hands openssl one file at a time through cat. */
+async function hashPool(
+  end: ListingEnd,
+  jobs: HashJob[],
+  parallel: number,
+  how: 'batch' | 'piped',
+  signal: AbortSignal | undefined,
+): Promise<Map<string, string>> {
   const hashes = new Map<string, string>()
   const workers = Math.max(1, Math.min(Math.floor(parallel), Math.ceil(jobs.length / BATCH)))
   let next = 0
   const openssl = end.hasher === 'openssl'
   const tool = openssl ? 'openssl' : 'sha256sum'
-  const command = `cd ${shellQuote(end.root)} && LC_ALL=C xargs -0 -r -n ${BATCH} ${openssl ? 'openssl dgst -sha256 -r' : 'sha256sum -z --'}`
+  const hasher =
+    how === 'piped'
+      ? `-n 1 sh -c 'cat -- "$1" | openssl dgst -sha256 -r' sh`
+      : `-n ${BATCH} ${openssl ? 'openssl dgst -sha256 -r' : 'sha256sum -z --'}`
+  const command = `cd ${shellQuote(end.root)} && LC_ALL=C xargs -0 -r ${hasher}`
 
   const worker = async (stdout: NodeJS.ReadableStream, stdin: NodeJS.WritableStream, both: AbortSignal) => {
     /** raw name (latin1) → the job given under it and not answered (sha256sum names its answers) */
