@@ -220,6 +220,16 @@ describe.skipIf(!canBuild)('a volume listed on its host', () => {
     expect(await hashFiles(end(tree), [])).toEqual(new Map())
   })
 
+  it('hashes with openssl as sha256sum does, large files piped to it, odd names included', async () => {
+    const openssl = {...end(tree), hasher: 'openssl' as const}
+    expect(await hashFiles(openssl, 'all')).toEqual(await hashFiles(end(tree), 'all'))
+    // the 10 MB sparse file goes through cat; the others in batches
+    const asked = ['sparse', 'new\nline', String.raw`caf\xE9`]
+    const sizes = new Map(listing.entries.map((entry) => [entry.path, entry.size]))
+    expect(sizes.get('sparse')).toBeGreaterThanOrEqual(8 * 1024 * 1024)
+    expect(await hashFiles(openssl, asked, {sizes})).toEqual(await hashFiles(end(tree), asked))
+  })
+
   it('fills in the digests of files only', async () => {
     const hashes = await hashFiles(end(tree), 'all')
     const manifest = withDigests(listing, hashes)
