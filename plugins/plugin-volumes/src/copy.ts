@@ -131,40 +131,21 @@ function wireOf(source: {end: VolumeEnd; host: Host}, destination: {end: VolumeE
 
 interface Sides {
   destination: VolumeEnd
-  destinationVolume: VolumeInfo
   source: VolumeEnd
   wire: 'none' | 'zstd'
 }
 
-/**
- * One pass of data. `full`: everything as one tar (the destination is empty). Else a sync from the two listings:
- * the hosts' rsync when both have it, else the changed entries as one tar.
- */
-async function pass(
-  sides: Sides,
-  how: {checksum?: boolean; full: boolean; sourceListing?: Promise<VolumeManifest>},
-  context: TransferContext,
-): Promise<PassReport & {sent: Sent['sent']}> {
+/** Everything as one tar stream (the destination is empty). */
+async function fullPass(sides: Sides, context: TransferContext): Promise<PassReport & {sent: Sent['sent']}> {
   const started = performance.now()
-  const source = {end: tarEndOf(sides.source, sides.wire), root: sides.source.root}
-  const destination = {end: tarEndOf(sides.destination, sides.wire), root: sides.destination.root}
-  let sent: Sent
-  if (how.full) {
-    sent = await sendAll(source, destination, context)
-  } else if (sides.source.tools.rsync && sides.destination.tools.rsync) {
-    sent = await sendByRsync(sides.source, sides.destination, {...context, checksum: how.checksum})
-  } else {
-    const read = (end: VolumeEnd) =>
-      how.checksum ? readSide(end, context.signal) : listVolume(listingEnd(end), {signal: context.signal})
-    const [wanted, present] = await Promise.all([how.sourceListing ?? read(sides.source), read(sides.destination)])
-    const delta = syncDelta(wanted, present)
-    context.log.info(
-      `sync: ${delta.files.length} files to send, ${delta.remove.length} entries to remove, of ${wanted.entries.length}`,
-    )
-    sent = await sendDelta(source, destination, delta, context)
-  }
-
+  const tar = (end: VolumeEnd) => ({end: tarEndOf(end, sides.wire), root: end.root})
+  const sent = await sendAll(tar(sides.source), tar(sides.destination), context)
   return {...sent, seconds: (performance.now() - started) / 1000}
+}
+
+/** One pass of data while the containers run (presync): everything into an empty destination, else a sync. */
+async function pass(sides: Sides, how: {full: boolean}, context: TransferContext) {
+  return how.full ? fullPass(sides, context) : (await syncPass(sides, {}, context)).sent
 }
 
 /**
@@ -189,7 +170,7 @@ async function passAndProve(
   early?.catch(() => {})
   let mark = performance.now()
   const {hash, manifests, sent} = how.full
-    ? {hash: 'all' as const, manifests: {source: early}, sent: await pass(sides, how, context)}
+    ? {hash: 'all' as const, manifests: {source: early}, sent: await fullPass(sides, context)}
     : await syncPass(sides, {checksum: how.checksum, early}, context)
   context.log.debug(`${sent.method} pass: ${elapsed(mark)}`)
   mark = performance.now()
@@ -373,7 +354,6 @@ async function copyBetween(
     log.warn(`${destinationName} on ${request.to} holds an unfinished copy: sending only what is missing`)
   const sides: Sides = {
     destination,
-    destinationVolume: opened.volume,
     source,
     wire: wireOf({end: source, host: sourceHost}, {end: destination, host: destinationHost}),
   }
@@ -399,7 +379,7 @@ async function copyBetween(
 
       if (request.presync && running.length > 0) {
         log.info(`presync: copying ${request.name} while ${running.map((user) => containerName(user)).join(', ')} run`)
-        const first = await pass(sides, {checksum: false, full: empty}, transfer)
+        const first = await pass(sides, {full: empty}, transfer)
         presync = {bytes: first.bytes, method: first.method, removed: first.removed, seconds: first.seconds}
         empty = false
         // what the presync wrote goes to disk now, not while the containers are stopped
