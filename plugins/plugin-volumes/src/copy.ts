@@ -17,7 +17,7 @@ import {sameEngine, shellQuote, UsageError} from '@transship/kit'
 import type {VolumeManifest} from './manifest/types.js'
 
 import {openVolumeEnd, type VolumeEnd} from './access/volume-end.js'
-import {emptyVolume, finishDestination, inspectAndMark} from './destination.js'
+import {emptyVolume, finishDestination, inspectAndMark, markIncomplete} from './destination.js'
 import {listVolume} from './manifest/host-listing.js'
 import {containerName, describeUsers, finishInterrupted, isActive, withStopped} from './quiesce.js'
 import {checkVolumeName} from './volume-name.js'
@@ -131,6 +131,8 @@ function wireOf(source: {end: VolumeEnd; host: Host}, destination: {end: VolumeE
 
 interface Sides {
   destination: VolumeEnd
+  /** marks the destination unfinished, once, before anything is written to it */
+  ensureMarked: () => Promise<void>
   source: VolumeEnd
   wire: 'none' | 'zstd'
 }
@@ -139,6 +141,7 @@ interface Sides {
 async function fullPass(sides: Sides, context: TransferContext): Promise<PassReport & {sent: Sent['sent']}> {
   const started = performance.now()
   const tar = (end: VolumeEnd) => ({end: tarEndOf(end, sides.wire), root: end.root})
+  await sides.ensureMarked()
   const sent = await sendAll(tar(sides.source), tar(sides.destination), context)
   return {...sent, seconds: (performance.now() - started) / 1000}
 }
@@ -221,6 +224,7 @@ async function syncPass(
     `sync: ${delta.files.length} files to send (${delta.bytes} bytes at most), ${delta.remove.length} entries to remove, of ${wanted.entries.length}, by ${METHOD_WORDS[method]}`,
   )
   const tar = (end: VolumeEnd) => ({end: tarEndOf(end, sides.wire), root: end.root})
+  await sides.ensureMarked()
   const sent =
     method === 'rsync'
       ? await sendByRsync(sides.source, sides.destination, {...context, checksum: how.checksum})
@@ -352,8 +356,14 @@ async function copyBetween(
   const mode = request.mode ?? 'create'
   if (unfinished && mode === 'create')
     log.warn(`${destinationName} on ${request.to} holds an unfinished copy: sending only what is missing`)
+  let {marked} = opened
   const sides: Sides = {
     destination,
+    async ensureMarked() {
+      if (marked) return
+      await markIncomplete(destination.shell, request.to, destination.root, signal)
+      marked = true
+    },
     source,
     wire: wireOf({end: source, host: sourceHost}, {end: destination, host: destinationHost}),
   }
@@ -396,7 +406,8 @@ async function copyBetween(
       )
       if (quiesce && running.length > 0) downtimeSeconds = (performance.now() - stoppedAt) / 1000
       const root = last.proof.source.entries.find((entry) => entry.path === '.')
-      await finishDestination(destination.shell, request.to, destination.root, root?.mtime, signal)
+      // nothing written (an equal volume synced): nothing to finish
+      if (marked) await finishDestination(destination.shell, request.to, destination.root, root?.mtime, signal)
       log.debug(`finished: ${elapsed(started)}`)
       return last
     },
@@ -485,8 +496,8 @@ async function openDestination(host: Host, like: VolumeInfo, request: VolumeCopy
 
   const mode = request.mode ?? 'create'
   // marked unfinished at once (in the same round trip), unless create is about to refuse it
-  const state = await inspectAndMark(end.shell, request.to, end.root, mode, signal)
-  if (!state.marked) {
+  const state = await inspectAndMark(end.shell, request.to, end.root, mode, signal, {deferOnData: mode === 'sync'})
+  if (!state.marked && mode === 'create') {
     await end.close()
     throw new UsageError(`${name} on ${request.to} is not empty: nothing was copied`, {
       code: 'VOLUME_NOT_EMPTY',

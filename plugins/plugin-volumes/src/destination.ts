@@ -31,7 +31,8 @@ function markCommand(root: string): string {
 /**
  * What the volume holds besides the marker (nothing, or something, and whether an earlier copy left it
  * unfinished), and in the same round trip the marker added, unless `create` will refuse the volume (it holds data
- * that no earlier copy left unfinished).
+ * that no earlier copy left unfinished) or the marking is deferred (`deferOnData`: a sync that may find nothing to
+ * write leaves a complete volume untouched).
  */
 export async function inspectAndMark(
   shell: RemoteShell,
@@ -39,13 +40,16 @@ export async function inspectAndMark(
   root: string,
   mode: 'create' | 'replace' | 'sync',
   signal: AbortSignal,
+  options: {deferOnData?: boolean} = {},
 ): Promise<{empty: boolean; marked: boolean; unfinished: boolean}> {
   const quoted = shellQuote(root)
   const command = [
     `first=$(find ${quoted} -mindepth 1 -maxdepth 1 ! -name ${shellQuote(INCOMPLETE_MARKER)} -print -quit) || exit 3`,
     `if [ -e ${quoted}/${INCOMPLETE_MARKER} ]; then u=unfinished; else u=finished; fi`,
     'if [ -n "$first" ]; then e=full; else e=empty; fi',
-    `if [ ${mode} != create ] || [ $e = empty ] || [ $u = unfinished ]; then ${markCommand(root)} || exit 4; m=marked; else m=unmarked; fi`,
+    // deferOnData: a complete volume with data is marked later, only when something is about to be written
+    `if [ ${options.deferOnData ? 'yes' : 'no'} = yes ] && [ $e = full ] && [ $u = finished ]; then m=unmarked;`,
+    `elif [ ${mode} != create ] || [ $e = empty ] || [ $u = unfinished ]; then ${markCommand(root)} || exit 4; m=marked; else m=unmarked; fi`,
     'echo "$e $u $m"',
   ].join('\n')
   const {code, stderr, stdout} = await shell.run(command, {signal})
@@ -59,6 +63,11 @@ export async function inspectAndMark(
   }
 
   return {empty: words[0] === 'empty', marked: words[2] === 'marked', unfinished: words[1] === 'unfinished'}
+}
+
+/** Marks the volume unfinished (keeping its root's time). */
+export async function markIncomplete(shell: RemoteShell, host: string, root: string, signal: AbortSignal) {
+  await mustRun(shell, host, markCommand(root), signal)
 }
 
 /** Removes everything in a volume but the unfinished marker. */
