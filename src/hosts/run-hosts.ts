@@ -2,7 +2,6 @@ import type {
   EngineClient,
   EngineFacts,
   Host,
-  HostAccess,
   HostDescription,
   HostEndpoint,
   Hosts,
@@ -15,6 +14,7 @@ import {statfs} from 'node:fs/promises'
 import path from 'node:path'
 
 import type {EngineEndpoint} from '../engine/endpoint.js'
+import type {HostSpec} from '../recipe/schema.js'
 import type {SshConnection} from '../ssh/connection.js'
 
 import {HttpEngineClient} from '../engine/client.js'
@@ -24,16 +24,8 @@ import {resolveSshTarget, type SshTarget} from '../ssh/config.js'
 import {SshPool} from '../ssh/pool.js'
 import {formatHostEndpoint, isOnThisMachine} from './host-endpoint.js'
 
-/** A host as a recipe (or a flag) declares it. */
-export interface HostSpec {
-  acceptNewHostKey?: boolean
-  access?: HostAccess
-  engine?: string
-  helperImage?: string
-  identityFile?: string
-  knownHosts?: string
-  ssh?: string
-}
+/** A host as a recipe (or a flag) declares it: the recipe schema's type, the one definition of its keys. */
+export type {HostSpec} from '../recipe/schema.js'
 
 export interface RunHostsOptions {
   /** accept (and record) unknown SSH host keys, as `StrictHostKeyChecking=accept-new` does */

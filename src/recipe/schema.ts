@@ -3,7 +3,7 @@
  * installed plugins provide. Every object is strict: an unknown key is an error, with a did-you-mean.
  * `recipeErrorMap` turns zod's issues into short messages written for people editing YAML.
  */
-import {ExitCode, type SectionProvider, TransshipError, UsageError} from '@transship/kit'
+import {ExitCode, HOST_ACCESSES, type SectionProvider, TransshipError, UsageError} from '@transship/kit'
 import {describeValue, expectedNoun, literal, REQUIRED_MESSAGE, unknownKeyMessage} from '@transship/kit/yaml'
 import {z} from 'zod'
 
@@ -195,7 +195,7 @@ export const hostSpecSchema = z
       .optional()
       .describe('trust and record the SSH host key on first connection when known_hosts has none (default false)'),
     access: z
-      .enum(['auto', 'root', 'sudo', 'engine'])
+      .enum(HOST_ACCESSES)
       .optional()
       .describe(
         'how volume data on this host is read and written: root (the SSH user is root), sudo (sudo -n, no password), engine (a helper container on its engine: for users of the docker group), or auto (default: the first of those that works)',

@@ -68,7 +68,9 @@ export type HostEndpoint =
  * `sudo -n`, or by a helper container on the host's engine (for users of the docker group); `auto` picks the
  * first that works, in that order.
  */
-export type HostAccess = 'auto' | 'engine' | 'root' | 'sudo'
+export const HOST_ACCESSES = ['auto', 'root', 'sudo', 'engine'] as const
+
+export type HostAccess = (typeof HOST_ACCESSES)[number]
 
 /** A host's data access as the recipe says it. */
 export interface HostAccessSpec {

@@ -16,7 +16,7 @@ import {sameEngine, shellQuote, UsageError} from '@transship/kit'
 
 import type {VolumeManifest} from './manifest/types.js'
 
-import {openVolumeEnd, type VolumeEnd} from './access/volume-end.js'
+import {accessOn, openVolumeEnd, type VolumeEnd} from './access/volume-end.js'
 import {emptyVolume, finishDestination, inspectAndMark, markIncomplete} from './destination.js'
 import {listVolume} from './manifest/host-listing.js'
 import {containerName, describeUsers, finishInterrupted, isActive, withStopped} from './quiesce.js'
@@ -117,10 +117,6 @@ export interface CopyContext {
   hosts: Hosts
   log: Logger
   signal: AbortSignal
-}
-
-function accessOf(host: Host, requested: HostAccess | undefined): HostAccess {
-  return requested ?? host.access?.mode ?? 'auto'
 }
 
 /** zstd on the wire when the data leaves this machine and both ends can (de)compress it. */
@@ -269,7 +265,7 @@ export async function copyVolume(request: VolumeCopyRequest, context: CopyContex
     )
   }
 
-  const accesses = [accessOf(sourceHost, request.access?.from), accessOf(destinationHost, request.access?.to)]
+  const accesses = [accessOn(sourceHost, request.access?.from), accessOn(destinationHost, request.access?.to)]
   if (request.helperImage !== undefined && !accesses.some((access) => access === 'engine' || access === 'auto')) {
     throw new UsageError(
       `a helper image is used by engine access only, and both hosts are reached as ${accesses.join(' and ')}`,
@@ -304,7 +300,7 @@ export async function copyVolume(request: VolumeCopyRequest, context: CopyContex
     }
 
     log.warn(
-      `${request.name} is in use by ${names} on ${request.from}: the copy may catch files mid-write, and then its proof fails (quiesce: stop avoids it)`,
+      `${request.name} is in use by ${names} on ${request.from}: the copy may catch files mid-write; what they change meanwhile is named and leaves the copy unverified (quiesce: stop avoids it)`,
     )
   }
 
@@ -312,8 +308,8 @@ export async function copyVolume(request: VolumeCopyRequest, context: CopyContex
   const destinationUsers = destinationSide.value
   log.debug(`hosts and volumes looked up: ${elapsed(started)}`)
   const source = await openVolumeEnd(sourceHost, sourceVolume, {
-    access: accessOf(sourceHost, request.access?.from),
-    helperImage: request.helperImage ?? sourceHost.access?.helperImage,
+    access: request.access?.from,
+    helperImage: request.helperImage,
     readOnly: true,
     signal,
   })
@@ -483,8 +479,8 @@ async function openDestination(host: Host, like: VolumeInfo, request: VolumeCopy
   let end: VolumeEnd
   try {
     end = await openVolumeEnd(host, volume, {
-      access: accessOf(host, request.access?.to),
-      helperImage: request.helperImage ?? host.access?.helperImage,
+      access: request.access?.to,
+      helperImage: request.helperImage,
       readOnly: false,
       signal,
     })

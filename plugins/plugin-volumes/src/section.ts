@@ -60,7 +60,6 @@ export const volumesSection: SectionProvider<VolumeSpec[]> = {
       const destinationName = spec.as ?? spec.name
       const {signal} = context
       const sides = async (hosts: Hosts, signal: AbortSignal): Promise<PlanSides> => ({
-        access: {},
         destination: {host: await hosts.host(spec.to, signal), name: destinationName},
         mode: spec.mode ?? 'create',
         signal,

@@ -4,7 +4,7 @@
  * end says how its data is reached and what that path cannot keep. (An `engine` end runs a helper container
  * for the time of the listing; it is removed after.)
  */
-import type {Host, HostAccess} from '@transship/kit'
+import type {Host} from '@transship/kit'
 
 import type {VolumeEnd} from './access/volume-end.js'
 import type {VolumeManifest} from './manifest/types.js'
@@ -31,7 +31,6 @@ export interface VolumeEstimate {
 }
 
 export interface PlanSides {
-  access: {from?: HostAccess; helperImage?: string; to?: HostAccess}
   destination: {host: Host; name: string}
   mode: 'create' | 'replace' | 'sync'
   signal: AbortSignal
@@ -42,18 +41,12 @@ async function openBoth(sides: PlanSides) {
   const {signal} = sides
   const sourceVolume = await requireVolume(sides.source.host.engine, sides.source.name, signal, {anyDriver: true})
   const destinationVolume = await inspectVolume(sides.destination.host.engine, sides.destination.name, signal)
-  const open = (host: Host, volume: typeof sourceVolume, access: HostAccess | undefined, readOnly: boolean) =>
-    openVolumeEnd(host, volume, {
-      access: access ?? host.access?.mode ?? 'auto',
-      helperImage: sides.access.helperImage ?? host.access?.helperImage,
-      readOnly,
-      signal,
-    })
-  const source = await open(sides.source.host, sourceVolume, sides.access.from, true)
+  // each host reached as its recipe says; read-only: the plan changes nothing at the destination either
+  const source = await openVolumeEnd(sides.source.host, sourceVolume, {readOnly: true, signal})
   let destination: undefined | VolumeEnd
   try {
-    // read-only: the plan changes nothing at the destination either
-    destination = destinationVolume && (await open(sides.destination.host, destinationVolume, sides.access.to, true))
+    destination =
+      destinationVolume && (await openVolumeEnd(sides.destination.host, destinationVolume, {readOnly: true, signal}))
   } catch (error) {
     await source.close()
     throw error

@@ -3,16 +3,12 @@
  * `sudo -n`, or in a helper container on the host's engine (for SSH users who may use the engine but are not
  * root, and for volumes of other drivers, which only the engine can mount). `auto` picks the first that works.
  */
-import {type Host, type RemoteShell, UsageError} from '@transship/kit'
+import {type Host, type HostAccess, type RemoteShell, UsageError} from '@transship/kit'
 import {engineShell} from '@transship/kit/engine'
 
 import {HELPER_ROOT, startHelper} from './helper-container.js'
 import {probeSudo, sudoRefusal, sudoShell} from './sudo-shell.js'
 import {parseTools, probeTools, TOOLS_PROBE, type VolumeTools} from './tools.js'
-
-export type VolumeAccess = 'auto' | 'engine' | 'root' | 'sudo'
-
-export const VOLUME_ACCESSES: readonly VolumeAccess[] = ['auto', 'root', 'sudo', 'engine']
 
 export const DEFAULT_HELPER_IMAGE = 'debian:bookworm-slim'
 
@@ -53,8 +49,9 @@ function onHostDisk(volume: VolumeRef): boolean {
 }
 
 export interface VolumeEndOptions {
-  access?: VolumeAccess
-  /** the image of the helper container (access engine); DEFAULT_HELPER_IMAGE when not given */
+  /** how the data is reached; default: the host's `access` (recipe), else auto */
+  access?: HostAccess
+  /** the image of the helper container (access engine); default: the host's `helperImage`, else DEFAULT_HELPER_IMAGE */
   helperImage?: string
   /** the end is only read: the helper mounts the volume read-only */
   readOnly: boolean
@@ -68,9 +65,14 @@ export interface VolumeEndOptions {
  * options), checks it before anything changes
  * (UsageError when it cannot work) and probes the tools there. Close the end when done.
  */
+/** The access to use on `host`: the one asked for, else the host's (recipe), else auto. */
+export function accessOn(host: Host, requested: HostAccess | undefined): HostAccess {
+  return requested ?? host.access?.mode ?? 'auto'
+}
+
 export async function openVolumeEnd(host: Host, volume: VolumeRef, options: VolumeEndOptions): Promise<VolumeEnd> {
   const {signal} = options
-  const requested = options.access ?? 'auto'
+  const requested = accessOn(host, options.access)
   const local = onHostDisk(volume)
   if (!local && (requested === 'root' || requested === 'sudo')) {
     const what =
@@ -166,7 +168,7 @@ function toolLimits(where: string, tools: VolumeTools): string[] {
 
 async function openEngineEnd(host: Host, volume: VolumeRef, options: VolumeEndOptions): Promise<VolumeEnd> {
   const {signal} = options
-  const image = options.helperImage ?? DEFAULT_HELPER_IMAGE
+  const image = options.helperImage ?? host.access?.helperImage ?? DEFAULT_HELPER_IMAGE
   const helper = await startHelper(host.engine, {image, readOnly: options.readOnly, signal, volume: volume.Name})
   const close = async (): Promise<void> => {
     signal?.removeEventListener('abort', onAbort)

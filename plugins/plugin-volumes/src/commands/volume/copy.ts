@@ -1,11 +1,10 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, openHosts, recipeHostFlags} from '@transship/kit'
+import {BaseCommand, HOST_ACCESSES, type HostAccess, openHosts, recipeHostFlags} from '@transship/kit'
 import {formatBytes} from '@transship/kit/ui'
 
 import {copyVolume, type VolumeCopyReport} from '../../copy.js'
 import {METHOD_WORDS} from '../../volume-transfer.js'
 
-const ACCESS = ['auto', 'root', 'sudo', 'engine'] as const
 
 function restarted(report: VolumeCopyReport): string {
   const all = [...report.stopped, ...report.stoppedAtDestination]
@@ -46,7 +45,7 @@ The destination is created like the source (driver, options, labels, the root's 
     }),
     'from-access': Flags.string({
       description: "How the source's data is reached (default: the host's access, else auto).",
-      options: ACCESS,
+      options: [...HOST_ACCESSES],
     }),
     from: Flags.string({default: 'local', description: 'Host that has the volume.'}),
     grace: Flags.integer({default: 10, description: 'Seconds containers get to stop (--quiesce stop).', min: 0}),
@@ -73,7 +72,7 @@ The destination is created like the source (driver, options, labels, the root's 
     to: Flags.string({description: 'Host to copy it to.', required: true}),
     'to-access': Flags.string({
       description: "How the destination's data is reached (default: the host's access, else auto).",
-      options: ACCESS,
+      options: [...HOST_ACCESSES],
     }),
   }
   static override summary = 'Copy a volume host to host, verified file by file.'
@@ -84,8 +83,8 @@ The destination is created like the source (driver, options, labels, the root's 
     const report = await copyVolume(
       {
         access: {
-          from: flags['from-access'] as (typeof ACCESS)[number] | undefined,
-          to: flags['to-access'] as (typeof ACCESS)[number] | undefined,
+          from: flags['from-access'] as HostAccess | undefined,
+          to: flags['to-access'] as HostAccess | undefined,
         },
         as: flags.as,
         checksum: flags.checksum,

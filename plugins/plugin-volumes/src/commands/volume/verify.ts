@@ -45,7 +45,6 @@ export default class VolumeVerify extends BaseCommand<typeof VolumeVerify> {
       ])
       try {
         const proof = await proveExisting({
-          access: {},
           destination: {host: on, name: this.args.name},
           mode: 'create',
           signal: this.signal,
