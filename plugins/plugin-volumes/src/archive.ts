@@ -17,7 +17,7 @@ import {type Readable, type Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
 import {archiveChecker} from './archive-check.js'
-import {emptyVolume, INCOMPLETE_MARKER, mustRun} from './destination.js'
+import {emptyVolume, finishDestination, INCOMPLETE_MARKER, markIncomplete} from './destination.js'
 import {compareManifests, formatDifferences} from './manifest/compare.js'
 import {manifestOfTar, manifestTap, type VolumeManifest} from './manifest/tar-manifest.js'
 import {containerName, describeUsers, finishInterrupted, isActive, withStopped} from './quiesce.js'
@@ -173,8 +173,7 @@ export async function importVolume(
           {Driver: 'local', Labels: {}, Mountpoint: '', Name: options.name, Options: {}},
           signal,
         )
-        const mountpoint = shellQuote(volume.Mountpoint)
-        await mustRun(shell, options.host, `touch ${mountpoint}/${INCOMPLETE_MARKER}`, signal)
+        await markIncomplete(shell, options.host, volume.Mountpoint, signal)
         if (options.mode === 'replace') await emptyVolume(shell, options.host, volume.Mountpoint, signal)
 
         const writer = writeTar(end, volume.Mountpoint, {signal})
@@ -227,12 +226,7 @@ export async function importVolume(
         }
 
         const root = expected.entries.find((entry) => entry.path === '.')
-        await mustRun(
-          shell,
-          options.host,
-          `rm -f ${mountpoint}/${INCOMPLETE_MARKER}${root ? ` && touch -m -d @${root.mtime} ${mountpoint}` : ''}`,
-          signal,
-        )
+        await finishDestination(shell, options.host, volume.Mountpoint, root?.mtime, signal)
         return {
           files: checked.entries.length,
           stopped: stopped.map((user) => containerName(user)),

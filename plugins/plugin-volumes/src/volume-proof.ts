@@ -37,7 +37,9 @@ function withLinkGroups(paths: Iterable<string>, manifest: VolumeManifest): stri
   for (const entry of manifest.entries) {
     const leader = entry.type === 'hardlink' ? entry.hardlinkOf : entry.path
     if (leader === undefined) continue
-    groups.set(leader, [...(groups.get(leader) ?? []), entry.path])
+    const group = groups.get(leader)
+    if (group) group.push(entry.path)
+    else groups.set(leader, [entry.path])
   }
 
   for (const members of groups.values()) {

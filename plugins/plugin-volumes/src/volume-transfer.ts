@@ -44,11 +44,8 @@ const DELTA_WORTHWHILE = 1024 * 1024
 export function syncMethod(delta: SyncDelta, present: VolumeManifest, rsync: boolean): TransferMethod {
   if (delta.send.length === 0 && delta.remove.length === 0) return 'none'
   if (!rsync) return 'files'
-  const sizes = new Map(delta.fileSizes)
   const before = new Map(present.entries.map((entry) => [entry.path, entry]))
-  const partial = delta.files.some(
-    (file) => (sizes.get(file) ?? 0) >= DELTA_WORTHWHILE && before.get(file)?.type === 'file',
-  )
+  const partial = delta.files.some((file) => file.size >= DELTA_WORTHWHILE && before.get(file.path)?.type === 'file')
   return partial ? 'rsync' : 'files'
 }
 
@@ -188,12 +185,10 @@ function nulList(paths: string[]): Buffer {
 export interface SyncDelta {
   /** entries to send, in the source's order (directories before their files, a hard link's target first) */
   send: string[]
-  /** files among them whose content differs or is new (the rest are directories, links, metadata) */
-  files: string[]
+  /** files among them whose content differs or is new (the rest are directories, links, metadata), with their sizes */
+  files: Array<{path: string; size: number}>
   /** logical bytes of those files */
   bytes: number
-  /** each of those files with its size */
-  fileSizes: Array<[string, number]>
   /** paths to remove from the destination */
   remove: string[]
 }
@@ -219,24 +214,18 @@ export function syncDelta(wanted: VolumeManifest, present: VolumeManifest): Sync
     }
   }
 
-  if (touched.size > 0 || remove.length > 0) {
-    for (const changed of [...touched, ...remove]) {
-      for (let parent = path.posix.dirname(changed); ; parent = path.posix.dirname(parent)) {
-        touched.add(parent === '' ? '.' : parent)
-        if (parent === '.' || parent === '/' || parent === '') break
-      }
+  for (const changed of [...touched, ...remove]) {
+    for (let parent = path.posix.dirname(changed); ; parent = path.posix.dirname(parent)) {
+      touched.add(parent === '' ? '.' : parent)
+      if (parent === '.' || parent === '/' || parent === '') break
     }
   }
 
   const send = wanted.entries.map((entry) => entry.path).filter((item) => touched.has(item))
-  const changedFiles = wanted.entries.filter((entry) => entry.type === 'file' && touched.has(entry.path))
-  return {
-    bytes: changedFiles.reduce((sum, entry) => sum + entry.size, 0),
-    fileSizes: changedFiles.map((entry) => [entry.path, entry.size]),
-    files: changedFiles.map((entry) => entry.path),
-    remove,
-    send,
-  }
+  const files = wanted.entries
+    .filter((entry) => entry.type === 'file' && touched.has(entry.path))
+    .map((entry) => ({path: entry.path, size: entry.size}))
+  return {bytes: files.reduce((sum, file) => sum + file.size, 0), files, remove, send}
 }
 
 async function removePaths(shell: RemoteShell, host: string, root: string, paths: string[], signal: AbortSignal) {
@@ -263,7 +252,7 @@ export async function sendDelta(
   const reader = readTar(source.end, source.root, {files: nulList(delta.send), raw: true, signal: context.signal})
   const writer = writeTar(destination.end, destination.root, {raw: true, signal: context.signal})
   const bytes = await pump(reader, writer, {from: source.end.host, to: destination}, context)
-  return {bytes, method: 'files', removed: delta.remove.length, sent: delta.files}
+  return {bytes, method: 'files', removed: delta.remove.length, sent: delta.files.map((file) => file.path)}
 }
 
 /** A sync by the hosts' own rsync, relayed through transship. */
@@ -272,11 +261,8 @@ export async function sendByRsync(
   destination: VolumeEnd,
   options: TransferContext & {checksum?: boolean},
 ): Promise<Sent> {
-  const result = await rsyncRelay(
-    {host: source.host, root: source.root, shell: source.shell},
-    {host: destination.host, root: destination.root, shell: destination.shell},
-    {checksum: options.checksum, exclude: [INCOMPLETE_MARKER], log: options.log, signal: options.signal},
-  )
+  const {checksum, log, signal} = options
+  const result = await rsyncRelay(source, destination, {checksum, exclude: [INCOMPLETE_MARKER], log, signal})
   options.log.info(
     `sync by the hosts' rsync: ${result.changed.length} entries changed, ${result.deleted.length} removed, ${result.bytesSent} bytes sent`,
   )
