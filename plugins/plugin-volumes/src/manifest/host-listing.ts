@@ -368,11 +368,7 @@ async function regularFiles(
   return {aliases, jobs}
 }
 
-/**
- * Hashes the jobs with `parallel` sha256sum pipelines, each its own process (their outputs never interleave),
- * fed BATCH files at a time while fewer than BATCH + 1 of its files are unanswered: each always has its next
- * batch in hand, and none is given more than it can finish soon.
- */
+/** Hashes the jobs: in batches, and with openssl the large files apart (see below); the first failure stops all. */
 async function sha256(
   end: ListingEnd,
   jobs: HashJob[],
@@ -384,15 +380,23 @@ async function sha256(
   // piped to it by cat, one at a time, alongside the batches of the others
   const large = jobs.filter((job) => (job.size ?? 0) >= PIPED_FILE)
   const small = jobs.filter((job) => (job.size ?? 0) < PIPED_FILE)
-  const pools: Array<Promise<Map<string, string>>> = []
-  if (small.length > 0) pools.push(hashPool(end, small, parallel, 'batch', signal))
-  if (large.length > 0) pools.push(hashPool(end, large, 1, 'piped', signal))
   const hashes = new Map<string, string>()
-  for (const found of await Promise.all(pools)) for (const [path, hash] of found) hashes.set(path, hash)
+  const pool = (some: HashJob[], workers: number, how: 'batch' | 'piped') => async (both: AbortSignal) => {
+    for (const [path, hash] of await hashPool(end, some, workers, how, both)) hashes.set(path, hash)
+  }
+
+  await together(signal, [
+    ...(small.length > 0 ? [pool(small, parallel, 'batch')] : []),
+    ...(large.length > 0 ? [pool(large, 1, 'piped')] : []),
+  ])
   return hashes
 }
 
-/** Hashes `jobs` with `parallel` processes, fed as they answer; `piped` hands openssl one file at a time through cat. */
+/**
+ * Hashes the jobs with `parallel` processes (sha256sum, or openssl given the files as `how` says), each its own
+ * process (their outputs never interleave), fed BATCH files at a time while fewer than BATCH + 1 of its files are
+ * unanswered: each always has its next batch in hand, and none is given more than it can finish soon.
+ */
 async function hashPool(
   end: ListingEnd,
   jobs: HashJob[],
