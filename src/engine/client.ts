@@ -119,16 +119,15 @@ export class HttpEngineClient implements EngineClient {
       })
       outgoing.once('response', (reply) => {
         signal?.removeEventListener('abort', onAbort)
-        readText(reply, ERROR_BODY_LIMIT)
-          .catch(() => '')
-          .then((text) => {
-            const status = reply.statusCode
-            const ok = status !== undefined && status >= 200 && status < 300
-            const message = ok
-              ? `the engine did not upgrade the connection of ${method} ${request.path} (HTTP ${status})`
-              : errorMessage(text) || `HTTP ${status} on ${method} ${request.path}`
-            reject(new EngineError(`${this.host}: ${message}`, {host: this.host, status}))
-          }, reject)
+        const status = reply.statusCode
+        if (status !== undefined && status >= 200 && status < 300) {
+          reply.resume()
+          const message = `the engine did not upgrade the connection of ${method} ${request.path} (HTTP ${status})`
+          reject(new EngineError(`${this.host}: ${message}`, {host: this.host, status}))
+          return
+        }
+
+        this.replyError(reply, method, request.path).then(reject, reject)
       })
       outgoing.once('error', (error) => {
         signal?.removeEventListener('abort', onAbort)
@@ -199,14 +198,16 @@ export class HttpEngineClient implements EngineClient {
       }
     })
     if (reply.statusCode !== undefined && reply.statusCode >= 200 && reply.statusCode < 300) return reply
+    throw await this.replyError(reply, method, request.path)
+  }
+
+  /** The engine's error reply as an EngineError: its message when the body has one, else the status. */
+  private async replyError(reply: IncomingMessage, method: string, path: string): Promise<EngineError> {
     const text = await readText(reply, ERROR_BODY_LIMIT).catch(() => '')
-    throw new EngineError(
-      `${this.host}: ${errorMessage(text) || `HTTP ${reply.statusCode} on ${method} ${request.path}`}`,
-      {
-        host: this.host,
-        status: reply.statusCode,
-      },
-    )
+    return new EngineError(`${this.host}: ${errorMessage(text) || `HTTP ${reply.statusCode} on ${method} ${path}`}`, {
+      host: this.host,
+      status: reply.statusCode,
+    })
   }
 
   private transportError(error: Error & {code?: string}, signal?: AbortSignal): Error {
