@@ -8,7 +8,7 @@ const ENGINES: EngineName[] = ['classic', 'remote', 'containerd']
 
 /** runs COMMAND on the bed's sshd as USER */
 function ssh(user: string, command: string) {
-  return run('ssh', sshArgs(user, command))
+  return run('ssh', sshArgs({user}, command))
 }
 
 describeE2E('test bed users and volume helper', (bed) => {

@@ -9,7 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {describe, expect, it} from 'vitest'
 
-import {describeE2E, dockerCli, type EngineName, run, tempHome} from '../helpers/testbed.js'
+import {describeE2E, dockerCli, type EngineName, run, sshArgs, tempHome} from '../helpers/testbed.js'
 
 interface Reply {
   body: string
@@ -107,40 +107,19 @@ describeE2E('test bed', (bed) => {
     expect(ids[0]).not.toBe(ids[1])
   })
 
-  const sshArgs = (knownHosts: string, ...command: string[]) => [
-    '-F',
-    'none',
-    '-i',
-    bed.ssh.identityFile,
-    '-o',
-    'IdentitiesOnly=yes',
-    '-o',
-    'BatchMode=yes',
-    '-o',
-    `UserKnownHostsFile=${knownHosts}`,
-    '-o',
-    'GlobalKnownHostsFile=/dev/null',
-    '-o',
-    'StrictHostKeyChecking=yes',
-    '-p',
-    String(bed.ssh.port),
-    `${bed.ssh.user}@${bed.ssh.host}`,
-    ...command,
-  ]
-
   it('sshd accepts the bed key with strict host-key checking', async () => {
-    const result = await run('ssh', sshArgs(bed.ssh.knownHosts, 'true'))
+    const result = await run('ssh', sshArgs({}, 'true'))
     expect(result.code, result.stderr).toBe(0)
   })
 
   it('sshd sessions see the remote engine as their default engine', async () => {
-    const result = await run('ssh', sshArgs(bed.ssh.knownHosts, 'echo $DOCKER_HOST'))
+    const result = await run('ssh', sshArgs({}, 'echo $DOCKER_HOST'))
     expect(result.code, result.stderr).toBe(0)
     expect(result.stdout.trim()).toBe(bed.engines[bed.ssh.engine].host)
   })
 
   it('ssh refuses the wrong host key', async () => {
-    const result = await run('ssh', sshArgs(bed.ssh.wrongKnownHosts, 'true'))
+    const result = await run('ssh', sshArgs({knownHosts: bed.ssh.wrongKnownHosts}, 'true'))
     expect(result.code).toBe(255)
     expect(result.stderr).toContain('REMOTE HOST IDENTIFICATION HAS CHANGED')
   })
@@ -213,7 +192,7 @@ describeE2E('test bed', (bed) => {
     const home = await tempHome({identity: true, sshConfig: 'Host bed\n  HostName 127.0.0.1\n'})
     try {
       // OpenSSH takes ~ from the password database, not from HOME, so name the files explicitly
-      const args = sshArgs(path.join(home.sshDir, 'known_hosts'), 'true')
+      const args = sshArgs({knownHosts: path.join(home.sshDir, 'known_hosts')}, 'true')
       args[args.indexOf(bed.ssh.identityFile)] = path.join(home.sshDir, 'id_ed25519')
       const result = await run('ssh', args)
       expect(result.code, result.stderr).toBe(0)

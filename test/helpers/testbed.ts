@@ -161,11 +161,13 @@ export async function tempHome(
 }
 
 /**
- * Arguments for the ssh CLI that log in to the bed's sshd as USER (the bed's client key, strict
- * host-key checking against the bed's known_hosts, no user or system ssh config) and run COMMAND.
+ * Arguments for the ssh CLI that log in to the bed's sshd (as the bed's user unless `user` says another), with the
+ * bed's client key, strict host-key checking against `knownHosts` (default: the bed's), no user or system ssh
+ * config, and run COMMAND.
  */
-export function sshArgs(user: string, ...command: string[]): string[] {
+export function sshArgs(options: {knownHosts?: string; user?: string}, ...command: string[]): string[] {
   const bed = requireTestbed()
+  const {knownHosts = bed.ssh.knownHosts, user = bed.ssh.user} = options
   return [
     '-F',
     'none',
@@ -176,7 +178,7 @@ export function sshArgs(user: string, ...command: string[]): string[] {
     '-o',
     'BatchMode=yes',
     '-o',
-    `UserKnownHostsFile=${bed.ssh.knownHosts}`,
+    `UserKnownHostsFile=${knownHosts}`,
     '-o',
     'GlobalKnownHostsFile=/dev/null',
     '-o',

@@ -1,6 +1,5 @@
 import {localShell, TransshipError} from '@transship/kit'
 import {execFileSync, spawn} from 'node:child_process'
-import {createHash} from 'node:crypto'
 import {
   chmodSync,
   chownSync,
@@ -16,6 +15,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {sha256Hex} from '../../../../test/helpers/digests.js'
 import {compareManifests, formatDifferences} from '../../src/manifest/compare.js'
 import {findTime, hashFiles, type ListingEnd, listVolume, withDigests} from '../../src/manifest/host-listing.js'
 import {
@@ -25,8 +25,8 @@ import {
   rawPath,
   type VolumeManifest,
 } from '../../src/manifest/tar-manifest.js'
+import {TAR_FLAGS} from '../helpers/gnu-tar.js'
 
-const TAR_FLAGS = ['--xattrs', '--xattrs-include=*', '--acls', '--sparse', '--numeric-owner', '--format=posix']
 /** a latin1 name: 'caf' and 0xE9, not valid UTF-8 */
 const LATIN1 = Buffer.from([0x63, 0x61, 0x66, 0xe9])
 const NANO_TIME = '@1700000000.123456789'
@@ -84,7 +84,7 @@ function expectSame(source: VolumeManifest, destination: VolumeManifest): void {
 }
 
 function sha256Of(file: Buffer | string): string {
-  return createHash('sha256').update(readFileSync(file)).digest('hex')
+  return sha256Hex(readFileSync(file))
 }
 
 /** A tree with one of everything a volume holds, odd names, xattrs and an ACL. */

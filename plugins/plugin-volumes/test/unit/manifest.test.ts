@@ -30,9 +30,9 @@ import {
   manifestTap,
   type VolumeManifest,
 } from '../../src/manifest/tar-manifest.js'
+import {TAR_FLAGS} from '../helpers/gnu-tar.js'
 import {referenceDigest} from '../helpers/reference-digest.js'
 
-const TAR_FLAGS = ['--xattrs', '--xattrs-include=*', '--acls', '--sparse', '--numeric-owner', '--format=posix']
 /** security.capability v2 granting cap_net_bind_service: binary, not valid UTF-8 */
 const CAPABILITY = Buffer.from('0100000200040000000000000000000000000000', 'hex')
 /** the same granting cap_chown */
